@@ -1,0 +1,73 @@
+# truto-lua: build, test and run the Truto groups module.
+#   make demo        create a group on the bundled mock and print it
+#   make test        the spec suite (installs what it needs first)
+#   make LUA=lua5.1  build for another Lua (lua5.1 lua5.2 lua5.3 lua5.4 luajit)
+# Everything else is listed by `make help`.
+
+LUA      ?= lua5.4
+BUILD    := build/$(LUA)
+CORE     := $(BUILD)/truto/core.so
+PREFIX   ?= /usr/local
+
+ifeq ($(LUA),luajit)
+  LUA_INC  := /usr/include/luajit-2.1
+  LUA_ABI  := 5.1
+else
+  LUA_INC  := /usr/include/$(LUA)
+  LUA_ABI  := $(patsubst lua%,%,$(LUA))
+endif
+
+CC       ?= gcc
+WARN     := -std=c99 -Wall -Wextra -Werror -pedantic -Wmissing-prototypes -Wshadow
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS := $(WARN) $(CFLAGS) -fPIC -D_POSIX_C_SOURCE=200809L -I$(LUA_INC) $(shell pkg-config --cflags libcurl 2>/dev/null)
+LDLIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl) -lm
+
+SRCS     := $(wildcard csrc/*.c)
+OBJS     := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))
+
+# What specs and the demo run with: this tree's Lua files and core.
+RUN_ENV  := LUA_PATH="lua/?.lua;./?.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
+
+.PHONY: all deps build test demo mock install uninstall lint clean help
+
+all: $(CORE)
+build: $(CORE)
+
+$(BUILD)/obj/%.o: csrc/%.c csrc/*.h | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(CORE): $(OBJS) | $(BUILD)/truto
+	$(CC) -shared $(ALL_CFLAGS) $(OBJS) -o $@ $(LDLIBS)
+
+$(BUILD)/obj $(BUILD)/truto:
+	mkdir -p $@
+
+deps:
+	@scripts/deps
+
+test: deps
+	$(MAKE) --no-print-directory $(CORE)
+	@$(RUN_ENV) LUA=$(LUA) scripts/run-specs $(SPECS)
+
+demo: deps
+	$(MAKE) --no-print-directory $(CORE)
+	@$(RUN_ENV) $(LUA) examples/demo.lua
+
+mock: deps
+	@$(RUN_ENV) mock/run
+
+lint: deps
+	luacheck lua spec mock bin examples
+
+install: $(CORE)
+	install -d $(DESTDIR)/usr/local/lib/lua/$(LUA_ABI)/truto $(DESTDIR)/usr/local/share/lua/$(LUA_ABI)/truto
+	install -m 644 $(CORE) $(DESTDIR)/usr/local/lib/lua/$(LUA_ABI)/truto/core.so
+	install -m 644 lua/truto.lua $(DESTDIR)/usr/local/share/lua/$(LUA_ABI)/truto.lua
+	install -m 644 lua/truto/*.lua $(DESTDIR)/usr/local/share/lua/$(LUA_ABI)/truto/
+
+clean:
+	rm -rf build
+
+help:
+	@sed -n '1,6p' Makefile

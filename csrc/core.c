@@ -1,0 +1,153 @@
+/*
+ * core.c - luaopen_truto_core: the C half of `truto`. Wires the pieces
+ * (request builder, response number fix-up, curl transport) into one module
+ * and holds the two values JSON needs: null and the array marker.
+ *
+ * No C globals that change (libcurl's one-time init aside); per-instance
+ * state lives in userdata.
+ */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "compat.h"
+#include "request.h"
+#include "transport_curl.h"
+
+/* core.now() -> seconds on a monotonic clock (for elapsed and deadlines) */
+static int core_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* core.sleep(seconds): the default wait between retries outside nginx */
+static int core_sleep(lua_State *L) {
+  lua_Number s = luaL_checknumber(L, 1);
+  struct timespec ts;
+  if (s <= 0 || s != s) return 0;
+  if (s > 86400) s = 86400;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  return 0;
+}
+
+/* core.uuid4() -> a random (version 4) UUID, from the kernel's CSPRNG */
+static int core_uuid4(lua_State *L) {
+  unsigned char b[16];
+  char out[37];
+  size_t got = 0;
+  static const char hex[] = "0123456789abcdef";
+  int i, j = 0;
+  while (got < sizeof b) {
+    ssize_t n = getrandom(b + got, sizeof b - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return luaL_error(L, "getrandom failed");
+    }
+    got += (size_t)n;
+  }
+  b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+  for (i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[j++] = '-';
+    out[j++] = hex[b[i] >> 4];
+    out[j++] = hex[b[i] & 15];
+  }
+  lua_pushlstring(L, out, 36);
+  return 1;
+}
+
+#if TRUTO_HAS_INTEGERS
+static void normalize_value(lua_State *L, int idx, int depth) {
+  if (depth > 1000 || !lua_checkstack(L, 3)) return;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int t = lua_type(L, -1);
+    if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+      lua_Number n = lua_tonumber(L, -1);
+      if (n == floor(n) && fabs(n) <= 9007199254740992.0) {
+        lua_pushvalue(L, -2);
+        lua_pushinteger(L, (lua_Integer)n);
+        lua_rawset(L, idx);
+      }
+    } else if (t == LUA_TTABLE) {
+      normalize_value(L, lua_gettop(L), depth + 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+#endif
+
+/*
+ * core.normalize(value) -> value
+ * lua-cjson 2.1.0 decodes every number as a float; this turns integral ones
+ * within +-2^53 back into integers, in place (Lua 5.3+; a no-op before).
+ */
+static int core_normalize(lua_State *L) {
+  lua_settop(L, 1);
+#if TRUTO_HAS_INTEGERS
+  if (lua_type(L, 1) == LUA_TTABLE) normalize_value(L, 1, 0);
+  else if (lua_type(L, 1) == LUA_TNUMBER && !lua_isinteger(L, 1)) {
+    lua_Number n = lua_tonumber(L, 1);
+    if (n == floor(n) && fabs(n) <= 9007199254740992.0) lua_pushinteger(L, (lua_Integer)n);
+  }
+#endif
+  return 1;
+}
+
+/* core.array(t) -> t, marked to encode as a JSON array (empty or not) */
+static int core_array(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  }
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+int luaopen_truto_core(lua_State *L);
+
+int luaopen_truto_core(lua_State *L) {
+  static const luaL_Reg plain[] = {
+    { "now", core_now },
+    { "sleep", core_sleep },
+    { "uuid4", core_uuid4 },
+    { "normalize", core_normalize },
+    { "curl", transport_curl_new },
+    { NULL, NULL }
+  };
+  static const luaL_Reg with_array_mt[] = {
+    { "endpoint", request_compile },
+    { "array", core_array },
+    { NULL, NULL }
+  };
+  transport_curl_open(L);
+  luaL_newlib(L, plain);
+
+  /* the array marker's metatable, shared by truto.array and the encoders */
+  lua_newtable(L);
+  lua_pushliteral(L, "array");
+  lua_setfield(L, -2, "__jsontype");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "array_mt");
+
+  lua_pushvalue(L, -1);
+  request_open(L);           /* consumes the copy as its upvalue */
+  luaL_setfuncs(L, with_array_mt, 1); /* consumes array_mt */
+
+  lua_pushlightuserdata(L, NULL);
+  lua_setfield(L, -2, "null");
+  lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+  lua_setfield(L, -2, "curl_version");
+  return 1;
+}

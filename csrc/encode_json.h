@@ -1,0 +1,21 @@
+/*
+ * encode_json.h - exact JSON for Lua values (the request body).
+ */
+#ifndef TRUTO_ENCODE_JSON_H
+#define TRUTO_ENCODE_JSON_H
+
+#include "walk.h"
+
+/*
+ * Appends the JSON of the value at `idx` to w->out: integers exact, floats
+ * shortest round-trip, object keys sorted bytewise, strings strict UTF-8
+ * with control characters escaped, truto.null as null, tables marked with
+ * truto.array's metatable as arrays even when empty. 0, or -1 with the
+ * error (naming the path) in w.
+ */
+int encode_json_value(walk *w, int idx);
+
+/* Appends a JSON string (checked and escaped). 0 or -1. */
+int encode_json_string(walk *w, const char *s, size_t n);
+
+#endif

@@ -1,0 +1,141 @@
+/*
+ * encode_query.c - query-string encoder. Everything outside the unreserved
+ * set (A-Z a-z 0-9 - . _ ~) is percent-encoded, brackets included, as both
+ * official SDKs do. Keys that would change the meaning of the bracket
+ * syntax are refused rather than silently escaped. Never raises.
+ */
+#include "encode_query.h"
+
+static const char HEX[] = "0123456789ABCDEF";
+
+static int unreserved(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+void query_add_escaped(strbuf *b, const char *s, size_t n) {
+  size_t i, run = 0;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    char e[3];
+    if (unreserved(c)) continue;
+    strbuf_add(b, s + run, i - run);
+    run = i + 1;
+    e[0] = '%'; e[1] = HEX[c >> 4]; e[2] = HEX[c & 15];
+    strbuf_add(b, e, 3);
+  }
+  strbuf_add(b, s + run, n - run);
+}
+
+static void start_pair(walk *w) {
+  if (w->out.len > 0) strbuf_addc(&w->out, '&');
+}
+
+void query_add_pair(walk *w, const char *key, size_t klen, const char *val, size_t vlen) {
+  start_pair(w);
+  query_add_escaped(&w->out, key, klen);
+  strbuf_addc(&w->out, '=');
+  query_add_escaped(&w->out, val, vlen);
+}
+
+int encode_query_scalar(walk *w, int idx) {
+  lua_State *L = w->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      if (walk_check_string(w, s, n) < 0) return -1;
+      query_add_escaped(&w->out, s, n);
+      return 0;
+    }
+    case LUA_TNUMBER: {
+      char buf[40];
+      size_t n;
+      if (walk_format_number(w, idx, buf, &n) < 0) return -1;
+      query_add_escaped(&w->out, buf, n);
+      return 0;
+    }
+    case LUA_TBOOLEAN:
+      strbuf_adds(&w->out, lua_toboolean(L, idx) ? "true" : "false");
+      return 0;
+    default:
+      return walk_fail(w, "is a %s, which a query string cannot carry", luaL_typename(L, idx));
+  }
+}
+
+/* A nested key must not contain what the bracket syntax or the query
+ * string itself would read as structure. */
+static int check_query_key(walk *w, const char *s, size_t n) {
+  size_t i;
+  if (n == 0) return walk_fail(w, "is an empty key");
+  if (walk_check_string(w, s, n) < 0) return -1;
+  for (i = 0; i < n; i++) {
+    char c = s[i];
+    if (c == '[' || c == ']' || c == '&' || c == '=' || c == '#' || c == '?' ||
+        (unsigned char)c < 0x20 || c == 0x7f)
+      return walk_fail(w, "key contains '%s', which query strings read as structure",
+                       c == '[' ? "[" : c == ']' ? "]" : c == '&' ? "&" : c == '=' ? "=" :
+                       c == '#' ? "#" : c == '?' ? "?" : "a control character");
+  }
+  return 0;
+}
+
+static void add_bracket(strbuf *prefix, const char *s, size_t n) {
+  strbuf_add(prefix, "%5B", 3);
+  query_add_escaped(prefix, s, n);
+  strbuf_add(prefix, "%5D", 3);
+}
+
+static int encode_query_table(walk *w, int idx, strbuf *prefix) {
+  lua_State *L = w->L;
+  int shape;
+  size_t first, count, i, mark = prefix->len;
+  if (walk_enter_table(w, idx, &shape, &first, &count) < 0) return -1;
+  if (shape == SHAPE_ARRAY) {
+    int indexed = 0;
+    for (i = 1; i <= count && !indexed; i++) {
+      lua_rawgeti(L, idx, (int)i);
+      indexed = lua_type(L, -1) == LUA_TTABLE;
+      lua_pop(L, 1);
+    }
+    for (i = 1; i <= count; i++) {
+      char num[24];
+      int n = snprintf(num, sizeof num, "%lu", (unsigned long)(i - 1));
+      if (indexed) add_bracket(prefix, num, (size_t)n);
+      else strbuf_add(prefix, "%5B%5D", 6);
+      lua_rawgeti(L, idx, (int)i);
+      walk_push_index(w, (long long)i);
+      if (encode_query_value(w, -1, prefix) < 0) { lua_pop(L, 1); return -1; }
+      walk_pop(w);
+      lua_pop(L, 1);
+      prefix->len = mark;
+    }
+  } else {
+    for (i = 0; i < count; i++) {
+      walk_key k = w->keys[first + i];
+      walk_push_key(w, k.s, k.len);
+      if (check_query_key(w, k.s, k.len) < 0) return -1;
+      add_bracket(prefix, k.s, k.len);
+      lua_pushlstring(L, k.s, k.len);
+      lua_rawget(L, idx);
+      if (encode_query_value(w, -1, prefix) < 0) { lua_pop(L, 1); return -1; }
+      lua_pop(L, 1);
+      walk_pop(w);
+      prefix->len = mark;
+    }
+  }
+  walk_leave_table(w, first);
+  return 0;
+}
+
+int encode_query_value(walk *w, int idx, strbuf *prefix) {
+  lua_State *L = w->L;
+  if (lua_type(L, idx) == LUA_TTABLE)
+    return encode_query_table(w, idx < 0 ? lua_gettop(L) + idx + 1 : idx, prefix);
+  if (lua_isnil(L, idx) || walk_is_null(L, idx)) return 0;
+  if (prefix->failed) return walk_fail(w, "out of memory");
+  start_pair(w);
+  strbuf_add(&w->out, prefix->data, prefix->len);
+  strbuf_addc(&w->out, '=');
+  return encode_query_scalar(w, idx);
+}

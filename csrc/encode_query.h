@@ -1,0 +1,26 @@
+/*
+ * encode_query.h - the query string, in the bracket syntax Truto documents.
+ */
+#ifndef TRUTO_ENCODE_QUERY_H
+#define TRUTO_ENCODE_QUERY_H
+
+#include "walk.h"
+
+/* Appends `sep` (if not first) and key=value, both percent-encoded. */
+void query_add_pair(walk *w, const char *key, size_t klen, const char *val, size_t vlen);
+
+/* Appends raw bytes percent-encoded outside the unreserved set. */
+void query_add_escaped(strbuf *b, const char *s, size_t n);
+
+/*
+ * Appends the value at `idx` under the already-escaped `prefix`:
+ * scalars as prefix=value, objects as prefix%5Bkey%5D..., arrays of scalars
+ * as prefix%5B%5D=v..., arrays holding tables as prefix%5B0%5D...;
+ * truto.null and empty tables are left out. 0, or -1 naming the path.
+ */
+int encode_query_value(walk *w, int idx, strbuf *prefix);
+
+/* Appends one scalar (string, number, boolean) escaped; 0 or -1. */
+int encode_query_scalar(walk *w, int idx);
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * walk.c - the shared half of the encoders (see walk.h): path tracking,
+ * error messages, table shape, UTF-8 and number rules. Must never raise
+ * except on memory exhaustion inside the Lua API itself.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "walk.h"
+
+void walk_init(walk *w) {
+  memset(w, 0, sizeof *w);
+  strbuf_init(&w->out);
+}
+
+void walk_free(walk *w) {
+  strbuf_free(&w->out);
+  free(w->keys);
+  w->keys = NULL;
+  w->keycap = 0;
+}
+
+void walk_begin(walk *w, lua_State *L, int array_mt, const char *root) {
+  w->L = L;
+  w->root = root;
+  strbuf_reset(&w->out);
+  w->depth = 0;
+  w->nkeys = 0;
+  w->array_mt = array_mt;
+  w->failed = 0;
+  w->field[0] = w->message[0] = '\0';
+}
+
+static int is_identifier(const char *s, size_t n) {
+  size_t i;
+  if (n == 0 || (s[0] >= '0' && s[0] <= '9')) return 0;
+  for (i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+      return 0;
+  }
+  return 1;
+}
+
+/* Writes the path as users read it: name.key[2]["odd key"]. */
+static void format_path(walk *w) {
+  size_t used = 0, cap = sizeof w->field;
+  int i;
+  w->field[0] = '\0';
+  if (w->depth == 0) {
+    snprintf(w->field, cap, "%s", w->root ? w->root : "value");
+    return;
+  }
+  for (i = 0; i < w->depth && used < cap - 1; i++) {
+    const walk_seg *s = &w->path[i];
+    int n;
+    if (s->key == NULL)
+      n = snprintf(w->field + used, cap - used, "[%lld]", s->index);
+    else if (is_identifier(s->key, s->klen))
+      n = snprintf(w->field + used, cap - used, "%s%.*s", i ? "." : "", (int)s->klen, s->key);
+    else {
+      /* quote odd keys; bytes that would garble a message are shown as ? */
+      char safe[64];
+      size_t j, k = 0;
+      for (j = 0; j < s->klen && k < sizeof safe - 4; j++) {
+        unsigned char c = (unsigned char)s->key[j];
+        safe[k++] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+      }
+      if (j < s->klen) { safe[k++] = '.'; safe[k++] = '.'; safe[k++] = '.'; }
+      safe[k] = '\0';
+      n = snprintf(w->field + used, cap - used, "[\"%s\"]", safe);
+    }
+    if (n < 0) break;
+    used += (size_t)n;
+  }
+  if (used >= cap) w->field[cap - 1] = '\0';
+}
+
+int walk_fail(walk *w, const char *fmt, ...) {
+  va_list ap;
+  char detail[WALK_ERR_SIZE / 2];
+  if (w->failed) return -1;
+  w->failed = 1;
+  format_path(w);
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  snprintf(w->message, sizeof w->message, "%s: %s", w->field, detail);
+  return -1;
+}
+
+int walk_fail_field(walk *w, const char *field, const char *fmt, ...) {
+  va_list ap;
+  char detail[WALK_ERR_SIZE / 2];
+  if (w->failed) return -1;
+  w->failed = 1;
+  snprintf(w->field, sizeof w->field, "%s", field);
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  snprintf(w->message, sizeof w->message, "%s: %s", field, detail);
+  return -1;
+}
+
+void walk_push_key(walk *w, const char *key, size_t len) {
+  walk_seg *s = &w->path[w->depth++];
+  s->key = key;
+  s->klen = len;
+  s->index = 0;
+}
+
+void walk_push_index(walk *w, long long index) {
+  walk_seg *s = &w->path[w->depth++];
+  s->key = NULL;
+  s->klen = 0;
+  s->index = index;
+}
+
+void walk_pop(walk *w) { w->depth--; }
+
+static int compare_keys(const void *a, const void *b) {
+  const walk_key *x = a, *y = b;
+  size_t n = x->len < y->len ? x->len : y->len;
+  int c = memcmp(x->s, y->s, n);
+  if (c != 0) return c;
+  return (x->len > y->len) - (x->len < y->len);
+}
+
+static int push_sort_key(walk *w, const char *s, size_t len) {
+  if (w->nkeys == w->keycap) {
+    size_t cap = w->keycap ? w->keycap * 2 : 32;
+    walk_key *k = realloc(w->keys, cap * sizeof *k);
+    if (k == NULL) return walk_fail(w, "out of memory");
+    w->keys = k;
+    w->keycap = cap;
+  }
+  w->keys[w->nkeys].s = s;
+  w->keys[w->nkeys].len = len;
+  w->nkeys++;
+  return 0;
+}
+
+/* An integer-valued table key >= 1, as arrays have; 0 otherwise. */
+static long long array_index(lua_State *L, int idx) {
+#if TRUTO_HAS_INTEGERS
+  if (lua_isinteger(L, idx)) {
+    lua_Integer i = lua_tointeger(L, idx);
+    return i >= 1 ? (long long)i : 0;
+  }
+  return 0;
+#else
+  lua_Number n = lua_tonumber(L, idx);
+  if (n >= 1 && n <= 9007199254740992.0 && n == floor(n)) return (long long)n;
+  return 0;
+#endif
+}
+
+int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count) {
+  lua_State *L = w->L;
+  size_t nstr = 0, nint = 0;
+  long long maxint = 0;
+  int marked = 0, i;
+  const void *self = lua_topointer(L, idx);
+
+  if (w->depth > WALK_MAX_DEPTH)
+    return walk_fail(w, "nested deeper than %d levels", WALK_MAX_DEPTH);
+  for (i = 0; i < w->depth; i++)
+    if (w->open[i] == self) return walk_fail(w, "table contains itself (a cycle)");
+  if (!lua_checkstack(L, 4)) return walk_fail(w, "out of Lua stack");
+  if (w->array_mt && lua_getmetatable(L, idx)) {
+    marked = lua_rawequal(L, -1, w->array_mt);
+    lua_pop(L, 1);
+  }
+
+  *first = w->nkeys;
+  lua_pushnil(L);
+  while (lua_next(L, idx < 0 ? idx - 1 : idx)) {
+    int kt = lua_type(L, -2);
+    lua_pop(L, 1);
+    if (kt == LUA_TSTRING) {
+      size_t len;
+      const char *s = lua_tolstring(L, -1, &len);
+      if (push_sort_key(w, s, len) < 0) { lua_pop(L, 1); w->nkeys = *first; return -1; }
+      nstr++;
+    } else {
+      long long k = kt == LUA_TNUMBER ? array_index(L, -1) : 0;
+      if (k == 0) {
+        lua_pop(L, 1);
+        w->nkeys = *first;
+        return walk_fail(w, "has a %s key; JSON objects need string keys and arrays 1..n",
+                         kt == LUA_TNUMBER ? "non-positive or fractional number" : lua_typename(L, kt));
+      }
+      nint++;
+      if (k > maxint) maxint = k;
+    }
+  }
+  if (nstr && nint) {
+    w->nkeys = *first;
+    return walk_fail(w, "mixes array items and string keys");
+  }
+  if (nint && (unsigned long long)maxint != nint) {
+    w->nkeys = *first;
+    return walk_fail(w, "is a sparse array (%lu items, largest index %lld); use truto.null for holes",
+                     (unsigned long)nint, maxint);
+  }
+  if (marked && nstr) {
+    w->nkeys = *first;
+    return walk_fail(w, "is marked truto.array but has string keys");
+  }
+  if (nint || marked) {
+    *shape = SHAPE_ARRAY;
+    *count = nint;
+  } else {
+    *shape = SHAPE_OBJECT;
+    *count = nstr;
+    if (nstr > 1) qsort(w->keys + *first, nstr, sizeof(walk_key), compare_keys);
+  }
+  w->open[w->depth] = self;
+  return 0;
+}
+
+void walk_leave_table(walk *w, size_t first) { w->nkeys = first; }
+
+int walk_check_string(walk *w, const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  while (p < end) {
+    unsigned c = *p;
+    size_t need;
+    unsigned cp, min;
+    if (c < 0x80) {
+      if (c == 0) return walk_fail(w, "contains a NUL byte at offset %lu", (unsigned long)(p - (const unsigned char *)s));
+      p++;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; min = 0x80; }
+    else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; min = 0x800; }
+    else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; min = 0x10000; }
+    else goto bad;
+    if ((size_t)(end - p) <= need) goto bad;
+    {
+      size_t i;
+      for (i = 1; i <= need; i++) {
+        if ((p[i] & 0xC0) != 0x80) goto bad;
+        cp = (cp << 6) | (p[i] & 0x3F);
+      }
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) goto bad;
+    p += need + 1;
+  }
+  return 0;
+bad:
+  return walk_fail(w, "is not valid UTF-8 (bad byte at offset %lu)", (unsigned long)(p - (const unsigned char *)s));
+}
+
+/* Shortest "%.Ng" that reads back as the same double. */
+static size_t format_double(double d, char *buf) {
+  int prec;
+  size_t n = 0, i;
+  for (prec = 15; prec <= 17; prec++) {
+    n = (size_t)snprintf(buf, 32, "%.*g", prec, d);
+    for (i = 0; i < n; i++)
+      if (buf[i] == ',') buf[i] = '.'; /* a locale with decimal commas */
+    if (strtod(buf, NULL) == d) break;
+  }
+  return n;
+}
+
+int walk_format_number(walk *w, int idx, char *buf, size_t *len) {
+  lua_State *L = w->L;
+  double d;
+#if TRUTO_HAS_INTEGERS
+  if (lua_isinteger(L, idx)) {
+    *len = (size_t)snprintf(buf, 32, "%lld", (long long)lua_tointeger(L, idx));
+    return 0;
+  }
+#endif
+  d = (double)lua_tonumber(L, idx);
+  if (d != d) return walk_fail(w, "is NaN, which JSON cannot carry");
+  if (d == HUGE_VAL || d == -HUGE_VAL) return walk_fail(w, "is infinite, which JSON cannot carry");
+#if !TRUTO_HAS_INTEGERS
+  /* Lua 5.1/LuaJIT: integral doubles that are exact read as integers */
+  if (d == floor(d) && fabs(d) <= 9007199254740992.0) {
+    *len = (size_t)snprintf(buf, 32, "%.0f", d);
+    if (strcmp(buf, "-0") == 0) { buf[0] = '0'; buf[1] = '\0'; *len = 1; }
+    return 0;
+  }
+#endif
+  *len = format_double(d, buf);
+#if TRUTO_HAS_INTEGERS
+  /* keep a float a float: 3.0 stays 3.0, not 3 */
+  if (strspn(buf, "-0123456789") == *len) {
+    buf[(*len)++] = '.';
+    buf[(*len)++] = '0';
+    buf[*len] = '\0';
+  }
+#endif
+  return 0;
+}
+
+int walk_is_null(lua_State *L, int idx) {
+  return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
+}

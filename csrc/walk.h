@@ -1,0 +1,79 @@
+/*
+ * walk.h - what the JSON and query encoders share: the walk state (output
+ * buffer, path of the value being encoded, cycle guard, key scratch), table
+ * classification, scalar checks and number formatting.
+ *
+ * Encoders never raise and never call back into Lua (raw access only, no
+ * metamethods): a bad value sets one error naming its path
+ * (`remote_data.a[3]`) and the walk unwinds with -1.
+ */
+#ifndef TRUTO_WALK_H
+#define TRUTO_WALK_H
+
+#include "compat.h"
+#include "strbuf.h"
+
+#define WALK_MAX_DEPTH 64      /* nesting below a top-level field */
+#define WALK_ERR_SIZE 1024
+
+typedef struct walk_seg {
+  const char *key;  /* NULL for an array index */
+  size_t klen;
+  long long index;  /* 1-based, as Lua users count */
+} walk_seg;
+
+typedef struct walk_key {
+  const char *s;
+  size_t len;
+} walk_key;
+
+typedef struct walk {
+  lua_State *L;
+  strbuf out;
+  int depth;
+  walk_seg path[WALK_MAX_DEPTH + 2];
+  const void *open[WALK_MAX_DEPTH + 2];  /* tables being walked: cycle guard */
+  walk_key *keys;                         /* stack of sorted object keys */
+  size_t nkeys, keycap;
+  int array_mt;                           /* stack index of truto.array's metatable, or 0 */
+  const char *root;                       /* names the value itself in errors (depth 0) */
+  char field[256];
+  char message[WALK_ERR_SIZE];
+  int failed;
+} walk;
+
+enum walk_shape { SHAPE_OBJECT, SHAPE_ARRAY };
+
+void walk_init(walk *w);
+void walk_free(walk *w);
+void walk_begin(walk *w, lua_State *L, int array_mt, const char *root);
+
+/* Records an error at the current path; always returns -1. */
+int walk_fail(walk *w, const char *fmt, ...);
+/* Records an error about a top-level field (no path below it). */
+int walk_fail_field(walk *w, const char *field, const char *fmt, ...);
+
+void walk_push_key(walk *w, const char *key, size_t len);
+void walk_push_index(walk *w, long long index);
+void walk_pop(walk *w);
+
+/*
+ * Classifies the table at `idx`: an object (string keys, collected sorted
+ * onto w->keys from *first, *count of them) or an array (1..*count).
+ * Enters the table (cycle and depth guard); pair with walk_leave.
+ * Returns 0 or -1 (error recorded).
+ */
+int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count);
+void walk_leave_table(walk *w, size_t first);
+
+/* Checks a string is valid UTF-8 without NUL; 0 or -1 (error recorded). */
+int walk_check_string(walk *w, const char *s, size_t n);
+
+/* Formats the number at `idx` (integers exactly, floats shortest
+ * round-trip); 0 or -1 for NaN and infinities. */
+int walk_format_number(walk *w, int idx, char *buf, size_t *len);
+
+/* Is the value at idx JSON null (truto.null, a NULL light userdata)? */
+int walk_is_null(lua_State *L, int idx);
+
+#endif

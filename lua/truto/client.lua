@@ -1,0 +1,321 @@
+-- truto.client: a configured connection to Truto and the `groups` calls on
+-- it. Validates configuration and per-call options (from the OPTIONS table
+-- below, the one place they are described), builds the request with the C
+-- core, sends it through the client's transport with retries that cannot
+-- create a group twice, and shapes results and errors.
+--
+-- Must never: put the token in an error or a string it returns; retry a
+-- create that may have reached the server without an Idempotency-Key; block
+-- inside nginx (the ngx transport and ngx.sleep are chosen there).
+
+local core = require "truto.core"
+local errors = require "truto.errors"
+local response = require "truto.response"
+local schema = require "truto.schema"
+
+local M = {}
+M.VERSION = "0.1.0"
+
+local endpoint = core.endpoint(schema)
+local now, uuid4 = core.now, core.uuid4
+local interpret = response.interpret
+
+-- Every option, where it may be given, its type and default.
+--   client: accepted by truto.new; call: accepted in a call's options
+--   env: read when truto.new is not given the key
+M.OPTIONS = {
+  token = { client = true, type = "string", env = "TRUTO_API_TOKEN", header = true },
+  base_url = { client = true, type = "string", env = "TRUTO_BASE_URL",
+    default = "https://api.truto.one" },
+  integrated_account_id = { client = true, type = "string", env = "TRUTO_INTEGRATED_ACCOUNT_ID" },
+  user_agent = { client = true, type = "string", header = true },
+  ca_file = { client = true, type = "string" },
+  insecure = { client = true, type = "boolean", default = false },
+  proxy = { client = true, type = "string" },
+  transport = { client = true, type = "transport" },
+  sleep = { client = true, type = "function" },
+  on_retry = { client = true, type = "function" },
+  timeout = { client = true, call = true, type = "seconds", default = 30 },
+  connect_timeout = { client = true, call = true, type = "seconds", default = 10 },
+  stall_timeout = { client = true, call = true, type = "seconds" },
+  deadline = { client = true, call = true, type = "seconds" },
+  max_response_bytes = { client = true, call = true, type = "count", default = 64 * 1024 * 1024 },
+  max_retries = { client = true, call = true, type = "count", default = 3, zero = true },
+  retry_base = { client = true, call = true, type = "seconds", default = 0.5 },
+  retry_cap = { client = true, call = true, type = "seconds", default = 30 },
+  follow_redirects = { client = true, call = true, type = "boolean", default = false },
+  idempotency_key = { call = true, type = "key" },
+  headers = { call = true, type = "headers" },
+  sink = { call = true, type = "function" },
+}
+
+-- Headers the module owns; options.headers may not set them.
+local OWN_HEADERS = {
+  authorization = "use the client's token", ["content-type"] = "the body is always JSON",
+  accept = "responses are always JSON", ["idempotency-key"] = "use options.idempotency_key",
+  ["content-length"] = "computed from the body", host = "taken from base_url",
+  ["user-agent"] = "use the client's user_agent", expect = "never sent",
+  ["transfer-encoding"] = "computed from the body", connection = "managed by the transport",
+}
+
+local function bad(field, detail) return nil, errors.invalid(field, detail) end
+
+local function has_control(s) return s:find("[%z\1-\31\127]") ~= nil end
+
+local function is_number(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
+
+-- Checks one option value; returns the value to use or nil, err.
+local function check_option(name, spec, v)
+  local t = spec.type
+  if t == "string" then
+    if type(v) ~= "string" then return bad(name, "must be a string (got " .. type(v) .. ")") end
+    if spec.header and has_control(v) then
+      return bad(name, "must not contain control characters (CR, LF, NUL)")
+    end
+  elseif t == "boolean" or t == "function" then
+    if type(v) ~= t then return bad(name, "must be a " .. t .. " (got " .. type(v) .. ")") end
+  elseif t == "seconds" then
+    if not is_number(v) or v <= 0 then
+      return bad(name, "must be a positive number of seconds (got " .. tostring(v) .. ")")
+    end
+  elseif t == "count" then
+    if not is_number(v) or v % 1 ~= 0 or v < 0 or (v == 0 and not spec.zero) then
+      return bad(name, "must be a " .. (spec.zero and "non-negative" or "positive")
+        .. " whole number (got " .. tostring(v) .. ")")
+    end
+  elseif t == "transport" then
+    if v ~= "curl" and v ~= "ngx" and not (type(v) == "table" and type(v.request) == "function") then
+      return bad(name, "must be \"curl\", \"ngx\" or a table with a request method")
+    end
+  elseif t == "key" then
+    if v ~= false and type(v) ~= "string" then
+      return bad(name, "must be a string, or false to send none (got " .. type(v) .. ")")
+    end
+    if v then
+      if v == "" or #v > 255 then return bad(name, "must be 1 to 255 characters") end
+      if has_control(v) then return bad(name, "must not contain control characters (CR, LF, NUL)") end
+    end
+  elseif t == "headers" then
+    if type(v) ~= "table" then return bad(name, "must be a table of name = value (got " .. type(v) .. ")") end
+    local lines = {}
+    for k, val in pairs(v) do
+      local field = "headers." .. tostring(k)
+      if type(k) ~= "string" or k == "" or k:find("[^%w!#$%%&'*+%-.^_`|~]") then
+        return bad("headers", "has an invalid header name " .. string.format("%q", tostring(k)))
+      end
+      if OWN_HEADERS[k:lower()] then
+        return bad(field, "cannot be set here: " .. OWN_HEADERS[k:lower()])
+      end
+      if type(val) ~= "string" and type(val) ~= "number" then
+        return bad(field, "must be a string (got " .. type(val) .. ")")
+      end
+      val = tostring(val)
+      if has_control(val) then return bad(field, "must not contain control characters (CR, LF, NUL)") end
+      lines[#lines + 1] = k .. ": " .. val
+    end
+    table.sort(lines)
+    return lines
+  end
+  return v
+end
+
+local function in_nginx()
+  return rawget(_G, "ngx") ~= nil and type(ngx.get_phase) == "function"
+    and ngx.get_phase() ~= "init" and ngx.get_phase() ~= "init_worker"
+end
+
+local function open_transport(config)
+  local t = config.transport
+  if type(t) == "table" then return t end
+  if t == nil then t = in_nginx() and "ngx" or "curl" end
+  if t == "ngx" then return require("truto.transport.ngx").new(config) end
+  return require("truto.transport.curl").new(config)
+end
+
+local Client = {}
+Client.__index = Client
+
+Client.__tostring = function(c)
+  return "truto.client (" .. c.base_url .. (c.closed and ", closed" or "") .. ")"
+end
+
+-- M.new(config) -> client | nil, err
+function M.new(config)
+  if config == nil then config = {} end
+  if type(config) ~= "table" then return bad("config", "must be a table (got " .. type(config) .. ")") end
+  for k in pairs(config) do
+    local spec = M.OPTIONS[k]
+    if type(k) ~= "string" or not spec or not spec.client then
+      return bad(tostring(k), "is not a client option" .. (spec and " (give it per call)" or ""))
+    end
+  end
+  local c = {}
+  for name, spec in pairs(M.OPTIONS) do
+    if spec.client then
+      local v = config[name]
+      if v == nil and spec.env then
+        v = os.getenv(spec.env)
+        if v == "" then v = nil end
+      end
+      if v ~= nil then
+        local ok, err = check_option(name, spec, v)
+        if ok == nil then return nil, err end
+        v = ok
+      else
+        v = spec.default
+      end
+      c[name] = v
+    end
+  end
+  if not c.token or c.token == "" then
+    return bad("token", "is required (pass token = ... or set TRUTO_API_TOKEN)")
+  end
+  local base = c.base_url:gsub("/+$", "")
+  if not base:match("^https?://[^/%s?#]+[^%s?#]*$") then
+    return bad("base_url", "must be an http:// or https:// URL without query or fragment")
+  end
+  c.base_url = base
+  if c.integrated_account_id then
+    local ok, field, why = endpoint:build(nil, nil, c.integrated_account_id)
+    if not ok then return nil, errors.new("invalid_argument", why, { field = field }) end
+  end
+  local ok, transport = pcall(open_transport, c)
+  if not ok then return nil, errors.new("invalid_argument", "transport: " .. tostring(transport),
+    { field = "transport" }) end
+  c.transport = transport
+  c.headers = {
+    "Authorization: Bearer " .. c.token,
+    "Content-Type: application/json",
+    "Accept: application/json",
+    "User-Agent: truto-lua/" .. M.VERSION .. (c.user_agent and (" " .. c.user_agent) or ""),
+  }
+  c.sleep = c.sleep or (in_nginx() and ngx.sleep) or core.sleep
+  c.closed = false
+  local client = setmetatable(c, Client)
+  client.groups = {
+    create = function(body, query, options) return client:create_group(body, query, options) end,
+  }
+  return client
+end
+
+-- Resolves per-call options over the client's; returns a table or nil, err.
+local function call_options(c, options)
+  local o = {
+    timeout = c.timeout, connect_timeout = c.connect_timeout, stall_timeout = c.stall_timeout,
+    deadline = c.deadline, max_response_bytes = c.max_response_bytes,
+    max_retries = c.max_retries, retry_base = c.retry_base, retry_cap = c.retry_cap,
+    follow_redirects = c.follow_redirects,
+  }
+  if options == nil then return o end
+  if type(options) ~= "table" then return bad("options", "must be a table (got " .. type(options) .. ")") end
+  for k, v in pairs(options) do
+    local spec = M.OPTIONS[k]
+    if type(k) ~= "string" or not spec or not spec.call then
+      return bad(tostring(k), "is not a call option" .. (spec and " (set it on the client)" or ""))
+    end
+    local ok, err = check_option(k, spec, v)
+    if ok == nil then return nil, err end
+    o[k] = ok
+  end
+  return o
+end
+
+-- Why a failed attempt may be repeated without risking a second group.
+local function may_retry(err, sent, keyed)
+  if err.kind == "rate_limited" then return true end
+  if err.kind == "http" then return err.retryable end
+  if err.kind == "too_large" or err.kind == "tls" or err.kind == "decode" then return false end
+  -- connect, timeout, network: safe when nothing was sent, or with a key
+  return (not sent) or keyed
+end
+
+local function backoff(o, attempt)
+  local ceiling = math.min(o.retry_cap, o.retry_base * 2 ^ (attempt - 1))
+  return math.random() * ceiling
+end
+
+-- client:create_group(body, query, options) -> group, meta | nil, err
+function Client:create_group(body, query, options)
+  if self.closed then error("attempt to use a closed truto client", 2) end
+  local o, oerr = call_options(self, options)
+  if not o then return nil, oerr end
+  local target, json, why = endpoint:build(body, query, self.integrated_account_id)
+  if not target then
+    return nil, errors.new("invalid_argument", why, { field = json, retryable = false })
+  end
+
+  local key = o.idempotency_key
+  if key == nil then key = uuid4() end
+  local headers = { self.headers[1], self.headers[2], self.headers[3], self.headers[4] }
+  if key then headers[#headers + 1] = "Idempotency-Key: " .. key end
+  if o.headers then for i = 1, #o.headers do headers[#headers + 1] = o.headers[i] end end
+
+  local format = type(query) == "table" and query.truto_response_format or nil
+  local sink = o.sink
+  local req = {
+    method = schema.method, url = self.base_url .. target, headers = headers, body = json,
+    connect_timeout = o.connect_timeout, max_response_bytes = o.max_response_bytes,
+    stall_timeout = o.stall_timeout, sink = format == "stream" and sink or nil,
+    follow_redirects = o.follow_redirects,
+  }
+  local started = now()
+  local deadline_at = o.deadline and started + o.deadline
+  local attempt, token = 0, self.token
+  while true do
+    attempt = attempt + 1
+    local timeout = o.timeout
+    if deadline_at then timeout = math.min(timeout, math.max(deadline_at - now(), 0.001)) end
+    req.timeout = timeout
+    local status, rheaders, rbody, sent, which = self.transport:request(req)
+    local value, err
+    if status then
+      value, err = interpret(status, rheaders, rbody, format, req.sink ~= nil, key ~= false)
+      if value ~= nil then
+        local meta = { status = status, headers = rheaders, attempts = attempt,
+          idempotency_key = key or nil, elapsed = now() - started,
+          rate_limit = response.rate_limit(rheaders) }
+        return value, meta
+      end
+      sent = true
+    else
+      local kind, message = rheaders, rbody
+      if kind == "timeout" and which == "timeout" and deadline_at and timeout < o.timeout then
+        which = "deadline"
+      end
+      if kind == "tls" and self.insecure then
+        message = message .. " (insecure = true is set)"
+      end
+      err = errors.new(kind, message, { timeout = which })
+    end
+    err.attempts = attempt
+    err.retryable = may_retry(err, sent, key ~= false)
+    if not err.retryable or attempt > o.max_retries then
+      return nil, errors.redact(err, token)
+    end
+    local wait = err.retry_after or backoff(o, attempt)
+    if deadline_at and now() + wait >= deadline_at then
+      local e = errors.new("timeout", "deadline of " .. o.deadline .. "s reached after "
+        .. attempt .. " attempt(s); last error: " .. tostring(err.message),
+        { timeout = "deadline", attempts = attempt, cause = err, retryable = false,
+          status = err.status })
+      return nil, errors.redact(e, token)
+    end
+    if self.on_retry then
+      self.on_retry{ attempt = attempt, reason = err.kind .. (err.status and (" " .. err.status) or ""),
+        wait = wait, err = errors.redact(err, token), idempotency_key = key or nil }
+    end
+    if wait > 0 then self.sleep(wait) end
+  end
+end
+
+-- client:close(): releases the connection; idempotent. Later calls raise.
+function Client:close()
+  if not self.closed then
+    self.closed = true
+    if self.transport.close then self.transport:close() end
+  end
+end
+Client.__close = Client.close
+Client.__gc = Client.close
+
+return M

@@ -1,0 +1,35 @@
+-- truto.transport.curl: the default transport outside nginx. Adapts the C
+-- libcurl handle (csrc/transport_curl.c) to the transport contract every
+-- transport follows:
+--
+--   transport:request(req) -> status, headers, body
+--                           | nil, kind, message, sent, which_timeout
+--   req = { method, url, headers = { "Name: value", ... }, body, timeout,
+--           connect_timeout, max_response_bytes, stall_timeout, sink,
+--           follow_redirects }
+--   headers come back as a table with lower-case names. `sent` is false
+--   only when the request cannot have reached the server.
+--   transport:close() is idempotent.
+
+local core = require "truto.core"
+
+local M = {}
+M.__index = M
+
+function M.new(config)
+  local handle = core.curl{ ca_file = config.ca_file, insecure = config.insecure,
+    proxy = config.proxy }
+  return setmetatable({ handle = handle, name = "curl" }, M)
+end
+
+function M:request(req)
+  return self.handle:request(req.method, req.url, req.headers, req.body, req.timeout,
+    req.connect_timeout, req.max_response_bytes, req.stall_timeout, req.sink,
+    req.follow_redirects)
+end
+
+function M:close()
+  self.handle:close()
+end
+
+return M
