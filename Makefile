@@ -29,7 +29,7 @@ OBJS     := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))
 # What specs and the demo run with: this tree's Lua files and core.
 RUN_ENV  := LUA_PATH="lua/?.lua;./?.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
 
-.PHONY: all deps build test demo mock install uninstall lint clean help
+.PHONY: all deps build test test-all check fuzz bench demo mock install lint clean help
 
 all: $(CORE)
 build: $(CORE)
@@ -56,6 +56,23 @@ demo: deps
 
 mock: deps
 	@$(RUN_ENV) mock/run
+
+# The same suite on every Lua (issue: runs everywhere Lua runs).
+test-all: deps
+	@scripts/test-all
+
+# The suite under ASan+UBSan and under valgrind; fuzzers for a bounded time.
+check: deps
+	@scripts/check
+
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
+
+# Side-by-side benchmark against the alternatives (prints a table, writes CSV).
+bench: deps
+	$(MAKE) --no-print-directory $(CORE)
+	@$(RUN_ENV) bench/run
 
 lint: deps
 	luacheck lua spec mock bin examples

@@ -11,6 +11,7 @@
 local core = require "truto.core"
 local errors = require "truto.errors"
 local response = require "truto.response"
+local retry = require "truto.retry"
 local schema = require "truto.schema"
 
 local M = {}
@@ -220,20 +221,6 @@ local function call_options(c, options)
   return o
 end
 
--- Why a failed attempt may be repeated without risking a second group.
-local function may_retry(err, sent, keyed)
-  if err.kind == "rate_limited" then return true end
-  if err.kind == "http" then return err.retryable end
-  if err.kind == "too_large" or err.kind == "tls" or err.kind == "decode" then return false end
-  -- connect, timeout, network: safe when nothing was sent, or with a key
-  return (not sent) or keyed
-end
-
-local function backoff(o, attempt)
-  local ceiling = math.min(o.retry_cap, o.retry_base * 2 ^ (attempt - 1))
-  return math.random() * ceiling
-end
-
 -- client:create_group(body, query, options) -> group, meta | nil, err
 function Client:create_group(body, query, options)
   if self.closed then error("attempt to use a closed truto client", 2) end
@@ -288,11 +275,11 @@ function Client:create_group(body, query, options)
       err = errors.new(kind, message, { timeout = which })
     end
     err.attempts = attempt
-    err.retryable = may_retry(err, sent, key ~= false)
+    err.retryable = retry.may_retry(err, sent, key ~= false)
     if not err.retryable or attempt > o.max_retries then
       return nil, errors.redact(err, token)
     end
-    local wait = err.retry_after or backoff(o, attempt)
+    local wait = retry.wait(err, o, attempt)
     if deadline_at and now() + wait >= deadline_at then
       local e = errors.new("timeout", "deadline of " .. o.deadline .. "s reached after "
         .. attempt .. " attempt(s); last error: " .. tostring(err.message),
