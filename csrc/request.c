@@ -49,6 +49,7 @@ typedef struct endpoint {
   walk w;
   strbuf prefix;
   strbuf target;
+  strbuf json;
 } endpoint;
 
 /* ---- compiling the schema (may raise: a bad schema is our bug) ---- */
@@ -144,6 +145,7 @@ int request_compile(lua_State *L) {
   walk_init(&e->w);
   strbuf_init(&e->prefix);
   strbuf_init(&e->target);
+  strbuf_init(&e->json);
   luaL_getmetatable(L, ENDPOINT_MT);
   lua_setmetatable(L, -2);
   copy_string_field(L, 1, "path", e->path, sizeof e->path, 1);
@@ -159,6 +161,7 @@ static int endpoint_gc(lua_State *L) {
   walk_free(&e->w);
   strbuf_free(&e->prefix);
   strbuf_free(&e->target);
+  strbuf_free(&e->json);
   return 0;
 }
 
@@ -434,6 +437,10 @@ static int endpoint_build(lua_State *L) {
   walk *w = &e->w;
   w->L = L;
   lua_settop(L, 4);
+  /* the body first: its mistakes (a misplaced group_type) explain more */
+  if (build_body(w, e, 2) < 0 || w->out.failed) return push_failure(L, w);
+  strbuf_reset(&e->json);
+  strbuf_add(&e->json, w->out.data, w->out.len);
   if (build_query(w, e, 3, 4) < 0 || w->out.failed || e->prefix.failed) return push_failure(L, w);
   strbuf_reset(&e->target);
   strbuf_adds(&e->target, e->path);
@@ -441,10 +448,12 @@ static int endpoint_build(lua_State *L) {
     strbuf_addc(&e->target, '?');
     strbuf_add(&e->target, w->out.data, w->out.len);
   }
-  if (e->target.failed) return push_failure(L, w);
-  if (build_body(w, e, 2) < 0 || w->out.failed) return push_failure(L, w);
+  if (e->target.failed || e->json.failed) {
+    w->failed = 0;
+    return push_failure(L, w);
+  }
   lua_pushlstring(L, e->target.data, e->target.len);
-  lua_pushlstring(L, w->out.data, w->out.len);
+  lua_pushlstring(L, e->json.data, e->json.len);
   return 2;
 }
 
