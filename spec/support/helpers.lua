@@ -1,0 +1,40 @@
+-- spec.support.helpers: small shared pieces for the specs — decode what
+-- the mock received, compare JSON as data, split query strings, and run
+-- this tree's Lua in a subprocess with a chosen environment.
+-- Never talks to anything but the local mock.
+local cjson = require "cjson"
+
+local M = {}
+
+M.SEED_ACCOUNT = "62f44730-dd91-461e-bd6a-aedd9e0ad79d"
+
+-- The interpreter running the specs (scripts/run-specs exports LUA).
+M.LUA = os.getenv("LUA") or "lua5.4"
+
+M.has_integers = math.type ~= nil
+
+-- The raw query string's pairs, in order, as { "k=v", ... }.
+function M.pairs_of(query)
+  local out = {}
+  for part in (query or ""):gmatch("[^&]+") do out[#out + 1] = part end
+  return out
+end
+
+function M.decode(s) return cjson.decode(s) end
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
+M.shell_quote = shell_quote
+
+-- Runs `code` in a fresh interpreter with env (table) set; returns stdout
+-- and whether it exited 0.
+function M.run_lua(code, env)
+  local prefix = {}
+  for k, v in pairs(env or {}) do prefix[#prefix + 1] = k .. "=" .. shell_quote(v) end
+  local cmd = table.concat(prefix, " ") .. " " .. M.LUA .. " -e " .. shell_quote(code) .. " 2>&1"
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  local ok = p:close()
+  return out, ok == true or ok == 0
+end
+
+return M
