@@ -23,6 +23,7 @@ end
 
 local query_specs = by_name(schema.query)
 local body_specs = by_name(schema.body)
+local misplaced = schema.misplaced or {}
 
 local function contains(list, value)
   for _, item in ipairs(list) do
@@ -169,8 +170,8 @@ function validate.integration(integration_key, params, body)
       parts[#parts + 1] = "body fields " .. table.concat(missing_body, ", ")
     end
     local message = integration.label .. " requires " .. table.concat(parts, " and ")
-    local hints = misplaced_hints(missing_query, body, schema.misplaced.body)
-    for _, hint in ipairs(misplaced_hints(missing_body, params, schema.misplaced.query)) do
+    local hints = misplaced_hints(missing_query, body, misplaced.body or {})
+    for _, hint in ipairs(misplaced_hints(missing_body, params, misplaced.query or {})) do
       hints[#hints + 1] = hint
     end
     if #hints > 0 then

@@ -1,0 +1,555 @@
+-- Specs of the local Truto mock (mock/, spec/support/mock.lua), driven over
+-- HTTP with luasocket only: they must never use the truto module, so the
+-- mock can be trusted before the client it tests.
+-- Run: LUA_PATH="lua/?.lua;;" lua5.4 /usr/bin/busted spec/mock_spec.lua
+local socket = require "socket"
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local cjson = require "cjson"
+local schema = require "truto.schema"
+local mock = require "spec.support.mock"
+
+local TOKEN = "spec-token"
+
+describe("the Truto mock", function()
+  local m
+
+  setup(function()
+    m = mock.start { token = TOKEN }
+  end)
+
+  teardown(function()
+    if m then m:stop() end
+  end)
+
+  before_each(function()
+    m:reset()
+  end)
+
+  local function query_string(params)
+    local parts = {}
+    for _, pair in ipairs(params) do
+      parts[#parts + 1] = pair[1] .. "=" .. pair[2]
+    end
+    return table.concat(parts, "&")
+  end
+
+  -- POSTs to the API path. opts: query (raw string or list of {k, v}),
+  -- body (string or table), headers, token (false for none).
+  local function post(opts)
+    opts = opts or {}
+    local query = type(opts.query) == "table" and query_string(opts.query) or opts.query
+    local body = type(opts.body) == "table" and cjson.encode(opts.body) or opts.body or "{}"
+    local headers = { ["content-type"] = "application/json", ["content-length"] = #body }
+    if opts.token ~= false then
+      headers.authorization = "Bearer " .. (opts.token or TOKEN)
+    end
+    for k, v in pairs(opts.headers or {}) do
+      headers[k] = v
+    end
+    local chunks = {}
+    local ok, status, response_headers = http.request {
+      url = m.url .. (opts.path or schema.path) .. (query and "?" .. query or ""),
+      method = opts.method or "POST",
+      headers = headers,
+      source = ltn12.source.string(body),
+      sink = ltn12.sink.table(chunks),
+      create = function()
+        local c = socket.tcp()
+        c:settimeout(10)
+        return c
+      end,
+    }
+    assert(ok, status)
+    local text = table.concat(chunks)
+    local decoded_ok, decoded = pcall(cjson.decode, text)
+    return { status = status, headers = response_headers, text = text, json = decoded_ok and decoded or nil }
+  end
+
+  local function account_query(name, extra)
+    local params = { { "integrated_account_id", m.accounts[name] } }
+    for _, pair in ipairs(extra or {}) do
+      params[#params + 1] = pair
+    end
+    return params
+  end
+
+  -- Sends these exact bytes on a new connection and reads until it closes.
+  local function exchange(bytes, timeout)
+    local host, port = m.url:match("^http://([^:/]+):(%d+)")
+    local c = socket.tcp()
+    c:settimeout(timeout or 10)
+    assert(c:connect(host, tonumber(port)))
+    assert(c:send(bytes))
+    local data, err, partial = c:receive("*a")
+    c:close()
+    return data or partial, err
+  end
+
+  local function request_bytes(query, body, extra_headers)
+    return "POST " .. schema.path .. "?" .. query .. " HTTP/1.1\r\n"
+      .. "Host: 127.0.0.1\r\nAuthorization: Bearer " .. TOKEN .. "\r\n"
+      .. "Content-Type: application/json\r\n" .. (extra_headers or "")
+      .. "Content-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body
+  end
+
+  local function split_response(raw)
+    local head, body = raw:match("^(.-\r\n)\r\n(.*)$")
+    return head, body
+  end
+
+  -- The pieces of a chunked body, in order.
+  local function dechunk(body)
+    local pieces, pos = {}, 1
+    while true do
+      local size_hex, data_start = body:match("^(%x+)\r\n()", pos)
+      assert(size_hex, "not a chunked body at byte " .. pos)
+      local size = tonumber(size_hex, 16)
+      if size == 0 then
+        return pieces
+      end
+      pieces[#pieces + 1] = body:sub(data_start, data_start + size - 1)
+      pos = data_start + size + 2
+    end
+  end
+
+  local function keys_of(t)
+    local keys = {}
+    for k in pairs(t) do
+      keys[#keys + 1] = k
+    end
+    table.sort(keys)
+    return keys
+  end
+
+  local function sorted(list)
+    local copy = { table.unpack(list) }
+    table.sort(copy)
+    return copy
+  end
+
+  local coupa_create = function(extra, body)
+    return post { query = account_query("coupa", extra),
+                  body = body or { name = "Finance", description = "Money people" } }
+  end
+
+  describe("when refusing a request", function()
+    it("answers 401 with Truto's envelope without a token", function()
+      local r = post { query = account_query("coupa"), token = false }
+      assert.equal(401, r.status)
+      assert.same({ statusCode = 401, error = "Unauthorized", message = "Invalid API token" }, r.json)
+      assert.equal("application/json", r.headers["content-type"])
+    end)
+
+    it("answers 401 for a wrong token", function()
+      assert.equal(401, post { query = account_query("coupa"), token = "wrong" }.status)
+    end)
+
+    it("answers 400 with missing_required_query_parameters without integrated_account_id", function()
+      local r = post { body = { name = "x" } }
+      assert.equal(400, r.status)
+      assert.equal("Bad Request", r.json.error)
+      assert.same({ missing_required_query_parameters = { "integrated_account_id" } }, r.json.truto_error_insight)
+    end)
+
+    it("answers 404 for an unknown integrated account", function()
+      local r = post { query = "integrated_account_id=00000000-0000-4000-8000-00000000dead", body = { name = "x" } }
+      assert.equal(404, r.status)
+      assert.equal("Not Found", r.json.error)
+    end)
+
+    it("answers 405 for the read-only sandbox account and 503 for the blocked one", function()
+      assert.equal(405, post { query = account_query("coupa_sandbox"), body = { name = "x" } }.status)
+      assert.equal(503, post { query = account_query("coupa_blocked"), body = { name = "x" } }.status)
+    end)
+
+    it("answers 400 with missing_required_query_parameters when BlackLine gets no group_type", function()
+      local r = post { query = account_query("blackline"), body = { name = "Ops" } }
+      assert.equal(400, r.status)
+      assert.same({ missing_required_query_parameters = { "group_type" } }, r.json.truto_error_insight)
+    end)
+
+    it("points at a group_type sent in the body instead of the query", function()
+      local r = post { query = account_query("blackline"), body = { name = "Ops", group_type = "team" } }
+      assert.equal(400, r.status)
+      assert.matches(schema.misplaced.body.group_type, r.json.message, 1, true)
+    end)
+
+    it("answers 400 when BlackLine gets a group_type other than the allowed ones", function()
+      local r = post { query = account_query("blackline", { { "group_type", "department" } }), body = { name = "Ops" } }
+      assert.equal(400, r.status)
+      assert.matches("group_type", r.json.message)
+    end)
+
+    it("answers 400 with missing_required_body_fields when Jira gets no name", function()
+      local r = post { query = account_query("jira"), body = { description = "no name" } }
+      assert.equal(400, r.status)
+      assert.same({ missing_required_body_fields = { "name" } }, r.json.truto_error_insight)
+    end)
+
+    it("answers 400 when the body is not a JSON object", function()
+      assert.equal(400, coupa_create(nil, "[1,2]").status)
+      assert.equal(400, coupa_create(nil, "not json").status)
+      assert.equal(400, coupa_create(nil, '{"name":"x"} trailing').status)
+      assert.equal(400, coupa_create(nil, "").status)
+    end)
+
+    it("answers 400 for values outside the schema's enums and booleans", function()
+      assert.equal(400, coupa_create { { "group_type", "squad" } }.status)
+      assert.equal(400, coupa_create { { "truto_response_format", "xml" } }.status)
+      assert.equal(400, coupa_create { { "truto_ignore_remote_data", "yes" } }.status)
+      assert.equal(400, coupa_create { { "remote_query", "flat" } }.status)
+      assert.equal(400, coupa_create { { "truto_exclude_fields", "id" } }.status)
+      assert.equal(400, post { query = "integrated_account_id=not-a-uuid" }.status)
+      assert.equal(400, coupa_create(nil, { name = 42 }).status)
+    end)
+
+    it("ignores body keys it does not know", function()
+      assert.equal(201, coupa_create(nil, { name = "x", colour = "blue" }).status)
+    end)
+
+    it("answers 404 off the API path and 405 for another method", function()
+      assert.equal(404, post { path = "/unified/user-directory/users", query = account_query("coupa") }.status)
+      local r = post { method = "PUT", query = account_query("coupa") }
+      assert.equal(405, r.status)
+      assert.equal("POST", r.headers.allow)
+    end)
+  end)
+
+  describe("when creating a group", function()
+    it("answers 201 with a new id and Coupa's fields", function()
+      local r = coupa_create({ { "group_type", "team" } }, { name = "Finance", description = "Money people" })
+      assert.equal(201, r.status)
+      assert.equal("application/json", r.headers["content-type"])
+      local group = r.json
+      assert.is_string(group.id)
+      assert.equal("Finance", group.name)
+      assert.equal("Money people", group.description)
+      assert.equal("team", group.group_type)
+      local iso8601 = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
+      assert.matches(iso8601, group.created_at)
+      assert.matches(iso8601, group.updated_at)
+      assert.same({ id = group.id }, group.remote_data)
+      assert.equal(1, m:stats().created)
+    end)
+
+    it("answers each integration with exactly the fields its response lists, plus remote_data", function()
+      for key, integration in pairs(schema.integrations) do
+        local extra = {}
+        for _, name in ipairs(integration.query) do
+          local allowed = integration.allowed[name]
+          for _, spec in ipairs(schema.query) do
+            if spec.name == name then
+              extra[#extra + 1] = { name, (allowed or spec.values)[1] }
+            end
+          end
+        end
+        local r = post { query = account_query(key, extra), body = { name = "n", description = "d" } }
+        assert.equal(201, r.status, key .. ": " .. r.text)
+        local expected = { "remote_data", table.unpack(integration.response) }
+        assert.same(sorted(expected), keys_of(r.json), key)
+      end
+    end)
+
+    it("hands out a new id for every group", function()
+      assert.not_equal(coupa_create().json.id, coupa_create().json.id)
+      assert.same({ created = 2, requests = 2 }, m:stats())
+    end)
+
+    it("echoes the request's remote_data merged with the provider's id", function()
+      local r = coupa_create(nil, '{"name":"x","remote_data":{"cost_center":"CC-1","tags":[],"extra":{}}}')
+      assert.equal("CC-1", r.json.remote_data.cost_center)
+      assert.equal(r.json.id, r.json.remote_data.id)
+      assert.matches('"tags":%[%]', r.text)
+      assert.matches('"extra":{}', r.text)
+    end)
+
+    it("drops the fields truto_exclude_fields[] names", function()
+      local r = coupa_create { { "truto_exclude_fields%5B%5D", "description" },
+                               { "truto_exclude_fields%5B%5D", "created_at" } }
+      assert.equal(201, r.status)
+      assert.is_nil(r.json.description)
+      assert.is_nil(r.json.created_at)
+      assert.is_string(r.json.updated_at)
+    end)
+
+    it("drops the fields truto_exclude_fields[0] names", function()
+      local r = coupa_create { { "truto_exclude_fields[0]", "id" }, { "truto_exclude_fields%5B1%5D", "name" } }
+      assert.equal(201, r.status)
+      assert.is_nil(r.json.id)
+      assert.is_nil(r.json.name)
+      assert.equal("Money people", r.json.description)
+    end)
+
+    it("drops remote_data with truto_ignore_remote_data=true and keeps it with false", function()
+      assert.is_nil(coupa_create { { "truto_ignore_remote_data", "true" } }.json.remote_data)
+      assert.is_table(coupa_create { { "truto_ignore_remote_data", "false" } }.json.remote_data)
+    end)
+
+    it("accepts a nested, percent-encoded remote_query", function()
+      local r = coupa_create { { "remote_query%5Bfilter%5D%5Bstatus%5D", "active%20only" }, { "remote_query[x]", "1" } }
+      assert.equal(201, r.status)
+    end)
+
+    it("answers the provider's own shape with truto_response_format=raw", function()
+      local raw_query = account_query("blackline", { { "group_type", "team" }, { "truto_response_format", "raw" } })
+      local r = post { query = raw_query, body = { name = "Ops" } }
+      assert.equal(201, r.status)
+      assert.equal("Ops", r.json.groupName)
+      assert.is_string(r.json.groupId)
+      assert.is_nil(r.json.name)
+    end)
+
+    it("answers the unified shape with truto_response_format=normalized", function()
+      local r = coupa_create { { "truto_response_format", "normalized" } }
+      assert.equal(201, r.status)
+      assert.equal("Finance", r.json.name)
+    end)
+
+    it("streams the group in several chunks as application/octet-stream", function()
+      local query = "integrated_account_id=" .. m.accounts.coupa .. "&truto_response_format=stream"
+      local raw = exchange(request_bytes(query, '{"name":"Streamed"}'))
+      local head, body = split_response(raw)
+      assert.matches("^HTTP/1.1 201", head)
+      assert.matches("\r\nContent%-Type: application/octet%-stream\r\n", head)
+      assert.matches("\r\nTransfer%-Encoding: chunked\r\n", head)
+      local pieces = dechunk(body)
+      assert.is_true(#pieces >= 2)
+      assert.equal("Streamed", cjson.decode(table.concat(pieces)).name)
+    end)
+  end)
+
+  describe("with an Idempotency-Key", function()
+    it("replays the first answer exactly and creates nothing more", function()
+      local key = { ["idempotency-key"] = "key-1" }
+      local first = post { query = account_query("coupa"), body = { name = "Once" }, headers = key }
+      local again = post { query = account_query("coupa"), body = { name = "Once" }, headers = key }
+      assert.equal(201, again.status)
+      assert.equal(first.text, again.text)
+      assert.equal("true", again.headers["idempotent-replayed"])
+      assert.is_nil(first.headers["idempotent-replayed"])
+      for name, value in pairs(first.headers) do
+        if name ~= "date" then
+          assert.equal(value, again.headers[name], name)
+        end
+      end
+      assert.equal(1, m:stats().created)
+      local records = m:requests()
+      assert.equal("key-1", records[2].idempotency_key)
+      assert.is_true(records[2].replayed)
+      assert.is_nil(records[2].created)
+      assert.equal(first.json.id, records[1].created)
+    end)
+
+    it("creates again for a different key", function()
+      post { query = account_query("coupa"), body = { name = "a" }, headers = { ["idempotency-key"] = "k1" } }
+      post { query = account_query("coupa"), body = { name = "a" }, headers = { ["idempotency-key"] = "k2" } }
+      assert.equal(2, m:stats().created)
+    end)
+
+    it("replays a refusal too", function()
+      local key = { ["idempotency-key"] = "bad" }
+      local first = post { query = account_query("jira"), body = {}, headers = key }
+      local again = post { query = account_query("jira"), body = { name = "fixed" }, headers = key }
+      assert.equal(400, again.status)
+      assert.equal(first.text, again.text)
+    end)
+  end)
+
+  describe("rate-limit headers", function()
+    it("count down per token and start again after a reset", function()
+      local r1, r2 = coupa_create(), coupa_create()
+      assert.equal("110;w=10", r1.headers["ratelimit-limit"])
+      assert.equal("10", r1.headers["ratelimit-reset"])
+      assert.equal("109", r1.headers["ratelimit-remaining"])
+      assert.equal("108", r2.headers["ratelimit-remaining"])
+      assert.equal("109", post { query = account_query("coupa"), token = "other" }.headers["ratelimit-remaining"])
+      m:reset()
+      assert.equal("109", coupa_create().headers["ratelimit-remaining"])
+    end)
+  end)
+
+  describe("records", function()
+    it("keep the exact request line, query, raw header and body of every API request", function()
+      local query = "integrated_account_id=" .. m.accounts.coupa .. "&truto_exclude_fields%5B%5D=id&x=%2B+"
+      local body = '{"name":"R\\u00e9cord",  "description":"spaces kept"}'
+      local bytes = request_bytes(query, body, "X-Trace: abc\r\nIdempotency-Key: rec-1\r\n")
+      local raw = exchange(bytes)
+      assert.matches("^HTTP/1.1 201", raw)
+      local record = m:last()
+      assert.equal("POST " .. schema.path .. "?" .. query .. " HTTP/1.1", record.request_line)
+      assert.equal("POST", record.method)
+      assert.equal(schema.path, record.path)
+      assert.equal(query, record.query)
+      assert.equal(bytes:sub(1, #bytes - #body), record.raw_header)
+      assert.equal(body, record.body)
+      assert.equal("abc", record.headers["x-trace"])
+      assert.equal("Bearer " .. TOKEN, record.headers.authorization)
+      assert.equal("rec-1", record.idempotency_key)
+      assert.equal(201, record.status)
+      assert.is_string(record.created)
+    end)
+
+    it("include refused requests and leave out control requests", function()
+      post { query = account_query("coupa"), token = false }
+      post { path = "/elsewhere" }
+      m:stats()
+      local records = m:requests()
+      assert.equal(2, #records)
+      assert.equal(401, records[1].status)
+      assert.is_nil(records[1].created)
+      assert.equal("/elsewhere", records[2].path)
+      assert.same({ created = 0, requests = 2 }, m:stats())
+    end)
+  end)
+
+  describe("scripted steps", function()
+    it("answer exactly the status, headers and body given, still recording the request", function()
+      m:script { { status = 429, headers = { ["Retry-After"] = "2" }, body = "slow down" } }
+      local r = coupa_create()
+      assert.equal(429, r.status)
+      assert.equal("2", r.headers["retry-after"])
+      assert.equal("slow down", r.text)
+      assert.equal(429, m:last().status)
+      assert.equal(0, m:stats().created)
+    end)
+
+    it("encode a json value and give a status alone Truto's envelope", function()
+      m:script { { status = 409, json = { conflict = true } }, { status = 500 } }
+      local r = coupa_create()
+      assert.equal(409, r.status)
+      assert.same({ conflict = true }, r.json)
+      r = coupa_create()
+      assert.equal(500, r.status)
+      assert.equal(500, r.json.statusCode)
+      assert.equal("Internal Server Error", r.json.error)
+    end)
+
+    it("are consumed first in first out, then the normal behaviour applies", function()
+      m:script { { status = 502 } }
+      m:script { { status = 504 } }
+      assert.equal(502, coupa_create().status)
+      assert.equal(504, coupa_create().status)
+      assert.equal(201, coupa_create().status)
+    end)
+
+    it("delay the normal answer", function()
+      m:script { { delay = 0.4 } }
+      local started = socket.gettime()
+      local r = coupa_create()
+      assert.is_true(socket.gettime() - started >= 0.35)
+      assert.equal(201, r.status)
+      assert.equal(1, m:stats().created)
+    end)
+
+    it("send the given chunks with a delay between them", function()
+      m:script { { status = 200, chunks = { '{"a":', '1}' }, chunk_delay = 0.3 } }
+      local started = socket.gettime()
+      local raw = exchange(request_bytes("integrated_account_id=" .. m.accounts.coupa, "{}"))
+      assert.is_true(socket.gettime() - started >= 0.25)
+      local _, body = split_response(raw)
+      assert.same({ '{"a":', '1}' }, dechunk(body))
+    end)
+
+    it("cut the normal answer in pieces when chunks is a number", function()
+      m:script { { chunks = 4 } }
+      local raw = exchange(request_bytes("integrated_account_id=" .. m.accounts.coupa, '{"name":"Pieces"}'))
+      local head, body = split_response(raw)
+      assert.matches("^HTTP/1.1 201", head)
+      local pieces = dechunk(body)
+      assert.equal(4, #pieces)
+      assert.equal("Pieces", cjson.decode(table.concat(pieces)).name)
+      assert.equal(1, m:stats().created)
+    end)
+
+    it("close the connection after close_after bytes of an announced longer body", function()
+      m:script { { close_after = 5 } }
+      local raw = exchange(request_bytes("integrated_account_id=" .. m.accounts.coupa, '{"name":"Cut"}'))
+      local head, body = split_response(raw)
+      assert.matches("^HTTP/1.1 201", head)
+      local announced = tonumber(head:match("\r\nContent%-Length: (%d+)"))
+      assert.equal(5, #body)
+      assert.is_true(announced > 5)
+      assert.equal(0, m:stats().created)
+    end)
+
+    it("close the connection without any answer on reset", function()
+      m:script { { reset = true } }
+      local raw = exchange(request_bytes("integrated_account_id=" .. m.accounts.coupa, "{}"))
+      assert.equal("", raw)
+      assert.equal(1, #m:requests())
+      assert.is_nil(m:last().status)
+    end)
+
+    it("write raw bytes and close", function()
+      local bytes = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{not json"
+      m:script { { raw = bytes } }
+      assert.equal(bytes, exchange(request_bytes("integrated_account_id=" .. m.accounts.coupa, "{}")))
+      assert.equal(200, m:last().status)
+    end)
+
+    it("really create with create=true although the client sees a fault, and replay it", function()
+      m:script { { reset = true, create = true } }
+      local key = "Idempotency-Key: lost-1\r\n"
+      local raw = exchange(request_bytes("integrated_account_id=" .. m.accounts.coupa, '{"name":"Lost"}', key))
+      assert.equal("", raw)
+      assert.equal(1, m:stats().created)
+      local created_id = m:last().created
+      assert.is_string(created_id)
+      local r = post { query = account_query("coupa"), body = { name = "Lost" },
+                       headers = { ["idempotency-key"] = "lost-1" } }
+      assert.equal(201, r.status)
+      assert.equal(created_id, r.json.id)
+      assert.equal("true", r.headers["idempotent-replayed"])
+      assert.equal(1, m:stats().created)
+    end)
+
+    it("answer a valid JSON body of the given size", function()
+      m:script { { size = 100000 } }
+      local r = coupa_create()
+      assert.equal(200, r.status)
+      assert.equal(100000, #r.text)
+      assert.is_table(r.json)
+    end)
+
+    it("answer an HTML page like a load balancer's", function()
+      m:script { { html = true, status = 502 } }
+      local r = coupa_create()
+      assert.equal(502, r.status)
+      assert.matches("^text/html", r.headers["content-type"])
+      assert.matches("<title>502 Bad Gateway</title>", r.text)
+    end)
+
+    it("are refused with 400 when a field is unknown or of the wrong type", function()
+      local function script_status(text)
+        local _, status = http.request(m.url .. "/__mock/script", text)
+        return status
+      end
+      assert.equal(400, script_status('[{"stauts":500}]'))
+      assert.equal(400, script_status('[{"delay":"soon"}]'))
+      assert.equal(400, script_status('{"status":500}'))
+      assert.equal(200, script_status("[]"))
+    end)
+  end)
+end)
+
+describe("the mock's helper", function()
+  it("stops nginx and removes the temp dir it made", function()
+    local m = mock.start()
+    assert.equal("mock-token", m.token)
+    local pid = assert(io.open(m.dir .. "/nginx.pid")):read("*l")
+    m:stop()
+    assert.is_nil(io.open("/proc/" .. pid .. "/cmdline") and
+      io.open("/proc/" .. pid .. "/cmdline"):read("*a"):match("nginx"))
+    assert.is_nil(io.open(m.dir .. "/nginx.conf"))
+    m:stop()
+  end)
+
+  it("runs instances side by side on different ports", function()
+    local a, b = mock.start(), mock.start()
+    finally(function() a:stop() b:stop() end)
+    assert.not_equal(a.url, b.url)
+    a:script { { status = 500 } }
+    assert.same({ created = 0, requests = 0 }, b:stats())
+  end)
+end)

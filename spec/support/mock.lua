@@ -1,0 +1,153 @@
+-- spec.support.mock: starts the local Truto mock (mock/run) for busted
+-- specs and drives its control API (/__mock/).
+--
+--   local mock = require "spec.support.mock"
+--   local m = mock.start { token = "t" }     -- token optional (mock-token)
+--   m.url, m.token, m.dir, m.accounts.coupa   -- accounts: name -> id (mock/accounts.lua)
+--   m:script { { status = 429, headers = { ["Retry-After"] = "2" } } }
+--   m:requests(), m:last(), m:stats(), m:reset()
+--   m:stop()                                  -- in teardown; safe to call twice
+--
+-- Control calls raise on failure (they are spec plumbing). Never signal an
+-- nginx this helper did not start, and never delete a directory it did not
+-- make.
+local socket = require "socket"
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local cjson = require "cjson"
+
+local mock = {}
+
+local CONTROL_TIMEOUT = 10 -- seconds; scripted delays never apply to control calls
+
+local function shell_quote(text)
+  return "'" .. text:gsub("'", [['\'']]) .. "'"
+end
+
+-- The repository root (absolute): two levels above this file.
+local function repo_root()
+  local source = debug.getinfo(1, "S").source:gsub("^@", "")
+  local dir = source:gsub("spec/support/[^/]*$", "")
+  local pipe = assert(io.popen("cd " .. shell_quote(dir == "" and "." or dir) .. " && pwd -P"))
+  local root = pipe:read("*l")
+  pipe:close()
+  return assert(root, "cannot find the repository root from " .. source)
+end
+
+-- JSON null is nil in what the helper returns, so specs can assert.is_nil.
+local function without_nulls(value)
+  if type(value) ~= "table" then
+    return value
+  end
+  local copy = {}
+  for k, v in pairs(value) do
+    if v ~= cjson.null then
+      copy[k] = without_nulls(v)
+    end
+  end
+  return copy
+end
+
+local Mock = {}
+Mock.__index = Mock
+
+-- One control call; body is JSON text or nil. Returns the decoded answer.
+function Mock:control(method, path, body)
+  assert(not self.stopped, "the mock is stopped")
+  local chunks = {}
+  local ok, status = http.request {
+    url = self.url .. path,
+    method = method,
+    headers = body and { ["content-type"] = "application/json", ["content-length"] = #body } or nil,
+    source = body and ltn12.source.string(body) or nil,
+    sink = ltn12.sink.table(chunks),
+    create = function()
+      local connection = socket.tcp()
+      connection:settimeout(CONTROL_TIMEOUT)
+      return connection
+    end,
+  }
+  local text = table.concat(chunks)
+  if not ok or status ~= 200 then
+    error(("mock control %s %s failed: %s %s"):format(method, path, tostring(status), text), 3)
+  end
+  return cjson.decode(text)
+end
+
+-- The records of every API request since start or reset, in order.
+function Mock:requests()
+  local records = {}
+  for i, record in ipairs(self:control("GET", "/__mock/requests")) do
+    records[i] = without_nulls(record)
+  end
+  return records
+end
+
+-- The record of the last API request, or nil.
+function Mock:last()
+  local records = self:requests()
+  return records[#records]
+end
+
+-- Forgets records, scripted steps, idempotent replays and counters.
+function Mock:reset()
+  self:control("POST", "/__mock/reset")
+end
+
+-- Queues steps (see mock/control.lua); returns how many are queued now.
+function Mock:script(steps)
+  local body = #steps == 0 and "[]" or cjson.encode(steps)
+  return self:control("POST", "/__mock/script", body).queued
+end
+
+-- { created = groups really created, requests = API requests recorded }.
+function Mock:stats()
+  return self:control("GET", "/__mock/stats")
+end
+
+-- Stops nginx (and removes the temp dir the helper made). Safe to repeat.
+function Mock:stop()
+  if self.stopped then
+    return
+  end
+  self.stopped = true
+  os.execute(shell_quote(self.root .. "/mock/run") .. " stop " .. shell_quote(self.dir) .. " >/dev/null 2>&1")
+  if self.owns_dir and self.dir:match("/truto%-mock%.[%w]+$") then
+    os.execute("rm -rf -- " .. shell_quote(self.dir))
+  end
+end
+
+Mock.__gc = Mock.stop
+Mock.__close = Mock.stop
+
+-- Starts a mock. opts: token (default "mock-token"), dir (an instance dir
+-- to use and keep; default a new temp dir removed by stop).
+function mock.start(opts)
+  opts = opts or {}
+  local root = repo_root()
+  local accounts = {}
+  for _, account in ipairs(dofile(root .. "/mock/accounts.lua")) do
+    accounts[account.name] = account.id
+  end
+  local token = opts.token or "mock-token"
+  local command = "MOCK_TOKEN=" .. shell_quote(token) .. " " .. shell_quote(root .. "/mock/run")
+    .. " start" .. (opts.dir and " " .. shell_quote(opts.dir) or "") .. " 2>&1"
+  local pipe = assert(io.popen(command))
+  local output = pipe:read("*a")
+  pipe:close()
+  local url, dir = output:match("base_url=(%S+)"), output:match("dir=([^\n]+)")
+  if not (url and dir) then
+    error("mock/run start failed:\n" .. output, 2)
+  end
+  return setmetatable({
+    url = url,
+    token = token,
+    dir = dir,
+    accounts = accounts,
+    root = root,
+    owns_dir = opts.dir == nil,
+    stopped = false,
+  }, Mock)
+end
+
+return mock
