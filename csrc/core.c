@@ -1,6 +1,7 @@
 /*
  * core.c - luaopen_truto_core: the C half of `truto`. Wires the pieces
- * (request builder, response number fix-up, curl transport) into one module
+ * (request builder, response number fix-up, curl transport, HTTP response
+ * parser for the nginx transport) into one module
  * and holds the two values JSON needs: null and the array marker.
  *
  * No C globals that change (libcurl's one-time init aside); per-instance
@@ -15,6 +16,7 @@
 #include <time.h>
 
 #include "compat.h"
+#include "http_parse.h"
 #include "request.h"
 #include "transport_curl.h"
 
@@ -124,6 +126,9 @@ int luaopen_truto_core(lua_State *L) {
     { "uuid4", core_uuid4 },
     { "normalize", core_normalize },
     { "curl", transport_curl_new },
+    { "multi", transport_multi_new },
+    { "share", transport_share_new },
+    { "http_response", http_parse_new },
     { NULL, NULL }
   };
   static const luaL_Reg with_array_mt[] = {
@@ -132,6 +137,8 @@ int luaopen_truto_core(lua_State *L) {
     { NULL, NULL }
   };
   transport_curl_open(L);
+  transport_multi_open(L);
+  http_parse_open(L);
   luaL_newlib(L, plain);
 
   /* the array marker's metatable, shared by truto.array and the encoders */
