@@ -38,8 +38,7 @@ end
 
 local REDACTED = "[REDACTED]"
 
-local function scrub(s, secret)
-  if not secret or secret == "" then return s end
+local function scrub_one(s, secret)
   local i, out, start = 1, {}, 1
   while true do
     local a, b = string.find(s, secret, i, true)
@@ -53,26 +52,50 @@ local function scrub(s, secret)
   return table.concat(out)
 end
 
--- Returns v with every occurrence of `secret` in its string values (at any
--- depth; keys and `kind` are left alone) replaced, in place. Secrets
--- shorter than 4 bytes are not secrets worth garbling every message for.
-function M.redact(v, secret, seen)
+-- The forms a secret takes in what a server may echo: as is, and escaped
+-- the way JSON encoders write it ("/" as "\/", quotes and backslashes).
+local function secret_forms(secret)
+  local escaped = secret:gsub('[\\"]', "\\%0")
+  local forms = { secret }
+  if escaped ~= secret then forms[#forms + 1] = escaped end
+  local slashed = escaped:gsub("/", "\\/")
+  if slashed ~= escaped then forms[#forms + 1] = slashed end
+  return forms
+end
+
+local function scrub(s, forms)
+  for i = 1, #forms do s = scrub_one(s, forms[i]) end
+  return s
+end
+
+local function redact(v, forms, seen)
   local t = type(v)
-  if not secret or #secret < 4 then return v end
-  if t == "string" then return scrub(v, secret) end
+  if t == "string" then return scrub(v, forms) end
   if t ~= "table" then return v end
-  seen = seen or {}
-  if seen[v] then return seen[v] end
-  seen[v] = v
+  if seen[v] then return v end
+  seen[v] = true
   local changes = {}
   for k, val in pairs(v) do
-    if k ~= "kind" then
-      local nv = M.redact(val, secret, seen)
-      if nv ~= val then changes[#changes + 1] = { k, nv } end
-    end
+    local nk = k
+    if type(k) == "string" and k ~= "kind" then nk = scrub(k, forms) end
+    local nv = val
+    if k ~= "kind" then nv = redact(val, forms, seen) end
+    if nk ~= k or nv ~= val then changes[#changes + 1] = { k, nk, nv } end
   end
-  for _, c in ipairs(changes) do v[c[1]] = c[2] end
+  for _, c in ipairs(changes) do
+    v[c[1]] = nil
+    v[c[2]] = c[3]
+  end
   return v
+end
+
+-- Returns v with every occurrence of `secret` (as is or JSON-escaped) in
+-- its strings, keys included, at any depth (`kind` is left alone)
+-- replaced by "[REDACTED]", tables changed in place. Secrets shorter than
+-- 4 bytes are not secrets worth garbling every message for.
+function M.redact(v, secret)
+  if type(secret) ~= "string" or #secret < 4 then return v end
+  return redact(v, secret_forms(secret), {})
 end
 
 -- M.new(kind, message, fields) -> err. Fields are copied onto the error.

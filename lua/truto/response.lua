@@ -25,30 +25,62 @@ local REASONS = {
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
   Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 
--- Seconds from now that an HTTP date names (IMF-fixdate), or nil.
-local function seconds_until_date(s, now)
-  local d, mon, y, h, mi, sec = s:match("^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
-  if not d or not MONTHS[mon] then return nil end
-  -- days since the epoch, civil-from-days inverse (no os.time: it is local time)
+local WEEKDAYS = { Mon = true, Tue = true, Wed = true, Thu = true, Fri = true, Sat = true,
+  Sun = true, Monday = true, Tuesday = true, Wednesday = true, Thursday = true, Friday = true,
+  Saturday = true, Sunday = true }
+
+-- The fields of an HTTP date in any of the three forms RFC 9110 makes
+-- recipients accept: IMF-fixdate, RFC 850 and asctime. Returns day, month,
+-- year, hour, minute, second as strings, or nil.
+local function date_fields(s)
+  local wd, d, mon, y, h, mi, sec = s:match("^(%a+), (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if wd then return wd, d, mon, y, h, mi, sec end
+  wd, d, mon, y, h, mi, sec = s:match("^(%a+), (%d%d)%-(%a%a%a)%-(%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if wd then
+    -- two-digit years: RFC 9110 says read them as the nearest century
+    local yy = tonumber(y)
+    return wd, d, mon, tostring(yy < 70 and 2000 + yy or 1900 + yy), h, mi, sec
+  end
+  wd, mon, d, h, mi, sec, y = s:match("^(%a%a%a) (%a%a%a) ([ %d]%d) (%d%d):(%d%d):(%d%d) (%d%d%d%d)$")
+  if wd then return wd, (d:gsub(" ", "0")), mon, y, h, mi, sec end
+  return nil
+end
+
+-- Seconds since the epoch that an HTTP date names, or nil.
+function M.http_date(s)
+  local wd, d, mon, y, h, mi, sec = date_fields(s)
+  if not wd or not WEEKDAYS[wd] or not MONTHS[mon] then return nil end
   local yy, mm, dd = tonumber(y), MONTHS[mon], tonumber(d)
+  local hh, mn, ss = tonumber(h), tonumber(mi), tonumber(sec)
+  if dd < 1 or dd > 31 or hh > 23 or mn > 59 or ss > 60 then return nil end
+  -- days since the epoch (civil-from-days inverse; no os.time: it is local time)
   if mm <= 2 then yy = yy - 1 end
   local era = math.floor(yy / 400)
   local yoe = yy - era * 400
   local doy = math.floor((153 * (mm + (mm > 2 and -3 or 9)) + 2) / 5) + dd - 1
   local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
   local days = era * 146097 + doe - 719468
-  local t = days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+  return days * 86400 + hh * 3600 + mn * 60 + ss
+end
+
+-- Retry-After as seconds from now (delta-seconds or an HTTP date; a date in
+-- the past is 0), or nil when it is neither. `now`: seconds since the epoch
+-- (default os.time(), which is UTC-based on every POSIX system).
+function M.retry_after(value, now)
+  if type(value) ~= "string" then return nil end
+  value = value:match("^%s*(.-)%s*$")
+  if value:match("^%d+$") or value:match("^%d+%.%d+$") then return tonumber(value) end
+  local t = M.http_date(value)
+  if not t then return nil end
   local wait = t - (now or os.time())
   return wait > 0 and wait or 0
 end
 
--- Retry-After as seconds (delta-seconds or an HTTP date), or nil.
-function M.retry_after(value, now)
-  if type(value) ~= "string" then return nil end
-  value = value:match("^%s*(.-)%s*$")
-  if value:match("^%d+$") then return tonumber(value) end
-  if value:match("^%d+%.%d+$") then return tonumber(value) end
-  return seconds_until_date(value, now)
+-- The number a header value starts with (after `pattern`'s capture), or nil:
+-- a garbled header from a hostile server is ignored, never an error.
+local function leading_number(value, pattern)
+  local digits = type(value) == "string" and value:match(pattern)
+  return digits and tonumber(digits) or nil
 end
 
 -- { limit, remaining, reset [, window] } from ratelimit-* headers, or nil.
@@ -56,14 +88,12 @@ function M.rate_limit(headers)
   local limit, remaining, reset = headers["ratelimit-limit"], headers["ratelimit-remaining"],
     headers["ratelimit-reset"]
   if not (limit or remaining or reset) then return nil end
-  local rl = {}
-  if limit then
-    rl.limit = tonumber(limit:match("^%s*(%d+)"))
-    rl.window = tonumber(limit:match(";%s*w=(%d+)"))
-  end
-  if remaining then rl.remaining = tonumber(remaining:match("^%s*(%d+)")) end
-  if reset then rl.reset = tonumber(reset:match("^%s*(%d+%.?%d*)")) end
-  return rl
+  return {
+    limit = leading_number(limit, "^%s*(%d+)"),
+    window = leading_number(limit, ";%s*w=(%d+)"),
+    remaining = leading_number(remaining, "^%s*(%d+)"),
+    reset = leading_number(reset, "^%s*(%d+%.?%d*)"),
+  }
 end
 
 local function is_json(headers)
@@ -71,7 +101,10 @@ local function is_json(headers)
   return ct ~= nil and ct:lower():find("json", 1, true) ~= nil
 end
 
-local function snippet(body)
+-- The start of a body for a message. The secret is scrubbed before the
+-- cut, so a token the server echoed cannot survive half-cut.
+local function snippet(body, secret)
+  body = errors.redact(body, secret)
   if #body > 200 then return body:sub(1, 200) .. "..." end
   return body
 end
@@ -101,20 +134,22 @@ local function http_error(status, headers, body, keyed)
     fields.remote = envelope.truto_is_remote_error == true or nil
     fields.insight = envelope.truto_error_insight
   end
-  if status == 429 then
-    fields.retry_after = M.retry_after(headers["retry-after"])
-    if not fields.retry_after then
-      local rl = M.rate_limit(headers)
-      fields.retry_after = rl and rl.reset
-    end
+  -- the server's own word on when to come back, on any status it sends
+  -- one with (only 429 falls back to the rate-limit window's reset)
+  fields.retry_after = M.retry_after(headers["retry-after"])
+  if status == 429 and not fields.retry_after then
+    local rl = M.rate_limit(headers)
+    fields.retry_after = rl and rl.reset
   end
   return errors.new(status == 429 and "rate_limited" or "http", message, fields)
 end
 
--- M.interpret(status, headers, body, format, sank, keyed) -> value | nil, err
+-- M.interpret(status, headers, body, format, sank, keyed [, secret])
+--   -> value | nil, err
 -- format: the truto_response_format asked for (nil = unified); sank: the
--- body went to a sink.
-function M.interpret(status, headers, body, format, sank, keyed)
+-- body went to a sink; secret: the token, kept out of every message built
+-- here (the caller still redacts the whole error).
+function M.interpret(status, headers, body, format, sank, keyed, secret)
   if status < 200 or status > 299 then return nil, http_error(status, headers, body, keyed) end
   if format == "stream" then
     if sank then return true end
@@ -125,7 +160,7 @@ function M.interpret(status, headers, body, format, sank, keyed)
   if value == nil then
     if format == "raw" and not is_json(headers) then return body end
     return nil, errors.new("decode", "response is not valid JSON (" .. tostring(why) .. "): "
-      .. snippet(body), { status = status, body = body, headers = headers, retryable = false })
+      .. snippet(body, secret), { status = status, body = body, headers = headers, retryable = false })
   end
   return normalize(value)
 end

@@ -1,6 +1,15 @@
 -- truto.retry: the retry policy, shared by single creates and create_many.
 -- Pure functions: whether a failed attempt may be repeated without risking
--- a second group, and how long to wait first. Never sleeps itself.
+-- a second group, and how long to wait first. Never sleeps itself, never
+-- reads a clock (callers pass the time left), never looks at the token.
+--
+-- What is retried (README "Retries and failures" says the same):
+--   429                              always (nothing was created)
+--   500, 502, 504                    only with an Idempotency-Key
+--   connect failures                 always (nothing was sent)
+--   timeouts, resets after sending   only with an Idempotency-Key
+--   400 401 403 404 405 409 422 503, tls, decode, too_large, a sink that
+--   already received bytes           never
 
 local M = {}
 
@@ -25,6 +34,32 @@ function M.wait(err, o, attempt, random)
   if err.retry_after then return err.retry_after end
   local ceiling = math.min(o.retry_cap, o.retry_base * 2 ^ (attempt - 1))
   return (random or math.random)() * ceiling
+end
+
+-- M.plan(err, sent, keyed, o, attempt, time_left [, random])
+--   -> wait            retry after `wait` seconds
+--    | nil, why        stop; why is one of
+--        "not_retryable"  repeating could create twice, or cannot help
+--        "max_retries"    o.max_retries retries were made already
+--        "retry_after"    the server asks for a longer wait than o.retry_cap
+--        "deadline"       the wait would end past the caller's deadline
+-- `o` holds max_retries, retry_base, retry_cap; `time_left` is the seconds
+-- left before the deadline, or nil when there is none.
+function M.plan(err, sent, keyed, o, attempt, time_left, random)
+  if not M.may_retry(err, sent, keyed) then return nil, "not_retryable" end
+  if attempt > o.max_retries then return nil, "max_retries" end
+  if err.retry_after and err.retry_after > o.retry_cap then return nil, "retry_after" end
+  local wait = M.wait(err, o, attempt, random)
+  if time_left and wait >= time_left then return nil, "deadline" end
+  return wait
+end
+
+-- One word or two naming why an attempt failed, for on_retry and logs:
+-- "http 502", "rate_limited 429", "timeout (stall_timeout)", "network".
+function M.reason(err)
+  if err.status then return err.kind .. " " .. err.status end
+  if err.kind == "timeout" and err.timeout then return "timeout (" .. err.timeout .. ")" end
+  return err.kind
 end
 
 return M
