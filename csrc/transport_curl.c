@@ -1,199 +1,70 @@
 /*
- * transport_curl.c - sends one prepared request with libcurl and hands back
- * status, headers and body, or a failure classified for retries: which kind
- * (timeout, connect, tls, network, too_large) and whether the request may
- * have reached the server. Knows nothing of Truto: the request comes ready.
- *
- * Never longjmp through libcurl: the sink runs under lua_pcall, its error is
- * stashed, the transfer aborted, and the error raised after perform returns.
- * The lua_State is set per call, never kept. The token passes through here
- * only as a header line and never enters a message.
+ * transport_curl.c - the libcurl transports as Lua userdata:
+ *   core.share()        connection, DNS and TLS-session caches one client's
+ *                       handles share
+ *   core.curl(config)   one keep-alive easy handle: request() blocks until
+ *                       the answer (the default outside nginx)
+ * The exchange itself (callbacks, outcome mapping) is in transfer.c; the
+ * concurrent transport is transport_multi.c. Never used inside nginx: a
+ * blocking perform would stall the worker.
  */
-#include <curl/curl.h>
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
-#include "strbuf.h"
+#include "transfer.h"
 #include "transport_curl.h"
 
+typedef struct share {
+  CURLSH *sh;
+} share;
+
 typedef struct transport {
-  CURL *easy;
+  transfer t;
   int closed;
-  /* per call */
-  lua_State *L;
-  strbuf head, body;
-  size_t max_bytes;
-  int too_large;
-  int sink;          /* stack index of the sink function, or 0 */
-  int sink_failed;   /* sink raised: its error is on the stack top */
-  double stall_timeout, last_move;
-  curl_off_t last_bytes;
-  int stalled;
-  char errbuf[CURL_ERROR_SIZE];
+  int share_ref; /* keeps the share alive while this handle uses it */
 } transport;
 
-static double monotonic(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+/* ---- share ---- */
+
+static int share_gc(lua_State *L) {
+  share *s = (share *)luaL_checkudata(L, 1, SHARE_MT);
+  if (s->sh) curl_share_cleanup(s->sh);
+  s->sh = NULL;
+  return 0;
 }
+
+static int share_new(lua_State *L) {
+  share *s = (share *)lua_newuserdatauv(L, sizeof *s, 0);
+  s->sh = NULL;
+  luaL_getmetatable(L, SHARE_MT);
+  lua_setmetatable(L, -2);
+  s->sh = curl_share_init();
+  if (s->sh == NULL) return luaL_error(L, "curl_share_init failed");
+  curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+  return 1;
+}
+
+CURLSH *transport_share_from(lua_State *L, int config, int *ref) {
+  share *s;
+  *ref = LUA_NOREF;
+  if (!lua_istable(L, config)) return NULL;
+  lua_getfield(L, config, "share");
+  s = (share *)luaL_testudata(L, -1, SHARE_MT);
+  if (s == NULL || s->sh == NULL) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return s->sh;
+}
+
+/* ---- single requests ---- */
 
 static transport *check_open(lua_State *L) {
   transport *t = (transport *)luaL_checkudata(L, 1, CURL_TRANSPORT_MT);
   if (t->closed) luaL_error(L, "attempt to use a closed truto client");
   return t;
-}
-
-static long response_status(transport *t) {
-  long status = 0;
-  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-  return status;
-}
-
-static size_t on_header(char *data, size_t size, size_t n, void *ud) {
-  transport *t = (transport *)ud;
-  size_t len = size * n;
-  /* a new status line (after 100 Continue or a redirect) starts afresh */
-  if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) strbuf_reset(&t->head);
-  strbuf_add(&t->head, data, len);
-  if (t->head.failed) return 0;
-  if ((len == 2 && data[0] == '\r') || (len == 1 && data[0] == '\n')) {
-    curl_off_t expected = -1;
-    long status = response_status(t);
-    curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &expected);
-    if (status >= 200 && expected > 0 && (curl_off_t)t->max_bytes < expected) {
-      t->too_large = 1;
-      return 0; /* drop the connection now, do not read the body */
-    }
-  }
-  return len;
-}
-
-static size_t on_body(char *data, size_t size, size_t n, void *ud) {
-  transport *t = (transport *)ud;
-  size_t len = size * n;
-  if (t->sink) {
-    long status = response_status(t);
-    if (status >= 200 && status < 300) {
-      lua_State *L = t->L;
-      lua_pushvalue(L, t->sink);
-      lua_pushlstring(L, data, len);
-      if (lua_pcall(L, 1, 0, 0) != 0) {
-        t->sink_failed = 1;
-        return 0;
-      }
-      return len;
-    }
-  }
-  if (len > t->max_bytes - t->body.len || t->body.len > t->max_bytes) {
-    t->too_large = 1;
-    return 0;
-  }
-  strbuf_add(&t->body, data, len);
-  return t->body.failed ? 0 : len;
-}
-
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow) {
-  transport *t = (transport *)ud;
-  curl_off_t moved = dlnow + ulnow;
-  double now = monotonic();
-  (void)dltotal;
-  (void)ultotal;
-  if (moved != t->last_bytes) {
-    t->last_bytes = moved;
-    t->last_move = now;
-    return 0;
-  }
-  if (now - t->last_move > t->stall_timeout) {
-    t->stalled = 1;
-    return 1;
-  }
-  return 0;
-}
-
-/* Pushes the response headers as a table: lower-case names, trimmed
- * values, repeated names joined with ", ". */
-static void push_headers(lua_State *L, const strbuf *head) {
-  const char *p = head->data, *end = head->data + head->len;
-  lua_newtable(L);
-  /* skip the status line */
-  while (p < end && *p != '\n') p++;
-  if (p < end) p++;
-  while (p < end) {
-    const char *line = p, *eol, *colon, *v, *ve;
-    char name[128];
-    size_t nlen, i;
-    while (p < end && *p != '\n') p++;
-    eol = p;
-    if (p < end) p++;
-    colon = memchr(line, ':', (size_t)(eol - line));
-    if (colon == NULL) continue;
-    nlen = (size_t)(colon - line);
-    if (nlen == 0 || nlen >= sizeof name) continue;
-    for (i = 0; i < nlen; i++) {
-      char c = line[i];
-      name[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-    }
-    v = colon + 1;
-    ve = eol;
-    while (v < ve && (*v == ' ' || *v == '\t')) v++;
-    while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-    lua_pushlstring(L, name, nlen);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, -3);
-    if (lua_isstring(L, -1)) {
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, v, (size_t)(ve - v));
-      lua_concat(L, 3);
-    } else {
-      lua_pop(L, 1);
-      lua_pushlstring(L, v, (size_t)(ve - v));
-    }
-    lua_rawset(L, -3);
-  }
-}
-
-/* Classifies a failed transfer: kind, and whether the request may have
- * reached the server (then a retry without an idempotency key is unsafe). */
-static void classify(transport *t, CURLcode rc, const char **kind, const char **detail, int *sent) {
-  curl_off_t connected = 0;
-  curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connected);
-  *detail = NULL;
-  *sent = 1;
-  if (t->too_large) { *kind = "too_large"; return; }
-  if (t->stalled) { *kind = "timeout"; *detail = "stall_timeout"; return; }
-  switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT:
-      *kind = "timeout";
-      if (connected == 0) { *detail = "connect_timeout"; *sent = 0; }
-      else *detail = "timeout";
-      return;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-      *kind = "connect"; *sent = 0; return;
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_USE_SSL_FAILED:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-      *kind = "tls"; *sent = 0; return;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-      *kind = "connect"; *sent = 0; return;
-    default:
-      *kind = "network";
-      if (connected == 0) *sent = 0;
-      return;
-  }
 }
 
 /*
@@ -206,105 +77,21 @@ static void classify(transport *t, CURLcode rc, const char **kind, const char **
  */
 static int transport_request(lua_State *L) {
   transport *t = check_open(L);
-  const char *method = luaL_checkstring(L, 2);
-  const char *url = luaL_checkstring(L, 3);
-  size_t body_len = 0, i, nheaders;
-  const char *body;
-  lua_Number timeout = luaL_optnumber(L, 6, 30);
-  lua_Number connect_timeout = luaL_optnumber(L, 7, 10);
-  lua_Number max_bytes = luaL_optnumber(L, 8, 64.0 * 1024 * 1024);
-  lua_Number stall = luaL_optnumber(L, 9, 0);
-  int follow = lua_toboolean(L, 11);
-  struct curl_slist *list = NULL;
-  CURL *e = t->easy;
   CURLcode rc;
-  luaL_checktype(L, 4, LUA_TTABLE);
-  body = luaL_optlstring(L, 5, NULL, &body_len);
-  if (!lua_isnoneornil(L, 10)) luaL_checktype(L, 10, LUA_TFUNCTION);
   lua_settop(L, 11);
-
-  nheaders = (size_t)lua_rawlen(L, 4);
-  for (i = 1; i <= nheaders; i++) {
-    struct curl_slist *next;
-    lua_rawgeti(L, 4, (int)i);
-    next = curl_slist_append(list, luaL_checkstring(L, -1));
-    lua_pop(L, 1);
-    if (next == NULL) { curl_slist_free_all(list); return luaL_error(L, "out of memory"); }
-    list = next;
-  }
-  /* no "Expect: 100-continue" round trip for large bodies */
-  list = curl_slist_append(list, "Expect:");
-
-  t->L = L;
-  strbuf_reset(&t->head);
-  strbuf_reset(&t->body);
-  t->max_bytes = max_bytes > 0 ? (size_t)max_bytes : 0;
-  t->too_large = 0;
-  t->sink = lua_isfunction(L, 10) ? 10 : 0;
-  t->sink_failed = 0;
-  t->stall_timeout = stall;
-  t->stalled = 0;
-  t->last_bytes = 0;
-  t->last_move = monotonic();
-  t->errbuf[0] = '\0';
-
-  curl_easy_setopt(e, CURLOPT_URL, url);
-  if (strcmp(method, "POST") == 0) {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-  } else {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-  }
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000));
-  curl_easy_setopt(e, CURLOPT_NOPROGRESS, stall > 0 ? 0L : 1L);
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
-
-  rc = curl_easy_perform(e);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-  curl_slist_free_all(list);
-  t->L = NULL;
-
-  if (t->sink_failed) {
-    strbuf_reset(&t->body);
-    return lua_error(L); /* the sink's own error, stashed on the stack */
-  }
-  if (rc != CURLE_OK) {
-    const char *kind, *detail;
-    int sent;
-    classify(t, rc, &kind, &detail, &sent);
-    lua_pushnil(L);
-    lua_pushstring(L, kind);
-    if (t->too_large)
-      lua_pushfstring(L, "response larger than max_response_bytes (%d bytes)", (int)t->max_bytes);
-    else if (t->stalled)
-      lua_pushfstring(L, "no data for %f seconds (stall_timeout)", (double)stall);
-    else
-      lua_pushstring(L, t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
-    lua_pushboolean(L, sent);
-    if (detail) lua_pushstring(L, detail); else lua_pushnil(L);
-    strbuf_reset(&t->body);
-    return 5;
-  }
-  if (t->head.failed || t->body.failed) return luaL_error(L, "out of memory");
-  lua_pushinteger(L, (lua_Integer)response_status(t));
-  push_headers(L, &t->head);
-  lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
-  if (t->body.cap > 1024 * 1024) strbuf_free(&t->body); /* don't hold a big buffer */
-  return 3;
+  transfer_prepare(L, &t->t, 2);
+  t->t.L = L;
+  rc = curl_easy_perform(t->t.easy);
+  return transfer_finish(L, &t->t, rc);
 }
 
 static int transport_close(lua_State *L) {
   transport *t = (transport *)luaL_checkudata(L, 1, CURL_TRANSPORT_MT);
   if (!t->closed) {
     t->closed = 1;
-    if (t->easy) curl_easy_cleanup(t->easy);
-    t->easy = NULL;
-    strbuf_free(&t->head);
-    strbuf_free(&t->body);
+    transfer_cleanup(&t->t);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->share_ref);
+    t->share_ref = LUA_NOREF;
   }
   return 0;
 }
@@ -317,49 +104,19 @@ static int transport_tostring(lua_State *L) {
 
 int transport_curl_new(lua_State *L) {
   transport *t;
-  CURL *e;
-  const char *ca_file = NULL, *proxy = NULL;
-  int insecure = 0;
-  if (lua_istable(L, 1)) {
-    lua_getfield(L, 1, "ca_file");
-    ca_file = lua_tostring(L, -1);
-    lua_getfield(L, 1, "proxy");
-    proxy = lua_tostring(L, -1);
-    lua_getfield(L, 1, "insecure");
-    insecure = lua_toboolean(L, -1);
-  }
+  CURLSH *sh;
+  int ref;
+  lua_settop(L, 1);
   t = (transport *)lua_newuserdatauv(L, sizeof *t, 0);
   memset(t, 0, sizeof *t);
   t->closed = 1;
-  strbuf_init(&t->head);
-  strbuf_init(&t->body);
+  t->share_ref = LUA_NOREF;
   luaL_getmetatable(L, CURL_TRANSPORT_MT);
   lua_setmetatable(L, -2);
-  e = curl_easy_init();
-  if (e == NULL) return luaL_error(L, "curl_easy_init failed");
-  t->easy = e;
+  sh = transport_share_from(L, 1, &ref);
+  t->share_ref = ref;
+  if (transfer_init(&t->t, L, 1, sh) < 0) return luaL_error(L, "curl_easy_init failed");
   t->closed = 0;
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
-  /* on a redirect to another origin, curl drops Authorization unless
-   * CURLOPT_UNRESTRICTED_AUTH is set; it is never set here */
-  curl_easy_setopt(e, CURLOPT_PROXY, proxy ? proxy : "");
-  if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
-  if (insecure) {
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-  }
   return 1;
 }
 
@@ -369,11 +126,11 @@ void transport_curl_open(lua_State *L) {
     { "close", transport_close },
     { NULL, NULL }
   };
-  static int curl_ready = 0; /* set once per process, never changed after */
-  if (!curl_ready) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) luaL_error(L, "curl_global_init failed");
-    curl_ready = 1;
-  }
+  transfer_global_init(L);
+  luaL_newmetatable(L, SHARE_MT);
+  lua_pushcfunction(L, share_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   luaL_newmetatable(L, CURL_TRANSPORT_MT);
   lua_pushcfunction(L, transport_close);
   lua_setfield(L, -2, "__gc");
@@ -385,3 +142,5 @@ void transport_curl_open(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 }
+
+int transport_share_new(lua_State *L) { return share_new(L); }

@@ -18,6 +18,7 @@ local M = {}
 M.VERSION = "0.1.0"
 
 local endpoint = core.endpoint(schema)
+M.endpoint = endpoint
 local now, uuid4 = core.now, core.uuid4
 local interpret = response.interpret
 
@@ -195,6 +196,9 @@ function M.new(config)
   local client = setmetatable(c, Client)
   client.groups = {
     create = function(body, query, options) return client:create_group(body, query, options) end,
+    create_many = function(items, query, options)
+      return require("truto.batch").create_many(client, items, query, options)
+    end,
   }
   return client
 end
@@ -219,6 +223,14 @@ local function call_options(c, options)
     o[k] = ok
   end
   return o
+end
+
+M.call_options = call_options
+
+-- The error for an attempt the transport could not complete.
+function M.transport_error(c, kind, message, which)
+  if kind == "tls" and c.insecure then message = message .. " (insecure = true is set)" end
+  return errors.new(kind, message, { timeout = which })
 end
 
 -- client:create_group(body, query, options) -> group, meta | nil, err

@@ -17,9 +17,17 @@ local M = {}
 M.__index = M
 
 function M.new(config)
-  local handle = core.curl{ ca_file = config.ca_file, insecure = config.insecure,
-    proxy = config.proxy }
-  return setmetatable({ handle = handle, name = "curl" }, M)
+  -- one share per client: its single handle and its multi handle use the
+  -- same connections, DNS answers and TLS sessions
+  local settings = { ca_file = config.ca_file, insecure = config.insecure, proxy = config.proxy,
+    share = core.share() }
+  return setmetatable({ handle = core.curl(settings), settings = settings, name = "curl" }, M)
+end
+
+-- The multi handle create_many drives (made on first use, kept).
+function M:multi()
+  if not self.multi_handle then self.multi_handle = core.multi(self.settings) end
+  return self.multi_handle
 end
 
 function M:request(req)
@@ -29,6 +37,7 @@ function M:request(req)
 end
 
 function M:close()
+  if self.multi_handle then self.multi_handle:close() end
   self.handle:close()
 end
 

@@ -1,0 +1,329 @@
+/*
+ * transfer.c - the callbacks and outcome mapping of one libcurl exchange
+ * (see transfer.h). Knows nothing of Truto: the request comes ready.
+ *
+ * Never longjmp through libcurl: the sink runs under lua_pcall, its error
+ * is stashed, the transfer aborted, and the error raised after perform
+ * returns. The token passes through here only as a header line and never
+ * enters a message.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "transfer.h"
+
+static double monotonic(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long response_status(transfer *t) {
+  long status = 0;
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+  return status;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *ud) {
+  transfer *t = (transfer *)ud;
+  size_t len = size * n;
+  /* a new status line (after 100 Continue or a redirect) starts afresh */
+  if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) strbuf_reset(&t->head);
+  strbuf_add(&t->head, data, len);
+  if (t->head.failed) return 0;
+  if ((len == 2 && data[0] == '\r') || (len == 1 && data[0] == '\n')) {
+    curl_off_t expected = -1;
+    long status = response_status(t);
+    curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &expected);
+    if (status >= 200 && expected > 0 && (curl_off_t)t->max_bytes < expected) {
+      t->too_large = 1;
+      return 0; /* drop the connection now, do not read the body */
+    }
+  }
+  return len;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud) {
+  transfer *t = (transfer *)ud;
+  size_t len = size * n;
+  if (t->sink) {
+    long status = response_status(t);
+    if (status >= 200 && status < 300) {
+      lua_State *L = t->L;
+      lua_pushvalue(L, t->sink);
+      lua_pushlstring(L, data, len);
+      if (lua_pcall(L, 1, 0, 0) != 0) {
+        t->sink_failed = 1;
+        return 0;
+      }
+      return len;
+    }
+  }
+  if (len > t->max_bytes - t->body.len || t->body.len > t->max_bytes) {
+    t->too_large = 1;
+    return 0;
+  }
+  strbuf_add(&t->body, data, len);
+  return t->body.failed ? 0 : len;
+}
+
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
+  transfer *t = (transfer *)ud;
+  curl_off_t moved = dlnow + ulnow;
+  double now = monotonic();
+  (void)dltotal;
+  (void)ultotal;
+  if (moved != t->last_bytes) {
+    t->last_bytes = moved;
+    t->last_move = now;
+    return 0;
+  }
+  if (now - t->last_move > t->stall_timeout) {
+    t->stalled = 1;
+    return 1;
+  }
+  return 0;
+}
+
+/* Pushes the response headers as a table: lower-case names, trimmed
+ * values, repeated names joined with ", ". */
+static void push_headers(lua_State *L, const strbuf *head) {
+  const char *p = head->data, *end = head->data + head->len;
+  lua_newtable(L);
+  /* skip the status line */
+  while (p < end && *p != '\n') p++;
+  if (p < end) p++;
+  while (p < end) {
+    const char *line = p, *eol, *colon, *v, *ve;
+    char name[128];
+    size_t nlen, i;
+    while (p < end && *p != '\n') p++;
+    eol = p;
+    if (p < end) p++;
+    colon = memchr(line, ':', (size_t)(eol - line));
+    if (colon == NULL) continue;
+    nlen = (size_t)(colon - line);
+    if (nlen == 0 || nlen >= sizeof name) continue;
+    for (i = 0; i < nlen; i++) {
+      char c = line[i];
+      name[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    v = colon + 1;
+    ve = eol;
+    while (v < ve && (*v == ' ' || *v == '\t')) v++;
+    while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+    lua_pushlstring(L, name, nlen);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isstring(L, -1)) {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, v, (size_t)(ve - v));
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, v, (size_t)(ve - v));
+    }
+    lua_rawset(L, -3);
+  }
+}
+
+/* Classifies a failed transfer: kind, and whether the request may have
+ * reached the server (then a retry without an idempotency key is unsafe). */
+static void classify(transfer *t, CURLcode rc, const char **kind, const char **detail, int *sent) {
+  curl_off_t connected = 0;
+  curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connected);
+  *detail = NULL;
+  *sent = 1;
+  if (t->too_large) { *kind = "too_large"; return; }
+  if (t->stalled) { *kind = "timeout"; *detail = "stall_timeout"; return; }
+  switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+      *kind = "timeout";
+      if (connected == 0) { *detail = "connect_timeout"; *sent = 0; }
+      else *detail = "timeout";
+      return;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+      *kind = "connect"; *sent = 0; return;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+      *kind = "tls"; *sent = 0; return;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+      *kind = "connect"; *sent = 0; return;
+    default:
+      *kind = "network";
+      if (connected == 0) *sent = 0;
+      return;
+  }
+}
+
+int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
+  CURL *e;
+  const char *ca_file = NULL, *proxy = NULL;
+  int insecure = 0;
+  memset(t, 0, sizeof *t);
+  strbuf_init(&t->head);
+  strbuf_init(&t->body);
+  if (config && lua_istable(L, config)) {
+    lua_getfield(L, config, "ca_file");
+    ca_file = lua_tostring(L, -1);
+    lua_getfield(L, config, "proxy");
+    proxy = lua_tostring(L, -1);
+    lua_getfield(L, config, "insecure");
+    insecure = lua_toboolean(L, -1);
+    lua_pop(L, 3); /* the strings stay alive in the config table */
+  }
+  e = curl_easy_init();
+  if (e == NULL) return -1;
+  t->easy = e;
+  curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+  /* on a redirect to another origin, curl drops Authorization unless
+   * CURLOPT_UNRESTRICTED_AUTH is set; it is never set here */
+  curl_easy_setopt(e, CURLOPT_PROXY, proxy ? proxy : "");
+  if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+  if (insecure) {
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  if (share) curl_easy_setopt(e, CURLOPT_SHARE, share);
+  return 0;
+}
+
+void transfer_cleanup(transfer *t) {
+  if (t->easy) curl_easy_cleanup(t->easy);
+  t->easy = NULL;
+  curl_slist_free_all(t->headers);
+  t->headers = NULL;
+  strbuf_free(&t->head);
+  strbuf_free(&t->body);
+}
+
+void transfer_prepare(lua_State *L, transfer *t, int arg) {
+  const char *method = luaL_checkstring(L, arg);
+  const char *url = luaL_checkstring(L, arg + 1);
+  size_t body_len = 0, i, nheaders;
+  const char *body;
+  lua_Number timeout = luaL_optnumber(L, arg + 4, 30);
+  lua_Number connect_timeout = luaL_optnumber(L, arg + 5, 10);
+  lua_Number max_bytes = luaL_optnumber(L, arg + 6, 64.0 * 1024 * 1024);
+  lua_Number stall = luaL_optnumber(L, arg + 7, 0);
+  int follow = lua_toboolean(L, arg + 9);
+  struct curl_slist *list = NULL;
+  CURL *e = t->easy;
+  luaL_checktype(L, arg + 2, LUA_TTABLE);
+  body = luaL_optlstring(L, arg + 3, NULL, &body_len);
+  if (!lua_isnoneornil(L, arg + 8)) luaL_checktype(L, arg + 8, LUA_TFUNCTION);
+
+  nheaders = (size_t)lua_rawlen(L, arg + 2);
+  for (i = 1; i <= nheaders; i++) {
+    struct curl_slist *next;
+    lua_rawgeti(L, arg + 2, (int)i);
+    next = lua_type(L, -1) == LUA_TSTRING ? curl_slist_append(list, lua_tostring(L, -1)) : NULL;
+    lua_pop(L, 1);
+    if (next == NULL) {
+      curl_slist_free_all(list);
+      luaL_error(L, "bad header line %d", (int)i);
+    }
+    list = next;
+  }
+  /* no "Expect: 100-continue" round trip for large bodies */
+  list = curl_slist_append(list, "Expect:");
+  curl_slist_free_all(t->headers);
+  t->headers = list;
+
+  strbuf_reset(&t->head);
+  strbuf_reset(&t->body);
+  t->max_bytes = max_bytes > 0 ? (size_t)max_bytes : 0;
+  t->too_large = 0;
+  t->sink = lua_isfunction(L, arg + 8) ? arg + 8 : 0;
+  t->sink_failed = 0;
+  t->stall_timeout = stall;
+  t->stalled = 0;
+  t->last_bytes = 0;
+  t->last_move = monotonic();
+  t->errbuf[0] = '\0';
+
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  if (strcmp(method, "POST") == 0) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+  } else {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  }
+  /* libcurl copies the body: the Lua string need not outlive this call */
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+  curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body ? body : "");
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000));
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, stall > 0 ? 0L : 1L);
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
+}
+
+int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
+  curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
+  curl_slist_free_all(t->headers);
+  t->headers = NULL;
+  t->L = NULL;
+  if (t->sink_failed) {
+    strbuf_reset(&t->body);
+    return lua_error(L); /* the sink's own error, stashed on the stack */
+  }
+  if (rc != CURLE_OK) {
+    const char *kind, *detail;
+    int sent;
+    classify(t, rc, &kind, &detail, &sent);
+    lua_pushnil(L);
+    lua_pushstring(L, kind);
+    if (t->too_large)
+      lua_pushfstring(L, "response larger than max_response_bytes (%d bytes)", (int)t->max_bytes);
+    else if (t->stalled)
+      lua_pushfstring(L, "no data for %f seconds (stall_timeout)", (double)t->stall_timeout);
+    else
+      lua_pushstring(L, t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+    lua_pushboolean(L, sent);
+    if (detail) lua_pushstring(L, detail); else lua_pushnil(L);
+    strbuf_reset(&t->body);
+    return 5;
+  }
+  if (t->head.failed || t->body.failed) return luaL_error(L, "out of memory");
+  lua_pushinteger(L, (lua_Integer)response_status(t));
+  push_headers(L, &t->head);
+  lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
+  if (t->body.cap > 1024 * 1024) strbuf_free(&t->body); /* don't hold a big buffer */
+  return 3;
+}
+
+void transfer_global_init(lua_State *L) {
+  static int curl_ready = 0; /* set once per process, never changed after */
+  if (!curl_ready) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) luaL_error(L, "curl_global_init failed");
+    curl_ready = 1;
+  }
+}

@@ -1,0 +1,51 @@
+/*
+ * transfer.h - one HTTP exchange on a libcurl easy handle: the state its
+ * callbacks fill (headers, body, caps, stall guard, sink) and the mapping of
+ * its outcome to Lua values. Shared by the single-request transport
+ * (transport_curl.c) and the concurrent one (transport_multi.c).
+ */
+#ifndef TRUTO_TRANSFER_H
+#define TRUTO_TRANSFER_H
+
+#include <curl/curl.h>
+
+#include "compat.h"
+#include "strbuf.h"
+
+typedef struct transfer {
+  CURL *easy;
+  struct curl_slist *headers;
+  lua_State *L;          /* set for the duration of a perform, never kept */
+  strbuf head, body;
+  size_t max_bytes;
+  int too_large;
+  int sink;              /* stack index of the sink function, or 0 */
+  int sink_failed;       /* the sink raised: its error is on the stack top */
+  double stall_timeout, last_move;
+  curl_off_t last_bytes;
+  int stalled;
+  char errbuf[CURL_ERROR_SIZE];
+} transfer;
+
+/* Creates the easy handle with the per-client settings read from the
+ * table at `config` (ca_file, insecure, proxy) and the share handle (may be
+ * NULL). 0, or -1 when libcurl cannot make a handle. */
+int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share);
+void transfer_cleanup(transfer *t);
+
+/* Reads one request from the stack, starting at `arg`:
+ * method, url, headers (array of "Name: value"), body, timeout,
+ * connect_timeout, max_bytes, stall_timeout, sink, follow_redirects
+ * and sets it on the handle. Raises on misuse (wrong argument types). */
+void transfer_prepare(lua_State *L, transfer *t, int arg);
+
+/* After the transfer ended with `rc`: frees per-request state and pushes
+ *   status, headers, body                         (3 values) or
+ *   nil, kind, message, sent, which_timeout       (5 values).
+ * Returns the count. Re-raises what a sink raised. */
+int transfer_finish(lua_State *L, transfer *t, CURLcode rc);
+
+/* Registers libcurl's one-time global init. */
+void transfer_global_init(lua_State *L);
+
+#endif
