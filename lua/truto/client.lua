@@ -138,7 +138,7 @@ local Client = {}
 Client.__index = Client
 
 Client.__tostring = function(c)
-  return "truto.client (" .. c.base_url .. (c.closed and ", closed" or "") .. ")"
+  return errors.redact("truto.client (" .. c.base_url .. (c.closed and ", closed" or "") .. ")", c.token)
 end
 
 -- M.new(config) -> client | nil, err
@@ -233,42 +233,118 @@ function M.transport_error(c, kind, message, which)
   return errors.new(kind, message, { timeout = which })
 end
 
+-- The longest request target (path and query) sent. Truto sits behind a
+-- CDN that refuses longer URLs (414), and libcurl refuses URLs over 8 MB.
+local MAX_TARGET_BYTES = 16384
+
+-- The top-level query parameter that makes the target too long (the
+-- biggest one on its own), for the error's field.
+local function longest_query_field(query, account)
+  local worst, worst_len = "query", -1
+  if type(query) ~= "table" then return worst end
+  for k, v in pairs(query) do
+    local target = endpoint:build(nil, { [k] = v }, account)
+    if target and #target > worst_len then worst, worst_len = k, #target end
+  end
+  return worst
+end
+
+-- The limits of one attempt: the per-attempt timeout and connect_timeout,
+-- never past the deadline (`left` seconds, or nil), and for each limit a
+-- transport may report, the name of the option that really set it.
+local function attempt_limits(o, left)
+  local timeout, timeout_name = o.timeout, "timeout"
+  if left and left < timeout then timeout, timeout_name = math.max(left, 0.001), "deadline" end
+  local connect_timeout, connect_name = o.connect_timeout, "connect_timeout"
+  if timeout < connect_timeout then connect_timeout, connect_name = timeout, timeout_name end
+  return {
+    timeout = timeout, connect_timeout = connect_timeout,
+    names = { timeout = timeout_name, connect_timeout = connect_name,
+      stall_timeout = "stall_timeout" },
+  }
+end
+
+local TIMEOUT_TEXT = {
+  timeout = "no complete answer within timeout = %gs",
+  connect_timeout = "not connected within connect_timeout = %gs",
+  stall_timeout = "no byte moved for stall_timeout = %gs",
+  deadline = "the call's deadline = %gs passed",
+}
+
+-- The error for a failure the transport reports (no HTTP answer).
+local function transport_error(self, o, limits, kind, message, which)
+  local fields = {}
+  message = tostring(message)
+  if kind == "timeout" then
+    which = limits.names[which] or "timeout"
+    fields.timeout = which
+    message = TIMEOUT_TEXT[which]:format(o[which]) .. " (" .. message .. ")"
+  elseif kind == "tls" then
+    if self.insecure then
+      message = message .. " (insecure = true is set: certificate verification is off)"
+    elseif message:lower():find("certificate", 1, true) then
+      message = message .. " (set ca_file to trust a private CA)"
+    end
+  end
+  return errors.new(kind, message, fields)
+end
+
+-- The error when waiting for the next attempt would pass the deadline.
+local function deadline_error(o, attempt, last)
+  return errors.new("timeout", TIMEOUT_TEXT.deadline:format(o.deadline) .. " before attempt "
+    .. (attempt + 1) .. " could start; last failure: " .. retry.reason(last) .. ": "
+    .. tostring(last.message),
+    { timeout = "deadline", cause = last, retry_after = last.retry_after })
+end
+
 -- client:create_group(body, query, options) -> group, meta | nil, err
+-- Retries as truto.retry decides, with the same Idempotency-Key on every
+-- attempt; every error it returns has `attempts` and `retryable` and has
+-- been scrubbed of the token.
 function Client:create_group(body, query, options)
   if self.closed then error("attempt to use a closed truto client", 2) end
+  local token = self.token
   local o, oerr = call_options(self, options)
-  if not o then return nil, oerr end
+  if not o then return nil, errors.redact(oerr, token) end
   local target, json, why = endpoint:build(body, query, self.integrated_account_id)
   if not target then
-    return nil, errors.new("invalid_argument", why, { field = json, retryable = false })
+    return nil, errors.redact(errors.new("invalid_argument", why, { field = json, retryable = false }), token)
+  end
+  if #target > MAX_TARGET_BYTES then
+    local field = longest_query_field(query, self.integrated_account_id)
+    return nil, errors.redact(errors.new("invalid_argument", field .. ": makes the URL "
+      .. #target .. " bytes long, over the " .. MAX_TARGET_BYTES .. " bytes servers accept",
+      { field = field, retryable = false }), token)
   end
 
   local key = o.idempotency_key
   if key == nil then key = uuid4() end
+  local keyed = key ~= false
   local headers = { self.headers[1], self.headers[2], self.headers[3], self.headers[4] }
-  if key then headers[#headers + 1] = "Idempotency-Key: " .. key end
+  if keyed then headers[#headers + 1] = "Idempotency-Key: " .. key end
   if o.headers then for i = 1, #o.headers do headers[#headers + 1] = o.headers[i] end end
 
   local format = type(query) == "table" and query.truto_response_format or nil
-  local sink = o.sink
+  -- once a sink has seen bytes, a retry would hand it the body twice
+  local sank, user_sink = false, format == "stream" and o.sink or nil
   local req = {
     method = schema.method, url = self.base_url .. target, headers = headers, body = json,
-    connect_timeout = o.connect_timeout, max_response_bytes = o.max_response_bytes,
-    stall_timeout = o.stall_timeout, sink = format == "stream" and sink or nil,
+    max_response_bytes = o.max_response_bytes, stall_timeout = o.stall_timeout,
+    sink = user_sink and function(chunk) sank = true; return user_sink(chunk) end or nil,
     follow_redirects = o.follow_redirects,
   }
   local started = now()
   local deadline_at = o.deadline and started + o.deadline
-  local attempt, token = 0, self.token
+  local attempt = 0
   while true do
     attempt = attempt + 1
-    local timeout = o.timeout
-    if deadline_at then timeout = math.min(timeout, math.max(deadline_at - now(), 0.001)) end
-    req.timeout = timeout
+    local limits = attempt_limits(o, deadline_at and deadline_at - now())
+    req.timeout, req.connect_timeout = limits.timeout, limits.connect_timeout
+    sank = false
     local status, rheaders, rbody, sent, which = self.transport:request(req)
     local value, err
     if status then
-      value, err = interpret(status, rheaders, rbody, format, req.sink ~= nil, key ~= false)
+      value, err = interpret(status, rheaders, rbody, format, req.sink ~= nil, keyed, token)
       if value ~= nil then
         local meta = { status = status, headers = rheaders, attempts = attempt,
           idempotency_key = key or nil, elapsed = now() - started,
@@ -277,31 +353,25 @@ function Client:create_group(body, query, options)
       end
       sent = true
     else
-      local kind, message = rheaders, rbody
-      if kind == "timeout" and which == "timeout" and deadline_at and timeout < o.timeout then
-        which = "deadline"
-      end
-      if kind == "tls" and self.insecure then
-        message = message .. " (insecure = true is set)"
-      end
-      err = errors.new(kind, message, { timeout = which })
+      err = transport_error(self, o, limits, rheaders, rbody, which)
     end
     err.attempts = attempt
-    err.retryable = retry.may_retry(err, sent, key ~= false)
-    if not err.retryable or attempt > o.max_retries then
+    err.retryable = retry.may_retry(err, sent, keyed) and not sank
+    local wait, stop
+    if err.retryable then
+      wait, stop = retry.plan(err, sent, keyed, o, attempt, deadline_at and deadline_at - now())
+    end
+    if not wait then
+      if stop == "deadline" and not (err.kind == "timeout" and err.timeout == "deadline") then
+        err = deadline_error(o, attempt, err)
+        err.attempts, err.retryable = attempt, false
+      end
       return nil, errors.redact(err, token)
     end
-    local wait = retry.wait(err, o, attempt)
-    if deadline_at and now() + wait >= deadline_at then
-      local e = errors.new("timeout", "deadline of " .. o.deadline .. "s reached after "
-        .. attempt .. " attempt(s); last error: " .. tostring(err.message),
-        { timeout = "deadline", attempts = attempt, cause = err, retryable = false,
-          status = err.status })
-      return nil, errors.redact(e, token)
-    end
+    errors.redact(err, token)
     if self.on_retry then
-      self.on_retry{ attempt = attempt, reason = err.kind .. (err.status and (" " .. err.status) or ""),
-        wait = wait, err = errors.redact(err, token), idempotency_key = key or nil }
+      self.on_retry{ attempt = attempt, reason = retry.reason(err), wait = wait, err = err,
+        idempotency_key = key or nil }
     end
     if wait > 0 then self.sleep(wait) end
   end
