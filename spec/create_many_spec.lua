@@ -1,0 +1,200 @@
+-- client.groups.create_many: many creates at once on one curl multi handle,
+-- one result per item in input order, whatever the faults.
+local truto = require "truto"
+local mock = require "spec.support.mock"
+
+describe("client.groups.create_many", function()
+  local m, client, sleeps
+
+  setup(function() m = mock.start() end)
+  teardown(function() if m then m:stop() end end)
+  before_each(function()
+    m:reset()
+    sleeps = {}
+    client = assert(truto.new{ token = m.token, base_url = m.url, integrated_account_id = m.accounts.coupa,
+      sleep = function(s) sleeps[#sleeps + 1] = s end, retry_base = 0.001, retry_cap = 5 })
+  end)
+  after_each(function() client:close() end)
+
+  local function names(n)
+    local items = {}
+    for i = 1, n do items[i] = { name = "Group " .. i } end
+    return items
+  end
+
+  -- every attempt the mock saw, grouped by idempotency key
+  local function attempts_by_key()
+    local by = {}
+    for _, r in ipairs(m:requests()) do
+      local k = r.headers["idempotency-key"]
+      by[k] = (by[k] or 0) + 1
+    end
+    return by
+  end
+
+  it("creates every item and returns results in input order", function()
+    local results = client.groups.create_many(names(40), nil, { concurrency = 16 })
+    assert.equal(40, #results)
+    for i = 1, 40 do
+      assert.is_table(results[i].group, tostring(results[i].err))
+      assert.equal("Group " .. i, results[i].group.name)
+      assert.equal(201, results[i].meta.status)
+      assert.equal(1, results[i].meta.attempts)
+    end
+    assert.equal(40, m:stats().created)
+    -- one distinct key per item
+    local keys = {}
+    for i = 1, 40 do
+      local k = results[i].meta.idempotency_key
+      assert.is_nil(keys[k])
+      keys[k] = true
+    end
+  end)
+
+  it("sends each item exactly as a single create would", function()
+    client.groups.create_many({ { name = "Same", remote_data = { n = 1 } } }, { group_type = "team" })
+    local many = m:last()
+    m:reset()
+    client.groups.create({ name = "Same", remote_data = { n = 1 } }, { group_type = "team" })
+    local one = m:last()
+    assert.equal(one.request_line, many.request_line)
+    assert.equal(one.body, many.body)
+    for _, h in ipairs{ "authorization", "content-type", "accept", "user-agent" } do
+      assert.equal(one.headers[h], many.headers[h])
+    end
+  end)
+
+  it("takes items as { body, query, idempotency_key } and merges the item's query over the batch's", function()
+    local results = client.groups.create_many({
+      { body = { name = "A" }, query = { group_type = "department" }, idempotency_key = "item-a" },
+      { body = { name = "B" } },
+    }, { group_type = "team" })
+    assert.equal("department", results[1].group.group_type)
+    assert.equal("item-a", results[1].meta.idempotency_key)
+    assert.equal("team", results[2].group.group_type)
+  end)
+
+  it("fails invalid items alone, naming them, and creates the rest", function()
+    local items = names(5)
+    items[2] = { name = 2 }
+    items[4] = { body = { name = "x" }, colour = "red" }
+    local results = client.groups.create_many(items)
+    assert.equal(5, #results)
+    assert.equal("invalid_argument", results[2].err.kind)
+    assert.equal("items[2].name", results[2].err.field)
+    assert.equal("invalid_argument", results[4].err.kind)
+    assert.equal("items[4].colour", results[4].err.field)
+    for _, i in ipairs{ 1, 3, 5 } do assert.is_table(results[i].group) end
+    assert.equal(3, m:stats().created)
+  end)
+
+  it("reports HTTP failures per item without stopping the batch", function()
+    local items = {
+      { name = "ok 1" },
+      { body = { name = "blocked" }, query = { integrated_account_id = m.accounts.coupa_blocked } },
+      { name = "ok 2" },
+    }
+    local results = client.groups.create_many(items, nil, { concurrency = 1 })
+    assert.is_table(results[1].group)
+    assert.equal(503, results[2].err.status)
+    assert.equal(1, results[2].err.attempts)
+    assert.is_table(results[3].group)
+  end)
+
+  it("calls on_result for every item and on_progress up to the total", function()
+    local seen, progress = {}, {}
+    client.groups.create_many(names(6), nil, {
+      concurrency = 3,
+      on_result = function(i, g, err) seen[#seen + 1] = { i, g and g.name, err } end,
+      on_progress = function(done, total) progress[#progress + 1] = done .. "/" .. total end,
+    })
+    assert.equal(6, #seen)
+    local got = {}
+    for _, s in ipairs(seen) do got[s[1]] = s[2] end
+    for i = 1, 6 do assert.equal("Group " .. i, got[i]) end
+    assert.same({ "1/6", "2/6", "3/6", "4/6", "5/6", "6/6" }, progress)
+  end)
+
+  it("retries a 429 with the same key after Retry-After, and creates once", function()
+    m:script{ { status = 429, headers = { ["Retry-After"] = "3" } } }
+    local results = client.groups.create_many(names(3), nil, { concurrency = 1 })
+    for i = 1, 3 do assert.is_table(results[i].group, tostring(results[i].err)) end
+    assert.equal(2, results[1].meta.attempts)
+    assert.same({ 3 }, sleeps)
+    local rs = m:requests()
+    assert.equal(4, #rs)
+    assert.equal(rs[1].headers["idempotency-key"], rs[2].headers["idempotency-key"])
+    assert.equal(3, m:stats().created)
+  end)
+
+  it("pauses the whole batch on a 429 (shared backoff): nothing new starts during the wait", function()
+    m:script{ { status = 429, headers = { ["Retry-After"] = "2" } } }
+    local started_before_sleep
+    client.sleep = function(s)
+      sleeps[#sleeps + 1] = s
+      started_before_sleep = started_before_sleep or #m:requests()
+    end
+    local results = client.groups.create_many(names(6), nil, { concurrency = 2 })
+    for i = 1, 6 do assert.is_table(results[i].group, tostring(results[i].err)) end
+    assert.equal(2, started_before_sleep)
+    assert.equal(2, sleeps[1])
+    assert.equal(7, #m:requests())
+    assert.equal(6, m:stats().created)
+  end)
+
+  it("gives exactly one result per item and no duplicate group under mixed faults", function()
+    m:script{
+      { reset = true, create = true },          -- created, answer lost
+      { status = 502 },
+      { close_after = 5, create = true },        -- created, answer cut short
+      { status = 500, create = true },
+      { status = 504 },
+    }
+    local items = names(12)
+    local results = client.groups.create_many(items, nil, { concurrency = 4 })
+    assert.equal(12, #results)
+    for i = 1, 12 do
+      assert.is_table(results[i].group, tostring(results[i].err))
+      assert.equal("Group " .. i, results[i].group.name)
+    end
+    assert.equal(12, m:stats().created)
+    local by = attempts_by_key()
+    local keys, extra = 0, 0
+    for _, n in pairs(by) do keys = keys + 1; extra = extra + (n - 1) end
+    assert.equal(12, keys)
+    assert.equal(5, extra)
+  end)
+
+  it("does not retry after sending when an item has idempotency_key = false", function()
+    m:script{ { status = 502 } }
+    local results = client.groups.create_many({ { body = { name = "no key" }, idempotency_key = false } })
+    assert.equal("http", results[1].err.kind)
+    assert.equal(502, results[1].err.status)
+    assert.equal(1, #m:requests())
+    assert.is_nil(m:last().headers["idempotency-key"])
+  end)
+
+  it("refuses options that only make sense per item", function()
+    local r, err = client.groups.create_many(names(2), nil, { idempotency_key = "one-for-all" })
+    assert.is_nil(r)
+    assert.equal("idempotency_key", err.field)
+    r, err = client.groups.create_many(names(2), nil, { concurrency = 0 })
+    assert.equal("concurrency", err.field)
+    r, err = client.groups.create_many("items")
+    assert.equal("items", err.field)
+    assert.equal(0, m:stats().requests)
+  end)
+
+  it("returns an empty array for no items", function()
+    assert.same({}, client.groups.create_many({}))
+  end)
+
+  it("stops every transfer and re-raises when a callback raises", function()
+    assert.has_error(function()
+      client.groups.create_many(names(4), nil, { on_result = function() error("stop here") end })
+    end, "stop here")
+    -- the client still works afterwards
+    local g = client.groups.create({ name = "after" })
+    assert.is_table(g)
+  end)
+end)
