@@ -227,12 +227,6 @@ end
 
 M.call_options = call_options
 
--- The error for an attempt the transport could not complete.
-function M.transport_error(c, kind, message, which)
-  if kind == "tls" and c.insecure then message = message .. " (insecure = true is set)" end
-  return errors.new(kind, message, { timeout = which })
-end
-
 -- The longest request target (path and query) sent. Truto sits behind a
 -- CDN that refuses longer URLs (414), and libcurl refuses URLs over 8 MB.
 local MAX_TARGET_BYTES = 16384
@@ -271,16 +265,25 @@ local TIMEOUT_TEXT = {
   deadline = "the call's deadline = %gs passed",
 }
 
--- The error for a failure the transport reports (no HTTP answer).
-local function transport_error(self, o, limits, kind, message, which)
+-- M.transport_error(c, kind, message, which [, o, limits]) -> err
+-- The error for an attempt the transport could not complete (no HTTP
+-- answer). `which`: the limit the transport says fired; with the call's
+-- options `o` and the attempt's `limits` (attempt_limits) it is renamed to
+-- the option that really set that limit (a deadline shortens the others).
+-- Also used by truto.batch.
+function M.transport_error(c, kind, message, which, o, limits)
   local fields = {}
   message = tostring(message)
   if kind == "timeout" then
-    which = limits.names[which] or "timeout"
+    which = limits and limits.names[which] or which or "timeout"
+    if not TIMEOUT_TEXT[which] then which = "timeout" end
     fields.timeout = which
-    message = TIMEOUT_TEXT[which]:format(o[which]) .. " (" .. message .. ")"
+    local limit = o and o[which]
+    message = (limit and TIMEOUT_TEXT[which]:format(limit) or which .. " fired")
+      .. " (" .. message .. ")"
   elseif kind == "tls" then
-    if self.insecure then
+    -- the one way verification is off is named whenever it is
+    if c.insecure then
       message = message .. " (insecure = true is set: certificate verification is off)"
     elseif message:lower():find("certificate", 1, true) then
       message = message .. " (set ca_file to trust a private CA)"
@@ -353,7 +356,7 @@ function Client:create_group(body, query, options)
       end
       sent = true
     else
-      err = transport_error(self, o, limits, rheaders, rbody, which)
+      err = M.transport_error(self, rheaders, rbody, which, o, limits)
     end
     err.attempts = attempt
     err.retryable = retry.may_retry(err, sent, keyed) and not sank
