@@ -131,7 +131,8 @@ local function run_multi(c, jobs, o, batch, finish)
     local job = by_index[r[1]]
     by_index[r[1]] = nil
     inflight = inflight - 1
-    local status, err, sent = r[2], nil, true
+    local status, sent = r[2], true
+    local err
     if status then
       local value
       value, err = response.interpret(status, r[3], r[4], job.format, false, job.key ~= false)

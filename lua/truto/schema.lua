@@ -46,7 +46,8 @@ return {
   misplaced = {
     body = {
       group_type = "is a query parameter, not a body field: pass it in the query table",
-      integrated_account_id = "is a query parameter, not a body field: pass it in the query table (or set it on the client)",
+      integrated_account_id =
+        "is a query parameter, not a body field: pass it in the query table (or set it on the client)",
     },
     query = {
       name = "is a body field, not a query parameter: pass it in the body table",
