@@ -7,6 +7,8 @@
  * returns. The token passes through here only as a header line and never
  * enters a message.
  */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +21,24 @@ static double monotonic(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Seconds as libcurl milliseconds: at least 1 (0 would mean "no limit"),
+ * at most LONG_MAX-safe 2^31-1; NaN or negative is the 1 ms minimum
+ * (callers validate, this only keeps the conversion defined). */
+static long milliseconds(lua_Number seconds) {
+  double ms = (double)seconds * 1000.0;
+  if (!(ms >= 1.0)) return 1L;
+  if (ms >= 2147483647.0) return 2147483647L;
+  return (long)ceil(ms);
+}
+
+/* A byte count from Lua: 0 for NaN or negative, capped at SIZE_MAX / 2. */
+static size_t byte_limit(lua_Number n) {
+  double cap = (double)(SIZE_MAX / 2);
+  if (!((double)n > 0.0)) return 0;
+  if ((double)n >= cap) return SIZE_MAX / 2;
+  return (size_t)n;
+}
+
 static long response_status(transfer *t) {
   long status = 0;
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -29,7 +49,14 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud) {
   transfer *t = (transfer *)ud;
   size_t len = size * n;
   /* a new status line (after 100 Continue or a redirect) starts afresh */
-  if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) strbuf_reset(&t->head);
+  if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+    strbuf_reset(&t->head);
+    t->got_response = 1;
+  }
+  if (len > TRANSFER_MAX_HEAD - t->head.len) {
+    t->too_large = t->head_too_large = 1;
+    return 0;
+  }
   strbuf_add(&t->head, data, len);
   if (t->head.failed) return 0;
   if ((len == 2 && data[0] == '\r') || (len == 1 && data[0] == '\n')) {
@@ -38,10 +65,41 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud) {
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &expected);
     if (status >= 200 && expected > 0 && (curl_off_t)t->max_bytes < expected) {
       t->too_large = 1;
+      t->announced = expected;
       return 0; /* drop the connection now, do not read the body */
     }
   }
   return len;
+}
+
+/* The request body, fed to libcurl as it asks. */
+static size_t on_read(char *buf, size_t size, size_t n, void *ud) {
+  transfer *t = (transfer *)ud;
+  size_t room = size * n, left = t->upload.len - t->upload_pos;
+  if (room > left) room = left;
+  if (room) memcpy(buf, t->upload.data + t->upload_pos, room);
+  t->upload_pos += room;
+  return room;
+}
+
+/*
+ * libcurl rewinds the body to send it again. After an answer (a redirect it
+ * follows, an auth round) that is a new request and fine. Before any answer
+ * it is libcurl's own silent retry on a fresh connection when a reused one
+ * died ("Connection died, retrying a fresh connect"): the server may have
+ * received and acted on the first copy, so it is refused here and the
+ * caller's retry policy decides (only with an Idempotency-Key).
+ */
+static int on_seek(void *ud, curl_off_t offset, int origin) {
+  transfer *t = (transfer *)ud;
+  if (origin != SEEK_SET || offset < 0 || (size_t)offset > t->upload.len) return CURL_SEEKFUNC_FAIL;
+  if (!t->got_response && t->upload_pos > 0) {
+    t->resend_refused = 1;
+    return CURL_SEEKFUNC_FAIL;
+  }
+  t->got_response = 0; /* the next copy goes out: guard it the same way */
+  t->upload_pos = (size_t)offset;
+  return CURL_SEEKFUNC_OK;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud) {
@@ -87,10 +145,8 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
   return 0;
 }
 
-/* Pushes the response headers as a table: lower-case names, trimmed
- * values, repeated names joined with ", ". */
-static void push_headers(lua_State *L, const strbuf *head) {
-  const char *p = head->data, *end = head->data + head->len;
+void transfer_push_headers(lua_State *L, const char *head, size_t len) {
+  const char *p = head, *end = head + len;
   lua_newtable(L);
   /* skip the status line */
   while (p < end && *p != '\n') p++;
@@ -132,16 +188,27 @@ static void push_headers(lua_State *L, const strbuf *head) {
 /* Classifies a failed transfer: kind, and whether the request may have
  * reached the server (then a retry without an idempotency key is unsafe). */
 static void classify(transfer *t, CURLcode rc, const char **kind, const char **detail, int *sent) {
-  curl_off_t connected = 0;
+  curl_off_t connected = 0, secured = 0;
+  char *scheme = NULL;
+  int connecting;
   curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connected);
+  curl_easy_getinfo(t->easy, CURLINFO_APPCONNECT_TIME_T, &secured);
+  curl_easy_getinfo(t->easy, CURLINFO_SCHEME, &scheme);
+  /* still connecting: no TCP connection yet, or (https) no TLS session yet;
+   * either way not a byte of the request can have gone out */
+  connecting = connected == 0 ||
+               (scheme != NULL && (scheme[0] == 'h' || scheme[0] == 'H') && strlen(scheme) == 5 &&
+                secured == 0);
   *detail = NULL;
   *sent = 1;
+  if (t->url_refused) { *kind = "invalid_argument"; *sent = 0; return; }
   if (t->too_large) { *kind = "too_large"; return; }
-  if (t->stalled) { *kind = "timeout"; *detail = "stall_timeout"; return; }
+  if (t->stalled) { *kind = "timeout"; *detail = "stall_timeout"; *sent = !connecting; return; }
+  if (t->resend_refused) { *kind = "network"; return; }
   switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
       *kind = "timeout";
-      if (connected == 0) { *detail = "connect_timeout"; *sent = 0; }
+      if (connecting) { *detail = "connect_timeout"; *sent = 0; }
       else *detail = "timeout";
       return;
     case CURLE_COULDNT_RESOLVE_HOST:
@@ -160,9 +227,14 @@ static void classify(transfer *t, CURLcode rc, const char **kind, const char **d
     case CURLE_SSL_ENGINE_NOTFOUND:
     case CURLE_SSL_ENGINE_SETFAILED:
       *kind = "tls"; *sent = 0; return;
-    case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
       *kind = "connect"; *sent = 0; return;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      /* a scheme curl cannot speak (nothing sent), or an answer that is
+       * not HTTP at all, such as HTTP/0.9 garbage (sent) */
+      *kind = connecting ? "connect" : "network";
+      *sent = !connecting;
+      return;
     default:
       *kind = "network";
       if (connected == 0) *sent = 0;
@@ -177,6 +249,7 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
   memset(t, 0, sizeof *t);
   strbuf_init(&t->head);
   strbuf_init(&t->body);
+  strbuf_init(&t->upload);
   if (config && lua_istable(L, config)) {
     lua_getfield(L, config, "ca_file");
     ca_file = lua_tostring(L, -1);
@@ -198,6 +271,10 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
   curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+  curl_easy_setopt(e, CURLOPT_READDATA, t);
+  curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+  curl_easy_setopt(e, CURLOPT_SEEKDATA, t);
   curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -222,6 +299,7 @@ void transfer_cleanup(transfer *t) {
   t->headers = NULL;
   strbuf_free(&t->head);
   strbuf_free(&t->body);
+  strbuf_free(&t->upload);
 }
 
 void transfer_prepare(lua_State *L, transfer *t, int arg) {
@@ -259,7 +337,14 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
 
   strbuf_reset(&t->head);
   strbuf_reset(&t->body);
-  t->max_bytes = max_bytes > 0 ? (size_t)max_bytes : 0;
+  strbuf_reset(&t->upload);
+  /* a copy: with a multi handle the Lua string need not outlive this call */
+  if (body_len) strbuf_add(&t->upload, body, body_len);
+  if (t->upload.failed) luaL_error(L, "out of memory");
+  t->upload_pos = 0;
+  t->got_response = t->resend_refused = t->head_too_large = t->url_refused = 0;
+  t->announced = -1;
+  t->max_bytes = byte_limit(max_bytes);
   t->too_large = 0;
   t->sink = lua_isfunction(L, arg + 8) ? arg + 8 : 0;
   t->sink_failed = 0;
@@ -269,21 +354,30 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   t->last_move = monotonic();
   t->errbuf[0] = '\0';
 
-  curl_easy_setopt(e, CURLOPT_URL, url);
-  if (strcmp(method, "POST") == 0) {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-  } else {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK) {
+    /* libcurl keeps the previous URL when it refuses one: never send there */
+    curl_easy_setopt(e, CURLOPT_URL, NULL);
+    t->url_refused = 1;
   }
-  /* libcurl copies the body: the Lua string need not outlive this call */
+  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method);
+  /* the body goes through on_read/on_seek (never POSTFIELDS, which libcurl
+   * would silently re-send): a POST of known length */
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+  curl_easy_setopt(e, CURLOPT_POST, 1L);
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-  curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body ? body : "");
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect_timeout * 1000));
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, milliseconds(timeout));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(connect_timeout));
   curl_easy_setopt(e, CURLOPT_NOPROGRESS, stall > 0 ? 0L : 1L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
+}
+
+/* Between requests a handle keeps small buffers for reuse, not big ones. */
+static void release_buffers(transfer *t) {
+  strbuf_reset(&t->body);
+  strbuf_reset(&t->upload);
+  if (t->body.cap > 1024 * 1024) strbuf_free(&t->body);
+  if (t->upload.cap > 1024 * 1024) strbuf_free(&t->upload);
 }
 
 int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
@@ -299,24 +393,43 @@ int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
     const char *kind, *detail;
     int sent;
     classify(t, rc, &kind, &detail, &sent);
+    char message[CURL_ERROR_SIZE + 200];
+    classify(t, rc, &kind, &detail, &sent);
+    if (t->url_refused)
+      snprintf(message, sizeof message, "the URL is longer than libcurl accepts");
+    else if (t->head_too_large)
+      snprintf(message, sizeof message,
+               "the answer's headers pass %d bytes; connection dropped", TRANSFER_MAX_HEAD);
+    else if (t->too_large && t->announced > 0)
+      snprintf(message, sizeof message,
+               "the answer announces %lld bytes, over max_response_bytes = %lu; "
+               "connection dropped without reading it",
+               (long long)t->announced, (unsigned long)t->max_bytes);
+    else if (t->too_large)
+      snprintf(message, sizeof message,
+               "the answer passed max_response_bytes = %lu; connection dropped without reading the rest",
+               (unsigned long)t->max_bytes);
+    else if (t->stalled)
+      snprintf(message, sizeof message, "no byte moved for %g seconds", (double)t->stall_timeout);
+    else if (t->resend_refused)
+      snprintf(message, sizeof message,
+               "the connection closed with no answer after the request was sent "
+               "(the server may have received it)");
+    else
+      snprintf(message, sizeof message, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
     lua_pushnil(L);
     lua_pushstring(L, kind);
-    if (t->too_large)
-      lua_pushfstring(L, "response larger than max_response_bytes (%d bytes)", (int)t->max_bytes);
-    else if (t->stalled)
-      lua_pushfstring(L, "no data for %f seconds (stall_timeout)", (double)t->stall_timeout);
-    else
-      lua_pushstring(L, t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+    lua_pushstring(L, message);
     lua_pushboolean(L, sent);
     if (detail) lua_pushstring(L, detail); else lua_pushnil(L);
-    strbuf_reset(&t->body);
+    release_buffers(t);
     return 5;
   }
   if (t->head.failed || t->body.failed) return luaL_error(L, "out of memory");
   lua_pushinteger(L, (lua_Integer)response_status(t));
-  push_headers(L, &t->head);
+  transfer_push_headers(L, t->head.data ? t->head.data : "", t->head.len);
   lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
-  if (t->body.cap > 1024 * 1024) strbuf_free(&t->body); /* don't hold a big buffer */
+  release_buffers(t);
   return 3;
 }
 

@@ -24,8 +24,20 @@ typedef struct transfer {
   double stall_timeout, last_move;
   curl_off_t last_bytes;
   int stalled;
+  /* the request body, sent by on_read so that libcurl cannot silently
+   * re-send it (see on_seek in transfer.c) */
+  strbuf upload;
+  size_t upload_pos;
+  int got_response;      /* a status line arrived in this exchange */
+  int resend_refused;    /* libcurl wanted to re-send before any answer */
+  int head_too_large;    /* the headers alone passed TRANSFER_MAX_HEAD */
+  int url_refused;       /* libcurl refused the URL (over its 8 MB) */
+  curl_off_t announced;  /* Content-Length of a refused too-large answer */
   char errbuf[CURL_ERROR_SIZE];
 } transfer;
+
+/* The most response-header bytes buffered; more is too_large. */
+#define TRANSFER_MAX_HEAD (1024 * 1024)
 
 /* Creates the easy handle with the per-client settings read from the
  * table at `config` (ca_file, insecure, proxy) and the share handle (may be
@@ -44,6 +56,12 @@ void transfer_prepare(lua_State *L, transfer *t, int arg);
  *   nil, kind, message, sent, which_timeout       (5 values).
  * Returns the count. Re-raises what a sink raised. */
 int transfer_finish(lua_State *L, transfer *t, CURLcode rc);
+
+/* Pushes a table of the header block `head` (status line first): lower-case
+ * names, trimmed values, repeated names joined with ", ". Lines without a
+ * colon and names of 128 bytes or more are skipped. Never raises except on
+ * memory exhaustion (exported for fuzz/fuzz_response.c). */
+void transfer_push_headers(lua_State *L, const char *head, size_t len);
 
 /* Registers libcurl's one-time global init. */
 void transfer_global_init(lua_State *L);
