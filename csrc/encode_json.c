@@ -7,35 +7,53 @@
 
 static const char hexdigits[] = "0123456789abcdef";
 
+/* What each byte needs: 0 copy as is, 1 escape, 2 start of a multi-byte
+ * UTF-8 sequence (checked), 3 refused (NUL). */
+static unsigned char byte_class[256];
+
+static void init_byte_class(void) {
+  int c;
+  for (c = 0; c < 256; c++)
+    byte_class[c] = c < 0x20 || c == '"' || c == '\\' || c == 0x7f ? 1 : c >= 0x80 ? 2 : 0;
+  byte_class[0] = 3;
+}
+
+/* One pass: checks UTF-8 and escapes as it copies. */
 int encode_json_string(walk *w, const char *s, size_t n) {
   strbuf *b = &w->out;
-  size_t i, run = 0;
-  if (walk_check_string(w, s, n) < 0) return -1;
-  strbuf_addc(b, '"');
-  for (i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    const char *esc = NULL;
-    char u[6];
-    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) continue;
-    strbuf_add(b, s + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"': esc = "\\\""; break;
-      case '\\': esc = "\\\\"; break;
-      case '\n': esc = "\\n"; break;
-      case '\r': esc = "\\r"; break;
-      case '\t': esc = "\\t"; break;
-      case '\b': esc = "\\b"; break;
-      case '\f': esc = "\\f"; break;
-      default:
-        u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
-        u[4] = hexdigits[c >> 4]; u[5] = hexdigits[c & 15];
-        strbuf_add(b, u, 6);
-        continue;
+  const unsigned char *p = (const unsigned char *)s, *end = p + n, *run = p;
+  if (!byte_class['"']) init_byte_class();
+  if (b->cap - b->len < n + 2 && !strbuf_grow(b, n + 2)) return 0;
+  b->data[b->len++] = '"';
+  while (p < end) {
+    unsigned char cls = byte_class[*p];
+    if (cls == 0) { p++; continue; }
+    if (cls == 2) {
+      size_t len = walk_utf8_sequence(p, end);
+      if (len == 0) return walk_fail_string(w, s, (size_t)(p - (const unsigned char *)s));
+      p += len;
+      continue;
     }
-    strbuf_adds(b, esc);
+    if (cls == 3) return walk_fail_string(w, s, (size_t)(p - (const unsigned char *)s));
+    strbuf_add(b, (const char *)run, (size_t)(p - run));
+    switch (*p) {
+      case '"': strbuf_add(b, "\\\"", 2); break;
+      case '\\': strbuf_add(b, "\\\\", 2); break;
+      case '\n': strbuf_add(b, "\\n", 2); break;
+      case '\r': strbuf_add(b, "\\r", 2); break;
+      case '\t': strbuf_add(b, "\\t", 2); break;
+      case '\b': strbuf_add(b, "\\b", 2); break;
+      case '\f': strbuf_add(b, "\\f", 2); break;
+      default: {
+        char u[6];
+        u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
+        u[4] = hexdigits[*p >> 4]; u[5] = hexdigits[*p & 15];
+        strbuf_add(b, u, 6);
+      }
+    }
+    run = ++p;
   }
-  strbuf_add(b, s + run, n - run);
+  strbuf_add(b, (const char *)run, (size_t)(p - run));
   strbuf_addc(b, '"');
   return 0;
 }
@@ -64,8 +82,7 @@ static int encode_table(walk *w, int idx) {
       walk_push_key(w, k.s, k.len);
       if (encode_json_string(w, k.s, k.len) < 0) return -1;
       strbuf_addc(&w->out, ':');
-      lua_pushlstring(L, k.s, k.len);
-      lua_rawget(L, idx < 0 ? idx - 1 : idx);
+      lua_pushvalue(L, k.slot);
       if (encode_json_value(w, -1) < 0) { lua_pop(L, 1); return -1; }
       lua_pop(L, 1);
       walk_pop(w);

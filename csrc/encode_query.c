@@ -8,17 +8,24 @@
 
 static const char HEX[] = "0123456789ABCDEF";
 
-static int unreserved(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_' || c == '~';
-}
+/* 1 for the unreserved set: A-Z a-z 0-9 - . _ ~ */
+static const unsigned char unreserved[256] = {
+  ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
+  ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+  ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
+  ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+  ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+  ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+  ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+  ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
 
 void query_add_escaped(strbuf *b, const char *s, size_t n) {
   size_t i, run = 0;
   for (i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     char e[3];
-    if (unreserved(c)) continue;
+    if (unreserved[c]) continue;
     strbuf_add(b, s + run, i - run);
     run = i + 1;
     e[0] = '%'; e[1] = HEX[c >> 4]; e[2] = HEX[c & 15];
@@ -116,8 +123,7 @@ static int encode_query_table(walk *w, int idx, strbuf *prefix) {
       walk_push_key(w, k.s, k.len);
       if (check_query_key(w, k.s, k.len) < 0) return -1;
       add_bracket(prefix, k.s, k.len);
-      lua_pushlstring(L, k.s, k.len);
-      lua_rawget(L, idx);
+      lua_pushvalue(L, k.slot);
       if (encode_query_value(w, -1, prefix) < 0) { lua_pop(L, 1); return -1; }
       lua_pop(L, 1);
       walk_pop(w);

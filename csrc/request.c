@@ -332,8 +332,7 @@ static int build_body(walk *w, endpoint *e, int idx) {
     if (i > 0) strbuf_addc(&w->out, ',');
     if (encode_json_string(w, k.s, k.len) < 0) return -1;
     strbuf_addc(&w->out, ':');
-    lua_pushlstring(L, k.s, k.len);
-    lua_rawget(L, idx);
+    lua_pushvalue(L, k.slot);
     if (encode_body_field(w, f, lua_gettop(L)) < 0) return -1;
     lua_pop(L, 1);
   }
@@ -390,8 +389,7 @@ static int build_query(walk *w, endpoint *e, int idx, int account_idx) {
     {
       walk_key k = w->keys[first + i];
       f = find_field(&e->query, k.s, k.len);
-      lua_pushlstring(L, k.s, k.len);
-      lua_rawget(L, idx);
+      lua_pushvalue(L, k.slot);
       if (walk_is_null(L, -1)) { lua_pop(L, 1); continue; }
       if (encode_query_field(w, e, f, lua_gettop(L)) < 0) return -1;
       lua_pop(L, 1);
@@ -406,8 +404,7 @@ static int build_query(walk *w, endpoint *e, int idx, int account_idx) {
     for (i = 0; i < count && !present; i++) {
       walk_key k = w->keys[first + i];
       if (strlen(f->name) == k.len && memcmp(f->name, k.s, k.len) == 0) {
-        lua_pushlstring(L, k.s, k.len);
-        lua_rawget(L, idx);
+        lua_pushvalue(L, k.slot);
         present = !walk_is_null(L, -1);
         lua_pop(L, 1);
       }

@@ -128,7 +128,22 @@ static int compare_keys(const void *a, const void *b) {
   return (x->len > y->len) - (x->len < y->len);
 }
 
-static int push_sort_key(walk *w, const char *s, size_t len) {
+/* Objects are small: insertion sort beats qsort's setup (and its malloc)
+ * below a few dozen keys. */
+static void sort_keys(walk_key *k, size_t n) {
+  size_t i, j;
+  if (n > 24) {
+    qsort(k, n, sizeof *k, compare_keys);
+    return;
+  }
+  for (i = 1; i < n; i++) {
+    walk_key x = k[i];
+    for (j = i; j > 0 && compare_keys(&k[j - 1], &x) > 0; j--) k[j] = k[j - 1];
+    k[j] = x;
+  }
+}
+
+static int push_sort_key(walk *w, const char *s, size_t len, int slot) {
   if (w->nkeys == w->keycap) {
     size_t cap = w->keycap ? w->keycap * 2 : 32;
     walk_key *k = realloc(w->keys, cap * sizeof *k);
@@ -138,6 +153,7 @@ static int push_sort_key(walk *w, const char *s, size_t len) {
   }
   w->keys[w->nkeys].s = s;
   w->keys[w->nkeys].len = len;
+  w->keys[w->nkeys].slot = slot;
   w->nkeys++;
   return 0;
 }
@@ -161,8 +177,10 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   lua_State *L = w->L;
   size_t nstr = 0, nint = 0;
   long long maxint = 0;
-  int marked = 0, i;
-  const void *self = lua_topointer(L, idx);
+  int marked = 0, i, base;
+  const void *self;
+  if (idx < 0) idx = lua_gettop(L) + idx + 1;
+  self = lua_topointer(L, idx);
 
   if (w->depth > WALK_MAX_DEPTH)
     return walk_fail(w, "nested deeper than %d levels", WALK_MAX_DEPTH);
@@ -175,20 +193,29 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   }
 
   *first = w->nkeys;
+  base = lua_gettop(L);
   lua_pushnil(L);
-  while (lua_next(L, idx < 0 ? idx - 1 : idx)) {
+  while (lua_next(L, idx)) {
     int kt = lua_type(L, -2);
-    lua_pop(L, 1);
     if (kt == LUA_TSTRING) {
+      /* keep the value below the key: [.. values, key] */
       size_t len;
-      const char *s = lua_tolstring(L, -1, &len);
-      if (push_sort_key(w, s, len) < 0) { lua_pop(L, 1); w->nkeys = *first; return -1; }
+      const char *s;
+      lua_insert(L, -2);
+      s = lua_tolstring(L, -1, &len);
+      if (!lua_checkstack(L, 3) || push_sort_key(w, s, len, lua_gettop(L) - 1) < 0) {
+        w->nkeys = *first;
+        lua_settop(L, base);
+        return walk_fail(w, "has too many keys");
+      }
       nstr++;
     } else {
-      long long k = kt == LUA_TNUMBER ? array_index(L, -1) : 0;
+      long long k;
+      lua_pop(L, 1);
+      k = kt == LUA_TNUMBER ? array_index(L, -1) : 0;
       if (k == 0) {
-        lua_pop(L, 1);
         w->nkeys = *first;
+        lua_settop(L, base);
         return walk_fail(w, "has a %s key; JSON objects need string keys and arrays 1..n",
                          kt == LUA_TNUMBER ? "non-positive or fractional number" : lua_typename(L, kt));
       }
@@ -198,15 +225,18 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   }
   if (nstr && nint) {
     w->nkeys = *first;
+    lua_settop(L, base);
     return walk_fail(w, "mixes array items and string keys");
   }
   if (nint && (unsigned long long)maxint != nint) {
     w->nkeys = *first;
+    lua_settop(L, base);
     return walk_fail(w, "is a sparse array (%lu items, largest index %lld); use truto.null for holes",
                      (unsigned long)nint, maxint);
   }
   if (marked && nstr) {
     w->nkeys = *first;
+    lua_settop(L, base);
     return walk_fail(w, "is marked truto.array but has string keys");
   }
   if (nint || marked) {
@@ -215,13 +245,41 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   } else {
     *shape = SHAPE_OBJECT;
     *count = nstr;
-    if (nstr > 1) qsort(w->keys + *first, nstr, sizeof(walk_key), compare_keys);
+    if (nstr > 1) sort_keys(w->keys + *first, nstr);
   }
   w->open[w->depth] = self;
   return 0;
 }
 
-void walk_leave_table(walk *w, size_t first) { w->nkeys = first; }
+void walk_leave_table(walk *w, size_t first) {
+  size_t i;
+  int lowest = 0;
+  for (i = first; i < w->nkeys; i++)
+    if (lowest == 0 || w->keys[i].slot < lowest) lowest = w->keys[i].slot;
+  if (lowest) lua_settop(w->L, lowest - 1);
+  w->nkeys = first;
+}
+
+size_t walk_utf8_sequence(const unsigned char *p, const unsigned char *end) {
+  unsigned c = *p, cp, min;
+  size_t need, i;
+  if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; min = 0x80; }
+  else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; min = 0x800; }
+  else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; min = 0x10000; }
+  else return 0;
+  if ((size_t)(end - p) <= need) return 0;
+  for (i = 1; i <= need; i++) {
+    if ((p[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (p[i] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return need + 1;
+}
+
+int walk_fail_string(walk *w, const char *s, size_t at) {
+  if (s[at] == '\0') return walk_fail(w, "contains a NUL byte at offset %lu", (unsigned long)at);
+  return walk_fail(w, "is not valid UTF-8 (bad byte at offset %lu)", (unsigned long)at);
+}
 
 int walk_check_string(walk *w, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s, *end = p + n;
@@ -230,7 +288,7 @@ int walk_check_string(walk *w, const char *s, size_t n) {
     size_t need;
     unsigned cp, min;
     if (c < 0x80) {
-      if (c == 0) return walk_fail(w, "contains a NUL byte at offset %lu", (unsigned long)(p - (const unsigned char *)s));
+      if (c == 0) return walk_fail_string(w, s, (size_t)(p - (const unsigned char *)s));
       p++;
       continue;
     }

@@ -25,6 +25,7 @@ typedef struct walk_seg {
 typedef struct walk_key {
   const char *s;
   size_t len;
+  int slot;  /* stack index holding the key's value while the table is open */
 } walk_key;
 
 typedef struct walk {
@@ -59,8 +60,10 @@ void walk_pop(walk *w);
 
 /*
  * Classifies the table at `idx`: an object (string keys, collected sorted
- * onto w->keys from *first, *count of them) or an array (1..*count).
- * Enters the table (cycle and depth guard); pair with walk_leave.
+ * onto w->keys from *first, *count of them, each value left on the Lua
+ * stack at keys[i].slot so no lookup by name is needed) or an array
+ * (1..*count). Enters the table (cycle and depth guard); pair with
+ * walk_leave_table, which pops those values.
  * Returns 0 or -1 (error recorded).
  */
 int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count);
@@ -68,6 +71,12 @@ void walk_leave_table(walk *w, size_t first);
 
 /* Checks a string is valid UTF-8 without NUL; 0 or -1 (error recorded). */
 int walk_check_string(walk *w, const char *s, size_t n);
+
+/* Length of the valid UTF-8 sequence (2-4 bytes) starting at a byte
+ * >= 0x80, or 0 when it is not one. */
+size_t walk_utf8_sequence(const unsigned char *p, const unsigned char *end);
+/* Records why s is refused at byte `at` (NUL or bad UTF-8); returns -1. */
+int walk_fail_string(walk *w, const char *s, size_t at);
 
 /* Formats the number at `idx` (integers exactly, floats shortest
  * round-trip); 0 or -1 for NaN and infinities. */
