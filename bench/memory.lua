@@ -1,14 +1,18 @@
 -- bench/memory.lua: the memory targets, one mode per process so one mode's
 -- heap never hides another's.
 --   BENCH_BASE=... lua5.4 bench/memory.lua seq FIRST TOTAL
---     RSS after FIRST sequential creates vs after TOTAL (one client).
+--     RSS after FIRST sequential creates, after TOTAL/10 and after TOTAL
+--     (one client).
 --   BENCH_BASE=... lua5.4 bench/memory.lua many FIRST TOTAL BATCH [C]
---     RSS after create_many over FIRST items vs after TOTAL items, in calls
---     of BATCH items at concurrency C, results dropped between calls.
+--     The same with create_many, in calls of BATCH items at concurrency C,
+--     results dropped between calls.
 --   BENCH_BASE=... lua5.4 bench/memory.lua many_one FIRST TOTAL [C]
 --     RSS after one create_many call over FIRST items vs after one call
---     over TOTAL items (results dropped before reading RSS), and the peak.
--- Prints "ok RSS_FIRST_KIB RSS_TOTAL_KIB PEAK_KIB"; "unavailable" (exit 3)
+--     over TOTAL items (results dropped before reading RSS), and the peak;
+--     the middle figure repeats the first.
+-- Prints "ok RSS_FIRST_KIB RSS_TENTH_KIB RSS_TOTAL_KIB PEAK_KIB" (the
+-- tenth shows whether growth goes on once the heap has settled, which
+-- tells a leak from the allocator warming up); "unavailable" (exit 3)
 -- when create_many does not exist. RSS is read from /proc/self/status
 -- after a full garbage collection, so it counts what is still held, not
 -- garbage not yet swept. Exits 1 on any failed create.
@@ -56,13 +60,15 @@ local function many_call(create_many, count, concurrency)
   end
 end
 
-local rss_first, rss_total
+local rss_first, rss_tenth, rss_total
+local tenth = total // 10
 if mode == "seq" then
   local create, body, query = client.groups.create, payload.body, payload.query
   for i = 1, total do
     local group, err = create(body, query)
     if not group then fail(tostring(err)) end
     if i == first then rss_first = rss_now() end
+    if i == tenth then rss_tenth = rss_now() end
   end
   rss_total = rss_now()
 elseif mode == "many" then
@@ -73,6 +79,7 @@ elseif mode == "many" then
     many_call(create_many, batch, concurrency)
     done = done + batch
     if done == first then rss_first = rss_now() end
+    if done == tenth then rss_tenth = rss_now() end
   end
   rss_total = rss_now()
 elseif mode == "many_one" then
@@ -80,10 +87,11 @@ elseif mode == "many_one" then
   local concurrency = tonumber(arg[4]) or 16
   many_call(create_many, first, concurrency)
   rss_first = rss_now()
+  rss_tenth = rss_first
   many_call(create_many, total, concurrency)
   rss_total = rss_now()
 else
   fail("unknown mode " .. tostring(mode))
 end
 client:close()
-io.write(("ok %d %d %d\n"):format(rss_first, rss_total, status_kib("VmHWM")))
+io.write(("ok %d %d %d %d\n"):format(rss_first, rss_tenth, rss_total, status_kib("VmHWM")))

@@ -1,0 +1,119 @@
+-- bench/server.lua: starts and stops the canned-response nginx of the
+-- benchmark (bench/nginx.conf filled in) in a temp dir of its own, on two
+-- free loopback ports: `base` (measured, no log) and `check_base` (logs
+-- every request to DIR/check.log, for the preflight).
+--
+--   local server = dofile("bench/server.lua").start(repo)  -- raises on failure
+--   server.base, server.check_base, server.dir, server:pid()
+--   server:stop()                                         -- idempotent
+--
+-- Must never bind a fixed port, signal any process but the nginx master
+-- whose pid file is in its own dir (checked against its command line), or
+-- delete anything but that dir.
+local socket = require "socket"
+
+local M = {}
+
+local NGINX = io.open("/usr/sbin/nginx", "rb") and "/usr/sbin/nginx" or "nginx"
+
+local function shell_quote(text)
+  return "'" .. tostring(text):gsub("'", [['\'']]) .. "'"
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local function run(command)
+  local pipe = assert(io.popen(command .. " 2>&1"))
+  local output = pipe:read("a")
+  return pipe:close() == true, output
+end
+
+local function free_port()
+  local probe = assert(socket.bind("127.0.0.1", 0))
+  local _, port = probe:getsockname()
+  probe:close()
+  return port
+end
+
+local function answers(port)
+  local c = socket.tcp()
+  c:settimeout(1)
+  local ok = c:connect("127.0.0.1", port)
+  c:close()
+  return ok ~= nil
+end
+
+local Server = {}
+Server.__index = Server
+
+-- The pid of this server's nginx master, or nil when it is not running.
+function Server:pid()
+  if not self.dir then return nil end
+  local pid = tonumber(read_file(self.dir .. "/nginx.pid") or "")
+  local cmdline = pid and (read_file("/proc/" .. pid .. "/cmdline") or ""):gsub("%z", " ")
+  if pid and cmdline:find(self.dir .. "/", 1, true) then return pid end
+end
+
+function Server:stop()
+  local pid = self:pid()
+  if pid then
+    os.execute("kill -QUIT " .. pid)
+    local deadline = socket.gettime() + 5
+    while self:pid() and socket.gettime() < deadline do socket.sleep(0.05) end
+    if self:pid() then os.execute("kill -TERM " .. pid .. " 2>/dev/null") end
+  end
+  if self.dir and self.dir:match("/truto%-bench%.[%w]+$") and not self:pid() then
+    os.execute("rm -rf -- " .. shell_quote(self.dir))
+  end
+  self.dir = nil
+end
+
+-- M.start(repo) -> server; raises "bench/run: ..." when nginx cannot start.
+function M.start(repo)
+  local group = assert(read_file(repo .. "/bench/group.json"), "bench/group.json is missing"):gsub("%s+$", "")
+  if group:find("['\\$]") then error("bench/run: bench/group.json must not contain ' \\ or $ (an nginx string)", 0) end
+  local ok, out = run("mktemp -d " .. shell_quote((os.getenv("TMPDIR") or "/tmp") .. "/truto-bench.XXXXXX"))
+  if not ok then error("bench/run: mktemp: " .. out, 0) end
+  local server = setmetatable({ dir = out:gsub("\n$", "") }, Server)
+  os.execute("mkdir -p " .. shell_quote(server.dir .. "/temp"))
+  local template = assert(read_file(repo .. "/bench/nginx.conf"), "bench/nginx.conf is missing")
+  for _ = 1, 10 do
+    local port, check_port = free_port(), free_port()
+    if port ~= check_port then
+      local conf = template:gsub("@([%u_]+)@", { PREFIX = server.dir, PORT = tostring(port),
+        CHECK_PORT = tostring(check_port), GROUP_JSON = group })
+      local f = assert(io.open(server.dir .. "/nginx.conf", "wb"))
+      f:write(conf)
+      f:close()
+      local started, output = run(shell_quote(NGINX) .. " -p " .. shell_quote(server.dir .. "/")
+        .. " -c " .. shell_quote(server.dir .. "/nginx.conf") .. " -e " .. shell_quote(server.dir .. "/error.log"))
+      if started then
+        local deadline = socket.gettime() + 10
+        while socket.gettime() < deadline do
+          if answers(port) and answers(check_port) then
+            server.port, server.check_port = port, check_port
+            server.base = "http://127.0.0.1:" .. port
+            server.check_base = "http://127.0.0.1:" .. check_port
+            return server
+          end
+          socket.sleep(0.05)
+        end
+        server:stop()
+        error("bench/run: nginx started but does not answer; see its error.log", 0)
+      elseif not output:find("in use", 1, true) then
+        server:stop()
+        error("bench/run: nginx did not start:\n" .. output, 0)
+      end
+    end
+  end
+  server:stop()
+  error("bench/run: no free loopback port after 10 attempts", 0)
+end
+
+return M
