@@ -1,0 +1,225 @@
+-- truto.cli.args: the command line of truto-groups: which flags each
+-- command takes (one table, read by the parser and the help texts), the
+-- parser, and the --help texts. The man page (man/truto-groups.1) says the
+-- same at length; keep the two in step.
+--
+-- Must never read the token from the command line (it would show in ps):
+-- it comes from TRUTO_API_TOKEN only. Never exits: returns a usage problem
+-- and lets the caller choose exit code 2.
+
+local rows = require "truto.cli.rows"
+
+local M = {}
+
+-- name -> { value = true when it takes one, repeated = true when it may be
+-- given more than once, arg = the value's name in help, help = one line }
+local FLAGS = {
+  name = { value = true, arg = "NAME", help = "the group's name" },
+  description = { value = true, arg = "TEXT", help = "the group's description" },
+  ["group-type"] = { value = true, arg = "TYPE", help = "department, group or team (a query parameter)" },
+  ["remote-data"] = { value = true, arg = "JSON", help = "a JSON object passed as is to the remote API" },
+  account = { value = true, arg = "ID",
+    help = "the integrated account (default: $TRUTO_INTEGRATED_ACCOUNT_ID)" },
+  format = { value = true, arg = "FORMAT", help = "response format: unified (default), raw or normalized" },
+  exclude = { value = true, repeated = true, arg = "FIELD", help = "leave FIELD out of the response (repeatable)" },
+  ["remote-query"] = { value = true, repeated = true, arg = "K=V",
+    help = "a remote_query parameter, K may be a[b] (repeatable)" },
+  concurrency = { value = true, arg = "N", help = "rows in flight at once (default 8)" },
+  results = { value = true, arg = "FILE", help = "write one JSON line per row to FILE as each completes" },
+  resume = { help = "continue the run recorded in --results FILE: skip rows already created" },
+  ["dry-run"] = { help = "check every row offline and print what would be sent; send nothing" },
+  integration = { value = true, arg = "NAME",
+    help = "check rows against " .. table.concat(rows.integration_names(), "|") .. " before sending" },
+  ["base-url"] = { value = true, arg = "URL",
+    help = "Truto's base URL (default: $TRUTO_BASE_URL or https://api.truto.one)" },
+  help = { help = "show this help" },
+}
+
+local COMMON = { "account", "integration", "base-url", "help" }
+
+M.COMMANDS = {
+  create = {
+    usage = "truto-groups create --name NAME [options]",
+    about = "Create one group and print it as JSON.",
+    flags = { "name", "description", "group-type", "remote-data", "format", "exclude", "remote-query" },
+    positional = 0,
+  },
+  import = {
+    usage = "truto-groups import FILE [options]",
+    about = "Create a group for every row of FILE (CSV with a header row, or JSON Lines;\n"
+      .. "\"-\" reads standard input). Columns/keys: name, description, remote_data (JSON\n"
+      .. "object), group_type, remote_query (JSON object).",
+    flags = { "concurrency", "results", "resume", "dry-run" },
+    positional = 1,
+  },
+}
+
+local FORMATS = { unified = true, raw = true, normalized = true }
+
+local function flag_list(command)
+  local list = {}
+  for _, n in ipairs(M.COMMANDS[command].flags) do list[#list + 1] = n end
+  for _, n in ipairs(COMMON) do list[#list + 1] = n end
+  return list
+end
+
+-- M.help(command) -> text (command nil: the overview)
+function M.help(command)
+  if not command then
+    return table.concat({
+      "usage: truto-groups COMMAND [options]",
+      "",
+      "Create groups through Truto's unified user-directory API.",
+      "",
+      "commands:",
+      "  create   create one group and print it as JSON",
+      "  import   create a group for every row of a CSV or JSON Lines file",
+      "",
+      "The API token is read from TRUTO_API_TOKEN only (never a flag: flags show in ps).",
+      "Exit status: 0 every group was created, 1 some were not, 2 usage error.",
+      "Run `truto-groups COMMAND --help` for a command's options; see truto-groups(1).",
+      "",
+    }, "\n")
+  end
+  local c = M.COMMANDS[command]
+  local lines = { "usage: " .. c.usage, "", c.about, "", "options:" }
+  for _, name in ipairs(flag_list(command)) do
+    local f = FLAGS[name]
+    local left = "--" .. name .. (f.arg and (" " .. f.arg) or "")
+    lines[#lines + 1] = string.format("  %-22s %s", left, f.help)
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "environment: TRUTO_API_TOKEN (required to send), TRUTO_BASE_URL,"
+  lines[#lines + 1] = "TRUTO_INTEGRATED_ACCOUNT_ID. Exit status: 0 all created, 1 some not, 2 usage."
+  lines[#lines + 1] = ""
+  return table.concat(lines, "\n")
+end
+
+-- Parses "a[b][c]=v" into the nested table t (t.a.b.c = "v").
+local function put_remote_query(t, text)
+  local key, value = text:match("^([^=]+)=(.*)$")
+  if not key then return nil, "--remote-query wants K=V (got " .. string.format("%q", text) .. ")" end
+  local path = { key:match("^([^%[%]]+)") }
+  if not path[1] then return nil, "--remote-query: bad key " .. string.format("%q", key) end
+  local rest = key:sub(#path[1] + 1)
+  while rest ~= "" do
+    local part, after = rest:match("^%[([^%[%]]+)%](.*)$")
+    if not part then return nil, "--remote-query: bad key " .. string.format("%q", key) end
+    path[#path + 1] = part
+    rest = after
+  end
+  local node = t
+  for i = 1, #path - 1 do
+    local next_node = node[path[i]]
+    if next_node == nil then
+      next_node = {}
+      node[path[i]] = next_node
+    elseif type(next_node) ~= "table" then
+      return nil, "--remote-query: " .. key .. " conflicts with an earlier value"
+    end
+    node = next_node
+  end
+  if node[path[#path]] ~= nil then
+    return nil, "--remote-query: " .. key .. " is given twice"
+  end
+  node[path[#path]] = value
+  return true
+end
+
+-- M.parse(argv) -> options | nil, problem
+-- options: command, positional (list), one key per flag given (flag name
+-- with dashes), repeated flags as lists, remote_query as a nested table.
+function M.parse(argv)
+  local command = argv[1]
+  if command == nil then return nil, "no command given (create or import)" end
+  if command == "--help" or command == "-h" or command == "help" then
+    return { command = nil, help = true }
+  end
+  local spec = M.COMMANDS[command]
+  if not spec then return nil, "unknown command " .. string.format("%q", command) .. " (create or import)" end
+  local allowed = {}
+  for _, n in ipairs(flag_list(command)) do allowed[n] = true end
+  local o = { command = command, positional = {} }
+  local i, only_positional = 2, false
+  while i <= #argv do
+    local a = argv[i]
+    if only_positional or a == "-" or a:sub(1, 1) ~= "-" then
+      o.positional[#o.positional + 1] = a
+    elseif a == "--" then
+      only_positional = true
+    elseif a == "-h" then
+      o.help = true
+    else
+      local name, inline = a:match("^%-%-([^=]+)=(.*)$")
+      if not name then name = a:match("^%-%-(.+)$") end
+      local f = name and FLAGS[name]
+      if not f or not allowed[name] then
+        if name == "token" then
+          return nil, "there is no --token flag: set TRUTO_API_TOKEN (flags show in ps)"
+        end
+        return nil, "unknown option " .. a .. " for " .. command
+      end
+      local value = true
+      if f.value then
+        if inline then
+          value = inline
+        else
+          i = i + 1
+          value = argv[i]
+          if value == nil then return nil, "--" .. name .. " needs a value (" .. f.arg .. ")" end
+        end
+      elseif inline then
+        return nil, "--" .. name .. " takes no value"
+      end
+      if f.repeated then
+        o[name] = o[name] or {}
+        o[name][#o[name] + 1] = value
+      elseif o[name] ~= nil then
+        return nil, "--" .. name .. " is given twice"
+      else
+        o[name] = value
+      end
+    end
+    i = i + 1
+  end
+  if o.help then return o end
+  if #o.positional ~= spec.positional then
+    if spec.positional == 0 then
+      return nil, command .. " takes no arguments (got " .. string.format("%q", o.positional[1]) .. ")"
+    end
+    return nil, command .. " needs exactly one FILE (or - for standard input)"
+  end
+  if command == "create" and (o.name == nil or o.name == "") then
+    return nil, "create needs --name NAME"
+  end
+  if o.format and not FORMATS[o.format] then
+    return nil, "--format must be unified, raw or normalized (got " .. o.format .. ")"
+  end
+  if o.integration then
+    local known = false
+    for _, n in ipairs(rows.integration_names()) do known = known or n == o.integration end
+    if not known then
+      return nil, "--integration must be one of " .. table.concat(rows.integration_names(), ", ")
+        .. " (got " .. o.integration .. ")"
+    end
+  end
+  if o.concurrency then
+    local n = tonumber(o.concurrency)
+    if not n or n % 1 ~= 0 or n < 1 or n > 256 then
+      return nil, "--concurrency must be a whole number from 1 to 256 (got " .. o.concurrency .. ")"
+    end
+    o.concurrency = math.tointeger(n)
+  end
+  if o.resume and not o.results then return nil, "--resume needs --results FILE (the run to continue)" end
+  if o["dry-run"] and o.resume then return nil, "--dry-run and --resume do not go together" end
+  if o["remote-query"] then
+    o.remote_query = {}
+    for _, text in ipairs(o["remote-query"]) do
+      local ok, why = put_remote_query(o.remote_query, text)
+      if not ok then return nil, why end
+    end
+  end
+  return o
+end
+
+return M
