@@ -93,13 +93,21 @@ function Progress.new(config)
     failed = config.failed_before or 0, sent = 0, started = clock(), drawn = 0 }, Progress)
 end
 
+-- Counts one finished row; redraws at most every 0.1 s (and at the end).
 function Progress:update(failed)
   self.done = self.done + 1
   self.sent = self.sent + 1
   if failed then self.failed = self.failed + 1 end
+  self:draw(false)
+end
+
+-- Draws the bar (force: even if drawn less than 0.1 s ago, when something
+-- changed since: before a batch starts, so a slow batch shows the state).
+function Progress:draw(force)
   local t = clock()
-  if t - self.drawn < 0.1 and self.done < self.total then return end
-  self.drawn = t
+  if self.shown == self.done and force then return end
+  if not force and t - self.drawn < 0.1 and self.done < self.total then return end
+  self.drawn, self.shown = t, self.done
   local elapsed = math.max(t - self.started, 1e-6)
   local rate = self.sent / elapsed
   local width = 24
@@ -184,6 +192,7 @@ function M.run(dir)
     for k, item in ipairs(batch) do started[k] = item.row .. "\n" end
     assert(journal:write(table.concat(started)))
     assert(journal:flush())
+    if progress then progress:draw(true) end
     if create_many then
       send_batch(client, batch, write_outcome)
     else
@@ -236,27 +245,33 @@ function M.finish(dir)
   write_all(dir .. "/finished", "")
 end
 
--- M.supervise(dir, interpreter, script) -> true when the finisher ran.
+-- M.supervise(dir, interpreter, script, progress) -> true when the
+-- finisher ran. progress: a bar is on stderr (messages start a new line).
 -- Runs the worker and then the finisher, each as `interpreter script
 -- __worker|__finish dir` in its own session, under a shell that turns
 -- Ctrl-C into the `stop` / `abandoned` files. Blocks until both are done.
-function M.supervise(dir, interpreter, script)
+function M.supervise(dir, interpreter, script, progress)
   local d, lua, cli = shell_quote(dir), shell_quote(interpreter), shell_quote(script)
+  local nl = progress and "\\n" or ""  -- printf's \n, inside the trap's quotes
+  local function say(text)
+    return " printf \"" .. nl .. "truto-groups: " .. text .. "\\n\" >&2;"
+  end
   local sh = table.concat({
     "dir=" .. d,
     "trap 'if [ -e \"$dir/stop\" ]; then : > \"$dir/abandoned\";"
-      .. " echo \"truto-groups: abandoning the rows in flight; they are recorded as unknown\" >&2;"
+      .. say("abandoning the rows in flight; they are recorded as unknown")
       .. " kill -TERM \"$pid\" 2>/dev/null;"
       .. " else : > \"$dir/stop\";"
-      .. " echo \"truto-groups: stopping: waiting for the rows in flight (Ctrl-C again abandons them)\" >&2;"
+      .. say("stopping: waiting for the rows in flight (Ctrl-C again abandons them)")
       .. " fi' INT",
     "setsid " .. lua .. " " .. cli .. " __worker \"$dir\" </dev/null &",
     "pid=$!",
-    "while :; do wait \"$pid\"; rc=$?; kill -0 \"$pid\" 2>/dev/null || break; done",
-    "trap 'echo \"truto-groups: writing the record of the run\" >&2' INT",
+    -- a wait cut short by the trap is repeated; 2>/dev/null: no "Terminated"
+    "while :; do wait \"$pid\" 2>/dev/null; rc=$?; kill -0 \"$pid\" 2>/dev/null || break; done",
+    "trap '" .. say("writing the record of the run") .. "' INT",
     "setsid " .. lua .. " " .. cli .. " __finish \"$dir\" </dev/null &",
     "pid=$!",
-    "while :; do wait \"$pid\"; kill -0 \"$pid\" 2>/dev/null || break; done",
+    "while :; do wait \"$pid\" 2>/dev/null; kill -0 \"$pid\" 2>/dev/null || break; done",
     "exit $rc",
   }, "\n")
   os.execute(sh)
