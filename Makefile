@@ -82,6 +82,10 @@ install: $(CORE)
 	install -m 644 $(CORE) $(DESTDIR)/usr/local/lib/lua/$(LUA_ABI)/truto/core.so
 	install -m 644 lua/truto.lua $(DESTDIR)/usr/local/share/lua/$(LUA_ABI)/truto.lua
 	install -m 644 lua/truto/*.lua $(DESTDIR)/usr/local/share/lua/$(LUA_ABI)/truto/
+	install -d $(DESTDIR)/usr/local/share/lua/$(LUA_ABI)/truto/cli $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 lua/truto/cli/*.lua $(DESTDIR)/usr/local/share/lua/$(LUA_ABI)/truto/cli/
+	install -m 755 bin/truto-groups $(DESTDIR)$(PREFIX)/bin/truto-groups
+	install -m 644 man/truto-groups.1 $(DESTDIR)$(PREFIX)/share/man/man1/truto-groups.1
 
 clean:
 	rm -rf build

@@ -33,6 +33,14 @@ build = {
     ["truto.retry"] = "lua/truto/retry.lua",
     ["truto.schema"] = "lua/truto/schema.lua",
     ["truto.transport.curl"] = "lua/truto/transport/curl.lua",
+    -- the truto-groups command's helpers (Lua 5.3+; only the command loads them)
+    ["truto.cli.args"] = "lua/truto/cli/args.lua",
+    ["truto.cli.input"] = "lua/truto/cli/input.lua",
+    ["truto.cli.json"] = "lua/truto/cli/json.lua",
+    ["truto.cli.results"] = "lua/truto/cli/results.lua",
+    ["truto.cli.rows"] = "lua/truto/cli/rows.lua",
+    ["truto.cli.sha256"] = "lua/truto/cli/sha256.lua",
+    ["truto.cli.worker"] = "lua/truto/cli/worker.lua",
   },
   install = { bin = { ["truto-groups"] = "bin/truto-groups" } },
 }
