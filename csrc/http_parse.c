@@ -38,6 +38,7 @@ typedef struct response {
   strbuf fields;    /* finished headers: size_t nlen, size_t vlen, name, value */
   strbuf body;      /* body bytes not taken yet */
   char error[200];
+  const char *code; /* why it failed: an http_parser errno name, or "closed" */
 } response;
 
 static response *to_response(http_parser *hp) { return (response *)hp->data; }
@@ -117,9 +118,17 @@ static response *check_response(lua_State *L) {
   return (response *)luaL_checkudata(L, 1, HTTP_RESPONSE_MT);
 }
 
-static void fail(response *r, const char *message) {
+static void fail(response *r, const char *message, const char *code) {
   r->phase = PHASE_FAILED;
+  r->code = code;
   snprintf(r->error, sizeof r->error, "%s", message);
+}
+
+static int push_failure(lua_State *L, const response *r) {
+  lua_pushnil(L);
+  lua_pushstring(L, r->error);
+  lua_pushstring(L, r->code);
+  return 3;
 }
 
 /*
@@ -128,19 +137,17 @@ static void fail(response *r, const char *message) {
  * phase: "head" (status and headers not complete yet), "body" (headers
  * complete: status(), headers(), content_length() answer), "done" (the
  * whole answer is in; bytes fed after that only mark it not reusable).
- * A malformed answer or a close before the answer ended gives nil and a
- * message, for this and every later feed.
+ * A malformed answer or a close before the answer ended gives nil, a
+ * message and a code, for this and every later feed: "closed" (the peer
+ * closed early), "HPE_HEADER_OVERFLOW" (headers over http_parser's 80 KB)
+ * or another http_parser errno name.
  */
 static int response_feed(lua_State *L) {
   response *r = check_response(L);
   size_t len, used;
   const char *data = luaL_checklstring(L, 2, &len);
   enum http_errno err;
-  if (r->phase == PHASE_FAILED) {
-    lua_pushnil(L);
-    lua_pushstring(L, r->error);
-    return 2;
-  }
+  if (r->phase == PHASE_FAILED) return push_failure(L, r);
   if (r->phase == PHASE_DONE) {
     if (len) r->extra = 1;
     lua_pushstring(L, phase_names[r->phase]);
@@ -155,20 +162,16 @@ static int response_feed(lua_State *L) {
     if (used < len) r->extra = 1;
   } else if (len == 0 && r->phase != PHASE_DONE) {
     fail(r, r->fed == 0 ? "empty reply from server (connection closed without an answer)"
-                        : "connection closed before the response was complete");
+                        : "connection closed before the response was complete", "closed");
   } else if (err != HPE_OK) {
     char message[200];
     snprintf(message, sizeof message, "malformed HTTP response: %s (%s)",
              http_errno_description(err), http_errno_name(err));
-    fail(r, message);
+    fail(r, message, http_errno_name(err));
   } else if (r->hp.upgrade) {
-    fail(r, "malformed HTTP response: unexpected protocol upgrade");
+    fail(r, "malformed HTTP response: unexpected protocol upgrade", "upgrade");
   }
-  if (r->phase == PHASE_FAILED) {
-    lua_pushnil(L);
-    lua_pushstring(L, r->error);
-    return 2;
-  }
+  if (r->phase == PHASE_FAILED) return push_failure(L, r);
   lua_pushstring(L, phase_names[r->phase]);
   return 1;
 }
@@ -192,7 +195,8 @@ static int response_content_length(lua_State *L) {
 }
 
 /* parser:headers() -> { ["lower-case-name"] = "value", ... } of the final
- * answer; repeated names joined with ", " in arrival order */
+ * answer; repeated names joined with ", " in arrival order; names of 128
+ * bytes or more left out (as transfer_push_headers does) */
 static int response_headers(lua_State *L) {
   response *r = check_response(L);
   const char *p = r->fields.data, *end = r->fields.data + r->fields.len;
@@ -206,6 +210,7 @@ static int response_headers(lua_State *L) {
     v = name + lens[0];
     ve = v + lens[1];
     p = ve;
+    if (lens[0] >= 128) continue; /* as the curl transport: such names are dropped */
     /* trim what http_parser leaves around a value (folded lines, tabs) */
     while (v < ve && (*v == ' ' || *v == '\t')) v++;
     while (ve > v && (ve[-1] == '\r' || ve[-1] == '\n' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;

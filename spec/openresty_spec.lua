@@ -1,0 +1,468 @@
+-- spec/openresty_spec.lua: truto inside a real nginx (Debian's
+-- libnginx-mod-http-lua, LuaJIT) running examples/openresty/nginx.conf,
+-- against the mock. The ngx transport must put the same bytes on the wire
+-- and give the same results and error kinds as the curl transport, verify
+-- TLS, reuse connections, and never block the worker; the curl transport,
+-- run inside nginx on purpose, shows the stall that the ngx one avoids.
+local cjson = require "cjson"
+local socket = require "socket"
+local mock = require "spec.support.mock"
+local openresty = require "spec.support.openresty"
+local driver = require "spec.support.openresty_driver"
+
+local ROOT = openresty.root
+local SCHEMA_PATH = "/unified/user-directory/groups"
+
+local function shell(command)
+  local pipe = assert(io.popen("{ " .. command .. " ; } 2>&1; echo \"rc=$?\""))
+  local output = pipe:read("*a")
+  pipe:close()
+  assert(output:match("rc=0\n?$"), command .. "\n" .. output)
+end
+
+-- A CA, a certificate it signs for 127.0.0.1 (as a DNS name, which nginx
+-- checks, and as an IP, which curl checks), one it signs for another name,
+-- and one signed by a CA nobody trusts.
+local function make_certificates(dir)
+  local function sign(name, san, ca)
+    shell(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=%s' "
+      .. "-addext 'subjectAltName=%s' -CA %s/%s.pem -CAkey %s/%s.key "
+      .. "-keyout %s/%s.key -out %s/%s.pem"):format(name, san, dir, ca, dir, ca, dir, name, dir, name))
+  end
+  for _, ca in ipairs { "ca", "rogue-ca" } do
+    shell(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=truto spec %s' "
+      .. "-keyout %s/%s.key -out %s/%s.pem"):format(ca, dir, ca, dir, ca))
+  end
+  sign("good", "DNS:127.0.0.1,IP:127.0.0.1", "ca")
+  sign("wrong-name", "DNS:elsewhere.test", "ca")
+  sign("rogue", "DNS:127.0.0.1,IP:127.0.0.1", "rogue-ca")
+  -- nginx's worker (nobody, when the spec runs as root) reads the CA file
+  shell(("chmod 755 %s && chmod 644 %s/*"):format(dir, dir))
+end
+
+-- The spec's own locations, added to the example's server block.
+local LOCATIONS = ([[
+    location = /spec/ping { content_by_lua_block { ngx.say("pong") } }
+    location = /spec/create {
+      client_max_body_size 1m;
+      client_body_buffer_size 1m;
+      content_by_lua_file @ROOT@/spec/support/openresty_driver.lua;
+    }
+]]):gsub("@ROOT@", ROOT)
+
+-- TLS fronts for the mock: a trusted certificate, a wrong name, a rogue CA.
+local function tls_servers(dir, mock_port, ports)
+  local parts = {}
+  for name, port in pairs(ports) do
+    parts[#parts + 1] = ([[
+  server {
+    listen 127.0.0.1:%d ssl;
+    ssl_certificate %s/%s.pem;
+    ssl_certificate_key %s/%s.key;
+    keepalive_timeout 60s;
+    location / {
+      proxy_pass http://127.0.0.1:%d;
+      proxy_set_header Host $http_host;
+      add_header X-Connection $connection;
+      add_header X-Connection-Requests $connection_requests;
+    }
+  }
+]]):format(port, dir, name, dir, name, mock_port)
+  end
+  return table.concat(parts)
+end
+
+-- Runs one create inside nginx (POST /spec/create) and returns its
+-- description; through curl when input.config.transport == "curl".
+local function in_nginx(n, input)
+  local status, body = openresty.http(n.port, "POST", "/spec/create", cjson.encode(input), 30)
+  assert(status == 200, "nginx answered " .. tostring(status) .. ": " .. tostring(body) .. "\n"
+    .. n:log():sub(-2000))
+  return cjson.decode(body)
+end
+
+-- The same create in this Lua, through the curl transport, as JSON would
+-- carry it (so both descriptions compare with assert.same).
+local function here(input)
+  local result = driver.describe(input)
+  return cjson.decode(cjson.encode(result))
+end
+
+local function input_for(m, fields)
+  local input = {
+    config = { token = m.token, base_url = m.url, retry_base = 0.01, retry_cap = 5 },
+    body = { name = "Engineering", description = "Builds things", remote_data = { parent_id = 7 } },
+    query = { integrated_account_id = m.accounts.coupa, group_type = "team" },
+    options = { idempotency_key = "openresty-spec-key" },
+  }
+  for k, v in pairs(fields or {}) do
+    if k == "config" or k == "options" then
+      for ck, cv in pairs(v) do input[k][ck] = cv end
+    else
+      input[k] = v
+    end
+  end
+  return input
+end
+
+-- What must agree between transports (messages are each transport's own
+-- words; retry waits are jittered).
+local function comparable(d)
+  local c = {}
+  for k, v in pairs(d) do
+    if k ~= "message" and k ~= "handler_seconds" and k ~= "transport" and k ~= "retries" then
+      c[k] = v
+    end
+  end
+  c.retry_reasons = {}
+  for i, r in ipairs(d.retries or {}) do c.retry_reasons[i] = r.reason end
+  if type(c.value) == "table" then
+    c.value.created_at, c.value.updated_at = nil, nil
+  end
+  if c.chunks then c.chunks = c.chunks:gsub('"%d%d%d%d%-%d%d%-%d%dT[^"]*"', '"(time)"') end
+  return c
+end
+
+describe("truto inside nginx", function()
+  local m, n, certs, tls_ports
+
+  setup(function()
+    m = mock.start()
+    local pipe = assert(io.popen("mktemp -d /tmp/truto-openresty-certs.XXXXXX"))
+    certs = pipe:read("*l")
+    pipe:close()
+    make_certificates(certs)
+    local mock_port = tonumber(m.url:match(":(%d+)$"))
+    tls_ports = { good = openresty.free_port(), ["wrong-name"] = openresty.free_port(),
+      rogue = openresty.free_port() }
+    n = openresty.start {
+      env = { TRUTO_BASE_URL = m.url, TRUTO_API_TOKEN = m.token },
+      locations = LOCATIONS,
+      servers = tls_servers(certs, mock_port, tls_ports),
+      ca_file = certs .. "/ca.pem",
+    }
+  end)
+
+  teardown(function()
+    if n then n:stop() end
+    if m then m:stop() end
+    if certs and certs:match("^/tmp/truto%-openresty%-certs%.[%w]+$") then
+      os.execute("rm -rf -- '" .. certs .. "'")
+    end
+  end)
+
+  before_each(function()
+    m:reset()
+  end)
+
+  describe("the example configuration", function()
+    it("creates a group from a JSON request through POST /groups", function()
+      local status, body = openresty.http(n.port, "POST", "/groups?integrated_account_id="
+        .. m.accounts.coupa .. "&group_type=team", '{"name":"Eng","description":"d"}')
+      assert.are.equal(201, status)
+      local group = cjson.decode(body)
+      assert.are.equal("1001", group.id)
+      assert.are.equal("Eng", group.name)
+      assert.are.equal("team", group.group_type)
+      local record = m:last()
+      assert.are.equal("POST", record.method)
+      assert.are.equal(SCHEMA_PATH, record.path)
+      assert.are.equal('{"description":"d","name":"Eng"}', record.body)
+      assert.are.equal("Bearer " .. m.token, record.headers.authorization)
+      assert.is_truthy(record.idempotency_key)
+    end)
+
+    it("answers a bad request with 400 and the field, without calling Truto", function()
+      local status, body = openresty.http(n.port, "POST", "/groups?integrated_account_id="
+        .. m.accounts.coupa, '{"name":"Eng","group_type":"team"}')
+      assert.are.equal(400, status)
+      local answer = cjson.decode(body)
+      assert.are.equal("invalid_argument", answer.error)
+      assert.are.equal("group_type", answer.field)
+      assert.are.equal(0, m:stats().requests)
+    end)
+
+    it("passes Truto's rate limit on as 429 with Retry-After", function()
+      -- max_retries is 3: four 429s in a row exhaust them
+      local steps = {}
+      for i = 1, 4 do steps[i] = { status = 429, headers = { ["Retry-After"] = "0" } } end
+      m:script(steps)
+      local status, body = openresty.http(n.port, "POST", "/groups?integrated_account_id="
+        .. m.accounts.coupa, '{"name":"Eng"}')
+      assert.are.equal(429, status)
+      local answer = cjson.decode(body)
+      assert.are.equal("rate_limited", answer.error)
+      assert.are.equal(4, answer.attempts)
+      assert.are.equal(4, m:stats().requests)
+    end)
+  end)
+
+  describe("the ngx transport", function()
+    it("is the default inside a request handler", function()
+      local input = input_for(m)
+      local d = in_nginx(n, input)
+      assert.is_true(d.ok)
+      assert.are.equal("ngx", d.transport)
+    end)
+
+    it("sends the same request on the wire and gives the same result as curl", function()
+      local input = input_for(m, { options = { headers = { ["X-Request-Id"] = "r-1" } },
+        query = { integrated_account_id = m.accounts.coupa, group_type = "team",
+          truto_exclude_fields = { "organization" }, remote_query = { notify = true } } })
+      input.config.transport = "ngx"
+      local through_ngx = in_nginx(n, input)
+      local ngx_record = m:last()
+      m:reset()
+      input.config.transport = nil
+      local through_curl = here(input)
+      local curl_record = m:last()
+
+      assert.are.equal("ngx", through_ngx.transport)
+      assert.are.equal("curl", through_curl.transport)
+      assert.are.equal(1, #m:requests())
+      assert.are.equal(curl_record.request_line, ngx_record.request_line)
+      assert.are.equal(curl_record.raw_header, ngx_record.raw_header)
+      assert.are.equal(curl_record.body, ngx_record.body)
+      assert.are.equal('{"description":"Builds things","name":"Engineering","remote_data":{"parent_id":7}}',
+        ngx_record.body)
+      assert.are.equal("r-1", ngx_record.headers["x-request-id"])
+      assert.is_true(through_ngx.ok)
+      assert.are.equal(201, through_ngx.status)
+      assert.are.equal("1001", through_ngx.value.id)
+      assert.are.same(comparable(through_curl), comparable(through_ngx))
+    end)
+
+    -- Each case runs through nginx (ngx) and here (curl) on the same
+    -- scripted mock; kind, status, which timeout, attempts, retryable and
+    -- any value must agree.
+    local cases = {
+      { "a validation error (400)", { { status = 400 } } },
+      { "a blocked account (503), not retried", { { status = 503 } } },
+      { "an HTML 502 from a load balancer, retryable with a key", { { html = true, status = 502 } },
+        { options = { max_retries = 0 } } },
+      { "two 500s, then the create (retried with the same key)", { { status = 500 }, { status = 500 } } },
+      { "a 429 with Retry-After: 1, then the create", { { status = 429, headers = { ["Retry-After"] = "1" } } } },
+      { "a timeout while the server thinks", { { delay = 3 } },
+        { options = { timeout = 0.5, max_retries = 0 } } },
+      { "a deadline shorter than the answer", { { delay = 3 } },
+        { options = { deadline = 0.5 } } },
+      { "a stall between pieces of the body", { { chunks = { '{"id":', '"1"}' }, chunk_delay = 2 } },
+        { options = { stall_timeout = 0.5, max_retries = 0 } } },
+      { "an answer larger than max_response_bytes (Content-Length)", { { size = 5000 } },
+        { options = { max_response_bytes = 1000 } } },
+      { "a chunked answer growing past max_response_bytes",
+        { { chunks = { ("x"):rep(700), ("y"):rep(700) } } }, { options = { max_response_bytes = 1000 } } },
+      { "a connection reset without an answer, then the create", { { reset = true } } },
+      { "a connection reset, not retried", { { reset = true } }, { options = { max_retries = 0 } } },
+      { "a body cut short", { { close_after = 10 } }, { options = { max_retries = 0 } } },
+      { "bytes that are not HTTP", { { raw = "SSH-2.0-OpenSSH\r\n\r\n" } }, { options = { max_retries = 0 } } },
+      { "an answer read until the connection closes",
+        { { raw = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n\r\n{\"id\":\"raw-1\"}" } } },
+      { "a body that is not JSON", { { status = 200, body = "not json" } } },
+      { "a 307 redirect, followed", { { status = 307, headers = { Location = "@PATH@" } } },
+        { options = { follow_redirects = true } } },
+      { "a 307 redirect, not followed", { { status = 307, headers = { Location = "@PATH@" } } } },
+      { "a streamed answer into a sink", { { chunks = 3, chunk_delay = 0.05 } },
+        { sink = true, query = "stream" } },
+      { "a sink that raises", {}, { sink_error = true, query = "stream" } },
+    }
+    for _, case in ipairs(cases) do
+      local name, steps, fields = case[1], case[2], case[3] or {}
+      it("gives the same outcome as curl for " .. name, function()
+        local function run(transport)
+          m:reset()
+          local scripted = {}
+          for i, step in ipairs(steps) do
+            scripted[i] = {}
+            for k, v in pairs(step) do scripted[i][k] = v end
+            if step.headers and step.headers.Location then
+              scripted[i].headers = { Location = SCHEMA_PATH .. "?integrated_account_id="
+                .. m.accounts.coupa .. "&group_type=team" }
+            end
+          end
+          if #scripted > 0 then m:script(scripted) end
+          local input = input_for(m, { options = fields.options, sink = fields.sink,
+            sink_error = fields.sink_error })
+          if fields.query == "stream" then input.query.truto_response_format = "stream" end
+          if transport == "ngx" then
+            input.config.transport = "ngx"
+            return in_nginx(n, input), m:requests()
+          end
+          return here(input), m:requests()
+        end
+        local through_ngx, ngx_requests = run("ngx")
+        local through_curl, curl_requests = run("curl")
+        assert.are.same(comparable(through_curl), comparable(through_ngx))
+        assert.are.equal(#curl_requests, #ngx_requests)
+        for i = 1, #curl_requests do
+          assert.are.equal(curl_requests[i].request_line, ngx_requests[i].request_line)
+          assert.are.equal(curl_requests[i].idempotency_key, ngx_requests[i].idempotency_key)
+        end
+        if through_ngx.ok == false then
+          assert.is_string(through_ngx.message)
+          assert.is_true(#through_ngx.message > 0)
+        end
+      end)
+    end
+
+    it("tells apart the kinds: timeout, stall, too_large and a raised sink error", function()
+      local function outcome(steps, options, extra)
+        m:reset()
+        if #steps > 0 then m:script(steps) end
+        local input = input_for(m, { options = options })
+        input.config.transport = "ngx"
+        for k, v in pairs(extra or {}) do input[k] = v end
+        if input.sink or input.sink_error then input.query.truto_response_format = "stream" end
+        return in_nginx(n, input)
+      end
+      local d = outcome({ { delay = 3 } }, { timeout = 0.5, max_retries = 0 })
+      assert.are.same({ "timeout", "timeout", 1, true }, { d.kind, d.timeout, d.attempts, d.retryable })
+      assert.is_true(d.handler_seconds < 2.5)
+      d = outcome({ { chunks = { '{"id":', '"1"}' }, chunk_delay = 2 } }, { stall_timeout = 0.5, max_retries = 0 })
+      assert.are.same({ "timeout", "stall_timeout" }, { d.kind, d.timeout })
+      d = outcome({ { size = 5000 } }, { max_response_bytes = 1000 })
+      assert.are.same({ "too_large", 1, false }, { d.kind, d.attempts, d.retryable })
+      d = outcome({}, {}, { sink_error = true })
+      assert.are.equal("sink failed on purpose", d.raised)
+    end)
+
+    it("fails to connect to a port nobody listens on as connect, not sent", function()
+      local input = input_for(m, { config = { transport = "ngx",
+        base_url = "http://127.0.0.1:" .. openresty.free_port() }, options = { max_retries = 0 } })
+      local d = in_nginx(n, input)
+      input.config.transport = nil
+      local c = here(input)
+      assert.are.same({ false, "connect", true, 1 }, { d.ok, d.kind, d.retryable, d.attempts })
+      assert.are.same(comparable(c), comparable(d))
+    end)
+
+    it("refuses ca_file and proxy, which nginx configures itself", function()
+      local d = in_nginx(n, input_for(m, { config = { transport = "ngx", ca_file = "/etc/ssl/x.pem" } }))
+      assert.are.same({ false, "invalid_argument", "transport" }, { d.ok, d.kind, d.field })
+      assert.matches("lua_ssl_trusted_certificate", d.message)
+      d = in_nginx(n, input_for(m, { config = { transport = "ngx", proxy = "http://127.0.0.1:1" } }))
+      assert.are.same({ false, "invalid_argument", "transport" }, { d.ok, d.kind, d.field })
+    end)
+  end)
+
+  describe("over TLS", function()
+    local function tls_input(name, extra)
+      local input = input_for(m, { config = { transport = "ngx",
+        base_url = "https://127.0.0.1:" .. tls_ports[name] }, options = { max_retries = 0 } })
+      for k, v in pairs(extra or {}) do input.config[k] = v end
+      return input
+    end
+
+    it("verifies the certificate against lua_ssl_trusted_certificate and creates", function()
+      local d = in_nginx(n, tls_input("good"))
+      assert.is_true(d.ok, d.message)
+      assert.are.equal(201, d.status)
+      assert.are.equal("1001", d.value.id)
+      local c = here(tls_input("good", { transport = "curl", ca_file = certs .. "/ca.pem" }))
+      assert.is_true(c.ok, c.message)
+    end)
+
+    it("keeps the TLS connection alive for the next create in the same worker", function()
+      local first = in_nginx(n, tls_input("good"))
+      local second = in_nginx(n, tls_input("good"))
+      assert.is_true(first.ok and second.ok)
+      assert.are.equal(first.connection, second.connection)
+      assert.are.equal(tonumber(first.connection_requests) + 1, tonumber(second.connection_requests))
+    end)
+
+    it("refuses a certificate from an untrusted CA as tls, nothing sent", function()
+      local d = in_nginx(n, tls_input("rogue"))
+      assert.are.same({ false, "tls", false, 1 }, { d.ok, d.kind, d.retryable, d.attempts })
+      assert.are.equal(0, m:stats().requests)
+      local c = here(tls_input("rogue", { transport = "curl", ca_file = certs .. "/ca.pem" }))
+      assert.are.equal("tls", c.kind)
+    end)
+
+    it("refuses a certificate for another name as tls", function()
+      local d = in_nginx(n, tls_input("wrong-name"))
+      assert.are.same({ false, "tls" }, { d.ok, d.kind })
+      local c = here(tls_input("wrong-name", { transport = "curl", ca_file = certs .. "/ca.pem" }))
+      assert.are.equal("tls", c.kind)
+    end)
+
+    it("skips verification only with insecure = true", function()
+      local d = in_nginx(n, tls_input("rogue", { insecure = true }))
+      assert.is_true(d.ok, d.message)
+    end)
+  end)
+
+  describe("the worker", function()
+    -- Starts a create inside nginx on its own connection and returns it
+    -- once the mock holds the request (so the worker is now waiting).
+    local function start_create(transport, steps)
+      m:script(steps)
+      local input = input_for(m, { config = { transport = transport }, options = { max_retries = 1 } })
+      local body = cjson.encode(input)
+      local conn = assert(socket.connect("127.0.0.1", n.port))
+      conn:settimeout(30)
+      assert(conn:send("POST /spec/create HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        .. "Content-Length: " .. #body .. "\r\n\r\n" .. body))
+      local waited = socket.gettime() + 10
+      while m:stats().requests < 1 do
+        assert(socket.gettime() < waited, "the create never reached the mock")
+        socket.sleep(0.01)
+      end
+      return conn
+    end
+
+    local function finish_create(conn)
+      local text = conn:receive("*a")
+      conn:close()
+      return cjson.decode(text:match("\r\n\r\n(.*)$"))
+    end
+
+    local function ping_20_times()
+      local times = {}
+      for i = 1, 20 do
+        local status, body, took = openresty.http(n.port, "GET", "/spec/ping", nil, 30)
+        assert.are.equal(200, status)
+        assert.are.equal("pong\n", body)
+        times[i] = took
+      end
+      return times
+    end
+
+    it("answers 20 other requests in well under 100 ms each while a create waits 2 s (ngx)", function()
+      local conn = start_create("ngx", { { delay = 2 } })
+      local started = socket.gettime()
+      local times = ping_20_times()
+      local pinged = socket.gettime() - started
+      local d = finish_create(conn)
+      assert.is_true(d.ok, d.message)
+      assert.are.equal("ngx", d.transport)
+      assert.is_true(d.handler_seconds >= 1.9, "the create did not wait: " .. d.handler_seconds)
+      assert.is_true(pinged < 1.5, "the pings took " .. pinged .. " s in all")
+      for i, took in ipairs(times) do
+        assert.is_true(took < 0.1, ("ping %d took %.3f s"):format(i, took))
+      end
+    end)
+
+    it("answers other requests while a retry waits out Retry-After with ngx.sleep", function()
+      local conn = start_create("ngx", { { status = 429, headers = { ["Retry-After"] = "2" } } })
+      local times = ping_20_times()
+      local d = finish_create(conn)
+      assert.is_true(d.ok, d.message)
+      assert.are.equal(2, d.attempts)
+      assert.are.equal(2, d.retries[1].wait)
+      assert.is_true(d.handler_seconds >= 1.9)
+      for i, took in ipairs(times) do
+        assert.is_true(took < 0.1, ("ping %d took %.3f s"):format(i, took))
+      end
+    end)
+
+    it("stalls for the whole wait with the curl transport (why nginx needs ngx)", function()
+      local conn = start_create("curl", { { delay = 2 } })
+      local times = ping_20_times()
+      local d = finish_create(conn)
+      assert.is_true(d.ok, d.message)
+      assert.are.equal("curl", d.transport)
+      -- the first ping waits for curl_easy_perform to return
+      assert.is_true(times[1] > 1.0, ("the first ping took only %.3f s"):format(times[1]))
+    end)
+  end)
+end)
