@@ -23,6 +23,7 @@ static const char *const type_names[] = {
 
 typedef struct field {
   char name[48];
+  size_t name_len;
   field_type type;
   int required;
   int nvalues;
@@ -79,6 +80,7 @@ static void compile_fields(lua_State *L, int schema, const char *which, field_se
     lua_rawgeti(L, -1, i + 1);
     t = lua_gettop(L);
     copy_string_field(L, t, "name", f->name, sizeof f->name, 1);
+    f->name_len = strlen(f->name);
     copy_string_field(L, t, "type", type, sizeof type, 1);
     for (j = 0; type_names[j] && strcmp(type_names[j], type) != 0; j++) {}
     if (!type_names[j]) luaL_error(L, "schema: unknown type '%s'", type);
@@ -170,7 +172,7 @@ static int endpoint_gc(lua_State *L) {
 static const field *find_field(const field_set *set, const char *name, size_t len) {
   int i;
   for (i = 0; i < set->n; i++)
-    if (strlen(set->fields[i].name) == len && memcmp(set->fields[i].name, name, len) == 0)
+    if (set->fields[i].name_len == len && memcmp(set->fields[i].name, name, len) == 0)
       return &set->fields[i];
   return NULL;
 }
@@ -220,7 +222,7 @@ static int check_query_string(walk *w, const field *f, int idx) {
     return walk_fail_field(w, f->name, "must be one of %s (got \"%.40s\")", f->expected, s);
   }
   w->depth = 0;
-  walk_push_key(w, f->name, strlen(f->name));
+  walk_push_key(w, f->name, f->name_len);
   if (walk_check_string(w, s, n) < 0) return -1;
   walk_pop(w);
   return 0;
@@ -236,19 +238,19 @@ static int encode_query_field(walk *w, endpoint *e, const field *f, int idx) {
       const char *s;
       if (check_query_string(w, f, idx) < 0) return -1;
       s = lua_tolstring(L, idx, &n);
-      query_add_pair(w, f->name, strlen(f->name), s, n);
+      query_add_pair(w, f->name, f->name_len, s, n);
       return 0;
     }
     case FT_BOOLEAN:
       if (lua_type(L, idx) != LUA_TBOOLEAN) return fail_type(w, f, L, idx, "a boolean");
-      query_add_pair(w, f->name, strlen(f->name), lua_toboolean(L, idx) ? "true" : "false",
+      query_add_pair(w, f->name, f->name_len, lua_toboolean(L, idx) ? "true" : "false",
                      lua_toboolean(L, idx) ? 4 : 5);
       return 0;
     case FT_STRING_ARRAY: {
       int shape;
       size_t first, count;
       if (lua_type(L, idx) != LUA_TTABLE) return fail_type(w, f, L, idx, "an array of strings");
-      walk_push_key(w, f->name, strlen(f->name));
+      walk_push_key(w, f->name, f->name_len);
       if (walk_enter_table(w, idx, &shape, &first, &count) < 0) return -1;
       if (shape != SHAPE_ARRAY && count > 0) return walk_fail(w, "must be an array of strings, not a table with keys");
       for (i = 1; i <= count; i++) {
@@ -260,7 +262,7 @@ static int encode_query_field(walk *w, endpoint *e, const field *f, int idx) {
           return -1;
         }
         if (w->out.len) strbuf_addc(&w->out, '&');
-        query_add_escaped(&w->out, f->name, strlen(f->name));
+        query_add_escaped(&w->out, f->name, f->name_len);
         strbuf_add(&w->out, "%5B%5D=", 7);
         if (encode_query_scalar(w, -1) < 0) { lua_pop(L, 1); return -1; }
         lua_pop(L, 1);
@@ -276,8 +278,8 @@ static int encode_query_field(walk *w, endpoint *e, const field *f, int idx) {
       if (lua_rawlen(L, idx) > 0)
         return walk_fail_field(w, f->name, "must be a table of named parameters, not an array");
       strbuf_reset(&e->prefix);
-      query_add_escaped(&e->prefix, f->name, strlen(f->name));
-      walk_push_key(w, f->name, strlen(f->name));
+      query_add_escaped(&e->prefix, f->name, f->name_len);
+      walk_push_key(w, f->name, f->name_len);
       rc = encode_query_value(w, idx, &e->prefix);
       if (rc == 0) walk_pop(w);
       return rc;
@@ -300,7 +302,7 @@ static int encode_body_field(walk *w, const field *f, int idx) {
       if (lua_type(L, idx) != LUA_TSTRING) return fail_type(w, f, L, idx, "a string");
       break;
   }
-  walk_push_key(w, f->name, strlen(f->name));
+  walk_push_key(w, f->name, f->name_len);
   rc = encode_json_value(w, idx);
   if (rc == 0) walk_pop(w);
   return rc;
@@ -403,7 +405,7 @@ static int build_query(walk *w, endpoint *e, int idx, int account_idx) {
     if (f == account && lua_type(L, account_idx) == LUA_TSTRING) present = 1;
     for (i = 0; i < count && !present; i++) {
       walk_key k = w->keys[first + i];
-      if (strlen(f->name) == k.len && memcmp(f->name, k.s, k.len) == 0) {
+      if (f->name_len == k.len && memcmp(f->name, k.s, k.len) == 0) {
         lua_pushvalue(L, k.slot);
         present = !walk_is_null(L, -1);
         lua_pop(L, 1);
