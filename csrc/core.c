@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -40,21 +42,44 @@ static int core_sleep(lua_State *L) {
   return 0;
 }
 
-/* core.uuid4() -> a random (version 4) UUID, from the kernel's CSPRNG */
-static int core_uuid4(lua_State *L) {
-  unsigned char b[16];
-  char out[37];
+/* Random bytes for UUIDs, fetched from the kernel 4 KiB at a time (one
+ * getrandom() per 256 keys instead of one per key). Refilled after a fork,
+ * so nginx workers forked from a master that already used it never share
+ * keys. Lives in an upvalue userdata, not a C global. */
+typedef struct random_pool {
+  unsigned char bytes[4096];
+  size_t used;
+  pid_t pid;
+} random_pool;
+
+static int fill_pool(random_pool *p) {
   size_t got = 0;
-  static const char hex[] = "0123456789abcdef";
-  int i, j = 0;
-  while (got < sizeof b) {
-    ssize_t n = getrandom(b + got, sizeof b - got, 0);
+  while (got < sizeof p->bytes) {
+    ssize_t n = getrandom(p->bytes + got, sizeof p->bytes - got, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return luaL_error(L, "getrandom failed");
+      return -1;
     }
     got += (size_t)n;
   }
+  p->used = 0;
+  p->pid = getpid();
+  return 0;
+}
+
+/* core.uuid4() -> a random (version 4) UUID, from the kernel's CSPRNG */
+static int core_uuid4(lua_State *L) {
+  random_pool *pool = (random_pool *)lua_touserdata(L, lua_upvalueindex(1));
+  unsigned char b[16];
+  char out[37];
+  static const char hex[] = "0123456789abcdef";
+  int i, j = 0;
+  if (pool->used + sizeof b > sizeof pool->bytes || pool->pid != getpid()) {
+    if (fill_pool(pool) < 0) return luaL_error(L, "getrandom failed");
+  }
+  memcpy(b, pool->bytes + pool->used, sizeof b);
+  memset(pool->bytes + pool->used, 0, sizeof b); /* never hand out the same bytes twice */
+  pool->used += sizeof b;
   b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
   b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
   for (i = 0; i < 16; i++) {
@@ -123,7 +148,6 @@ int luaopen_truto_core(lua_State *L) {
   static const luaL_Reg plain[] = {
     { "now", core_now },
     { "sleep", core_sleep },
-    { "uuid4", core_uuid4 },
     { "normalize", core_normalize },
     { "curl", transport_curl_new },
     { "multi", transport_multi_new },
@@ -152,6 +176,13 @@ int luaopen_truto_core(lua_State *L) {
   request_open(L);           /* consumes the copy as its upvalue */
   luaL_setfuncs(L, with_array_mt, 1); /* consumes array_mt */
 
+  {
+    random_pool *pool = (random_pool *)lua_newuserdatauv(L, sizeof *pool, 0);
+    pool->used = sizeof pool->bytes; /* empty: filled on first use */
+    pool->pid = 0;
+    lua_pushcclosure(L, core_uuid4, 1);
+    lua_setfield(L, -2, "uuid4");
+  }
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
