@@ -77,13 +77,13 @@ bench: deps
 lint: deps
 	luacheck lua spec mock bin examples
 
+LMOD := $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)
+CMOD := $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)
 install: $(CORE)
-	install -d $(DESTDIR)/usr/local/lib/lua/$(LUA_ABI)/truto $(DESTDIR)/usr/local/share/lua/$(LUA_ABI)/truto
-	install -m 644 $(CORE) $(DESTDIR)/usr/local/lib/lua/$(LUA_ABI)/truto/core.so
-	install -m 644 lua/truto.lua $(DESTDIR)/usr/local/share/lua/$(LUA_ABI)/truto.lua
-	install -m 644 lua/truto/*.lua $(DESTDIR)/usr/local/share/lua/$(LUA_ABI)/truto/
-	install -d $(DESTDIR)/usr/local/share/lua/$(LUA_ABI)/truto/cli $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 644 lua/truto/cli/*.lua $(DESTDIR)/usr/local/share/lua/$(LUA_ABI)/truto/cli/
+	install -d $(CMOD)/truto $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 $(CORE) $(CMOD)/truto/core.so
+	cd lua && find . -name '*.lua' | while read -r f; do \
+	  install -D -m 644 "$$f" "$(LMOD)/$$f" || exit 1; done
 	install -m 755 bin/truto-groups $(DESTDIR)$(PREFIX)/bin/truto-groups
 	install -m 644 man/truto-groups.1 $(DESTDIR)$(PREFIX)/share/man/man1/truto-groups.1
 

@@ -11,29 +11,37 @@ description = {
   ]],
   license = "MIT",
 }
+-- lua-cjson is needed at run time too; it is not listed because this
+-- project installs it from Debian (lua-cjson), which LuaRocks cannot see.
 dependencies = { "lua >= 5.1, < 5.5" }
 external_dependencies = {
-  CURL = { header = "curl/curl.h" },
+  CURL = { library = "curl" },
+  HTTP_PARSER = { library = "http_parser" },
 }
 build = {
   type = "builtin",
   modules = {
     ["truto.core"] = {
-      sources = { "csrc/compat.c", "csrc/core.c", "csrc/encode_json.c", "csrc/encode_query.c",
-        "csrc/request.c", "csrc/strbuf.c", "csrc/transport_curl.c", "csrc/walk.c" },
-      libraries = { "curl" },
+      sources = {
+        "csrc/compat.c",
+        "csrc/core.c",
+        "csrc/encode_json.c",
+        "csrc/encode_query.c",
+        "csrc/http_parse.c",
+        "csrc/request.c",
+        "csrc/strbuf.c",
+        "csrc/transfer.c",
+        "csrc/transport_curl.c",
+        "csrc/transport_multi.c",
+        "csrc/walk.c",
+      },
+      libraries = { "curl", "http_parser" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },
     },
-    truto = "lua/truto.lua",
-    ["truto.client"] = "lua/truto/client.lua",
-    ["truto.errors"] = "lua/truto/errors.lua",
-    ["truto.response"] = "lua/truto/response.lua",
-    ["truto.retry"] = "lua/truto/retry.lua",
-    ["truto.schema"] = "lua/truto/schema.lua",
-    ["truto.transport.curl"] = "lua/truto/transport/curl.lua",
-    -- the truto-groups command's helpers (Lua 5.3+; only the command loads them)
+    ["truto"] = "lua/truto.lua",
+    ["truto.batch"] = "lua/truto/batch.lua",
     ["truto.cli.args"] = "lua/truto/cli/args.lua",
     ["truto.cli.input"] = "lua/truto/cli/input.lua",
     ["truto.cli.json"] = "lua/truto/cli/json.lua",
@@ -41,6 +49,15 @@ build = {
     ["truto.cli.rows"] = "lua/truto/cli/rows.lua",
     ["truto.cli.sha256"] = "lua/truto/cli/sha256.lua",
     ["truto.cli.worker"] = "lua/truto/cli/worker.lua",
+    ["truto.client"] = "lua/truto/client.lua",
+    ["truto.errors"] = "lua/truto/errors.lua",
+    ["truto.response"] = "lua/truto/response.lua",
+    ["truto.retry"] = "lua/truto/retry.lua",
+    ["truto.schema"] = "lua/truto/schema.lua",
+    ["truto.transport.curl"] = "lua/truto/transport/curl.lua",
+    ["truto.transport.ngx"] = "lua/truto/transport/ngx.lua",
   },
-  install = { bin = { ["truto-groups"] = "bin/truto-groups" } },
+  install = {
+    bin = { ["truto-groups"] = "bin/truto-groups" },
+  },
 }
