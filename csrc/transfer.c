@@ -97,9 +97,32 @@ static int on_seek(void *ud, curl_off_t offset, int origin) {
     t->resend_refused = 1;
     return CURL_SEEKFUNC_FAIL;
   }
-  t->got_response = 0; /* the next copy goes out: guard it the same way */
   t->upload_pos = (size_t)offset;
   return CURL_SEEKFUNC_OK;
+}
+
+/*
+ * Called right before each request goes out on a connection (new or
+ * reused): the first one, one after a followed redirect, or libcurl's own
+ * silent retry. The last is refused when no answer came to the previous
+ * copy, also when libcurl would not rewind first (nothing written yet) or
+ * picks another pooled connection.
+ */
+static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port) {
+  transfer *t = (transfer *)ud;
+  (void)conn_primary_ip;
+  (void)conn_local_ip;
+  (void)conn_primary_port;
+  (void)conn_local_port;
+  if (t->requests_started > 0 && !t->got_response) {
+    t->resend_refused = 1;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  t->requests_started++;
+  t->got_response = 0;
+  t->upload_pos = 0; /* every request sends the whole body */
+  return CURL_PREREQFUNC_OK;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud) {
@@ -188,28 +211,26 @@ void transfer_push_headers(lua_State *L, const char *head, size_t len) {
 /* Classifies a failed transfer: kind, and whether the request may have
  * reached the server (then a retry without an idempotency key is unsafe). */
 static void classify(transfer *t, CURLcode rc, const char **kind, const char **detail, int *sent) {
-  curl_off_t connected = 0, secured = 0;
-  char *scheme = NULL;
+  curl_off_t started = 0;
   int connecting;
-  curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connected);
-  curl_easy_getinfo(t->easy, CURLINFO_APPCONNECT_TIME_T, &secured);
-  curl_easy_getinfo(t->easy, CURLINFO_SCHEME, &scheme);
-  /* still connecting: no TCP connection yet, or (https) no TLS session yet;
-   * either way not a byte of the request can have gone out */
-  connecting = connected == 0 ||
-               (scheme != NULL && (scheme[0] == 'h' || scheme[0] == 'H') && strlen(scheme) == 5 &&
-                secured == 0);
+  /* Sent: libcurl took body bytes from on_read, or an answer began. Not
+   * from the connect time: a reused keep-alive connection has none, and
+   * treating its failures as "never sent" would retry a create without a
+   * key. A server cannot act on a POST whose body it never got. */
+  *sent = t->upload_pos > 0 || t->got_response;
+  /* Still connecting (TCP or TLS): the transfer never reached its request
+   * phase, for which libcurl stamps the pre-transfer time. */
+  curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &started);
+  connecting = !*sent && started == 0;
   *detail = NULL;
-  *sent = 1;
   if (t->url_refused) { *kind = "invalid_argument"; *sent = 0; return; }
   if (t->too_large) { *kind = "too_large"; return; }
-  if (t->stalled) { *kind = "timeout"; *detail = "stall_timeout"; *sent = !connecting; return; }
-  if (t->resend_refused) { *kind = "network"; return; }
+  if (t->stalled) { *kind = "timeout"; *detail = connecting ? "connect_timeout" : "stall_timeout"; return; }
+  if (t->resend_refused) { *kind = "network"; *sent = 1; return; }
   switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
       *kind = "timeout";
-      if (connecting) { *detail = "connect_timeout"; *sent = 0; }
-      else *detail = "timeout";
+      *detail = connecting ? "connect_timeout" : "timeout";
       return;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
@@ -232,12 +253,10 @@ static void classify(transfer *t, CURLcode rc, const char **kind, const char **d
     case CURLE_UNSUPPORTED_PROTOCOL:
       /* a scheme curl cannot speak (nothing sent), or an answer that is
        * not HTTP at all, such as HTTP/0.9 garbage (sent) */
-      *kind = connecting ? "connect" : "network";
-      *sent = !connecting;
+      *kind = *sent ? "network" : "connect";
       return;
     default:
       *kind = "network";
-      if (connected == 0) *sent = 0;
       return;
   }
 }
@@ -275,6 +294,8 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
   curl_easy_setopt(e, CURLOPT_READDATA, t);
   curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
   curl_easy_setopt(e, CURLOPT_SEEKDATA, t);
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
   curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -343,6 +364,7 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   if (t->upload.failed) luaL_error(L, "out of memory");
   t->upload_pos = 0;
   t->got_response = t->resend_refused = t->head_too_large = t->url_refused = 0;
+  t->requests_started = 0;
   t->announced = -1;
   t->max_bytes = byte_limit(max_bytes);
   t->too_large = 0;

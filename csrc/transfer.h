@@ -28,7 +28,8 @@ typedef struct transfer {
    * re-send it (see on_seek in transfer.c) */
   strbuf upload;
   size_t upload_pos;
-  int got_response;      /* a status line arrived in this exchange */
+  int requests_started;  /* copies of the request begun in this exchange */
+  int got_response;      /* a status line answered the latest copy */
   int resend_refused;    /* libcurl wanted to re-send before any answer */
   int head_too_large;    /* the headers alone passed TRANSFER_MAX_HEAD */
   int url_refused;       /* libcurl refused the URL (over its 8 MB) */

@@ -233,16 +233,22 @@ describe("a create under faults", function()
       { "an answer cut short", { close_after = 10, create = true }, "network" },
       { "a timeout after sending", { delay = 2 }, "timeout" },
     } do
-      it("does not retry " .. case[1] .. ", and the one group made stays one", function()
-        m:script{ case[2] }
-        local group, err = create{ idempotency_key = false, timeout = 0.5 }
-        assert.is_nil(group)
-        assert.equal(case[3], err.kind)
-        assert.equal(1, err.attempts)
-        assert.is_false(err.retryable)
-        assert_attempts(1, false)
-        assert.equal(1, m:stats().created)
-      end)
+      for _, connection in ipairs{ "a new", "a reused keep-alive" } do
+        it("does not retry " .. case[1] .. " on " .. connection .. " connection, and the one group made stays one", function()
+          if connection ~= "a new" then
+            assert.is_table((create{ idempotency_key = false }))
+            m:reset()
+          end
+          m:script{ case[2] }
+          local group, err = create{ idempotency_key = false, timeout = 0.5 }
+          assert.is_nil(group)
+          assert.equal(case[3], err.kind)
+          assert.equal(1, err.attempts)
+          assert.is_false(err.retryable)
+          assert_attempts(1, false)
+          assert.equal(1, m:stats().created)
+        end)
+      end
     end
 
     it("never lets libcurl re-send on its own when a reused connection dies with no answer", function()

@@ -308,16 +308,20 @@ function Client:create_group(body, query, options)
   if self.closed then error("attempt to use a closed truto client", 2) end
   local token = self.token
   local o, oerr = call_options(self, options)
-  if not o then return nil, errors.redact(oerr, token) end
+  if not o then
+    oerr.attempts = 0
+    return nil, errors.redact(oerr, token)
+  end
   local target, json, why = endpoint:build(body, query, self.integrated_account_id)
   if not target then
-    return nil, errors.redact(errors.new("invalid_argument", why, { field = json, retryable = false }), token)
+    return nil, errors.redact(errors.new("invalid_argument", why,
+      { field = json, retryable = false, attempts = 0 }), token)
   end
   if #target > MAX_TARGET_BYTES then
     local field = longest_query_field(query, self.integrated_account_id)
     return nil, errors.redact(errors.new("invalid_argument", field .. ": makes the URL "
       .. #target .. " bytes long, over the " .. MAX_TARGET_BYTES .. " bytes servers accept",
-      { field = field, retryable = false }), token)
+      { field = field, retryable = false, attempts = 0 }), token)
   end
 
   local key = o.idempotency_key
