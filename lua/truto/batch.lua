@@ -113,6 +113,9 @@ local function run_multi(c, jobs, o, batch, finish)
   local function clock() return now() + skew end
 
   for _, job in ipairs(jobs) do ready[#ready + 1] = job end
+  -- the end of the line, kept by hand: once ready[1] is taken the table
+  -- has a hole and #ready may be any border (Lua 5.1-5.3 find a short one)
+  local tail = #ready
 
   local function start(job)
     job.attempts = job.attempts + 1
@@ -159,7 +162,7 @@ local function run_multi(c, jobs, o, batch, finish)
     waiting[#waiting + 1] = job
   end
 
-  while head <= #ready or #waiting > 0 or inflight > 0 do
+  while head <= tail or #waiting > 0 or inflight > 0 do
     local t = clock()
     -- jobs whose wait is over go back to the front of the line
     if #waiting > 0 then
@@ -175,7 +178,7 @@ local function run_multi(c, jobs, o, batch, finish)
       waiting = still
     end
     if t >= pause_until then
-      while inflight < limit and head <= #ready do
+      while inflight < limit and head <= tail do
         local job = ready[head]
         ready[head] = nil
         head = head + 1
@@ -184,7 +187,7 @@ local function run_multi(c, jobs, o, batch, finish)
     end
     -- when is something due that is not in flight?
     local due = nil
-    if head <= #ready then due = pause_until end
+    if head <= tail then due = pause_until end
     for _, job in ipairs(waiting) do
       local d = math.max(job.not_before, pause_until)
       if not due or d < due then due = d end
