@@ -25,10 +25,12 @@ typedef struct transport {
 
 /* ---- share ---- */
 
+/* share:close(), also __gc: idempotent. The cached connections close with
+ * it. Close (or collect) the handles using it first: libcurl refuses to
+ * clean up a share still in use, and then it stays until one more close. */
 static int share_gc(lua_State *L) {
   share *s = (share *)luaL_checkudata(L, 1, SHARE_MT);
-  if (s->sh) curl_share_cleanup(s->sh);
-  s->sh = NULL;
+  if (s->sh && curl_share_cleanup(s->sh) == CURLSHE_OK) s->sh = NULL;
   return 0;
 }
 
@@ -130,6 +132,10 @@ void transport_curl_open(lua_State *L) {
   luaL_newmetatable(L, SHARE_MT);
   lua_pushcfunction(L, share_gc);
   lua_setfield(L, -2, "__gc");
+  lua_newtable(L);
+  lua_pushcfunction(L, share_gc);
+  lua_setfield(L, -2, "close");
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   luaL_newmetatable(L, CURL_TRANSPORT_MT);
   lua_pushcfunction(L, transport_close);

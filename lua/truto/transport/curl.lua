@@ -39,6 +39,7 @@ end
 function M:close()
   if self.multi_handle then self.multi_handle:close() end
   self.handle:close()
+  self.settings.share:close() -- its cached connections close with it
 end
 
 return M
