@@ -5,7 +5,8 @@
 -- compare the two descriptions.
 --
 --   input = { config = {...truto.new}, body = ..., query = ..., options = ...,
---             sink = true (collect a stream), sink_error = true (a sink that raises) }
+--             sink = true (collect a stream), sink_error = true (a sink that raises),
+--             many = N, concurrency = C (create_many over N items instead) }
 --   describe(input) -> { ok, value, status, attempts, retries, chunks, ... }
 --                    | { ok = false, kind, status, timeout, attempts, ... }
 --                    | { raised = message }
@@ -33,6 +34,28 @@ function driver.describe(input)
     options.sink = function(chunk) chunks[#chunks + 1] = chunk end
   elseif input.sink_error then
     options.sink = function() error("sink failed on purpose", 0) end
+  end
+  if input.many then
+    -- create_many over `many` copies of the body, each named by its index
+    local items = {}
+    for i = 1, input.many do
+      items[i] = { name = input.body.name .. " " .. i }
+    end
+    options.idempotency_key = nil
+    options.concurrency = input.concurrency
+    local results = client.groups.create_many(items, input.query, options)
+    local created, keys = 0, {}
+    for i = 1, input.many do
+      if results[i].group then
+        created = created + 1
+        keys[results[i].meta.idempotency_key] = true
+      end
+    end
+    local distinct = 0
+    for _ in pairs(keys) do distinct = distinct + 1 end
+    client:close()
+    return { many = input.many, created = created, distinct_keys = distinct,
+      transport = client.transport.name }
   end
   local called, value, meta = pcall(client.groups.create, input.body, input.query, options)
   local transport = client.transport.name
