@@ -180,7 +180,7 @@ static const field *find_field(const field_set *set, const char *name, size_t le
 static int fail_unknown(walk *w, const field_set *set, const char *kind, const char *name, size_t len) {
   char key[64];
   int i;
-  snprintf(key, sizeof key, "%.*s", (int)(len < 60 ? len : 60), name);
+  walk_printable(key, sizeof key, name, len);
   for (i = 0; i < set->nhints; i++)
     if (strcmp(set->hints[i].name, key) == 0)
       return walk_fail_field(w, key, "%s", set->hints[i].text);
@@ -213,13 +213,18 @@ static int check_query_string(walk *w, const field *f, int idx) {
   if (lua_type(L, idx) != LUA_TSTRING)
     return fail_type(w, f, L, idx, f->type == FT_UUID ? "a UUID string" : "a string");
   s = lua_tolstring(L, idx, &n);
-  if (f->type == FT_UUID && !is_uuid(s, n))
-    return walk_fail_field(w, f->name, "must be a UUID like 62f44730-dd91-461e-bd6a-aedd9e0ad79d (got \"%.40s\")",
-                           s);
+  if (f->type == FT_UUID && !is_uuid(s, n)) {
+    char got[48];
+    walk_printable(got, sizeof got, s, n);
+    return walk_fail_field(w, f->name, "must be a UUID like 62f44730-dd91-461e-bd6a-aedd9e0ad79d (got \"%s\")",
+                           got);
+  }
   if (f->type == FT_ENUM) {
+    char got[48];
     for (i = 0; i < f->nvalues; i++)
       if (strlen(f->values[i]) == n && memcmp(f->values[i], s, n) == 0) return 0;
-    return walk_fail_field(w, f->name, "must be one of %s (got \"%.40s\")", f->expected, s);
+    walk_printable(got, sizeof got, s, n);
+    return walk_fail_field(w, f->name, "must be one of %s (got \"%s\")", f->expected, got);
   }
   w->depth = 0;
   walk_push_key(w, f->name, f->name_len);

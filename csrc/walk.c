@@ -44,6 +44,45 @@ static int is_identifier(const char *s, size_t n) {
   return 1;
 }
 
+/* The length of the valid UTF-8 character at p (at most `left` bytes), or
+ * 0 when the bytes there are not one (overlong, surrogate, past U+10FFFF,
+ * cut short). */
+static size_t utf8_char_len(const unsigned char *p, size_t left) {
+  unsigned c = p[0], cp, min;
+  size_t need, i;
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; min = 0x80; }
+  else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; min = 0x800; }
+  else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; min = 0x10000; }
+  else return 0;
+  if (left <= need) return 0;
+  for (i = 1; i <= need; i++) {
+    if ((p[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (p[i] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return need + 1;
+}
+
+void walk_printable(char *dst, size_t cap, const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0, k = 0;
+  while (i < n) {
+    size_t len = utf8_char_len(p + i, n - i);
+    if (k + (len ? len : 1) > cap - 4) break;
+    if (len == 0 || p[i] < 0x20 || p[i] == 0x7f || p[i] == '"' || p[i] == '\\') {
+      dst[k++] = '?';
+      i += len ? len : 1;
+    } else {
+      memcpy(dst + k, p + i, len);
+      k += len;
+      i += len;
+    }
+  }
+  if (i < n) { dst[k++] = '.'; dst[k++] = '.'; dst[k++] = '.'; }
+  dst[k] = '\0';
+}
+
 /* Writes the path as users read it: name.key[2]["odd key"]. */
 static void format_path(walk *w) {
   size_t used = 0, cap = sizeof w->field;
@@ -58,19 +97,15 @@ static void format_path(walk *w) {
     int n;
     if (s->key == NULL)
       n = snprintf(w->field + used, cap - used, "[%lld]", s->index);
-    else if (is_identifier(s->key, s->klen))
-      n = snprintf(w->field + used, cap - used, "%s%.*s", i ? "." : "", (int)s->klen, s->key);
     else {
-      /* quote odd keys; bytes that would garble a message are shown as ? */
+      /* quote odd keys; bytes that would garble a message are shown as ?,
+       * long keys are cut */
       char safe[64];
-      size_t j, k = 0;
-      for (j = 0; j < s->klen && k < sizeof safe - 4; j++) {
-        unsigned char c = (unsigned char)s->key[j];
-        safe[k++] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
-      }
-      if (j < s->klen) { safe[k++] = '.'; safe[k++] = '.'; safe[k++] = '.'; }
-      safe[k] = '\0';
-      n = snprintf(w->field + used, cap - used, "[\"%s\"]", safe);
+      walk_printable(safe, sizeof safe, s->key, s->klen);
+      if (is_identifier(s->key, s->klen))
+        n = snprintf(w->field + used, cap - used, "%s%s", i ? "." : "", safe);
+      else
+        n = snprintf(w->field + used, cap - used, "[\"%s\"]", safe);
     }
     if (n < 0) break;
     used += (size_t)n;

@@ -69,6 +69,11 @@ void walk_pop(walk *w);
 int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count);
 void walk_leave_table(walk *w, size_t first);
 
+/* Copies n bytes of s into dst (cap >= 8) fit for a message: control
+ * characters, quotes, backslashes and bytes that are not UTF-8 become '?';
+ * a cut (at cap - 4 bytes, never inside a character) ends in "...". */
+void walk_printable(char *dst, size_t cap, const char *s, size_t n);
+
 /* Checks a string is valid UTF-8 without NUL; 0 or -1 (error recorded). */
 int walk_check_string(walk *w, const char *s, size_t n);
 
