@@ -66,6 +66,25 @@ local function has_control(s) return s:find("[%z\1-\31\127]") ~= nil end
 
 local function is_number(v) return type(v) == "number" and v == v and v > -math.huge and v < math.huge end
 
+-- The longest header line ("Name: value") sent: servers refuse longer ones
+-- (nginx and most proxies at 8 KiB), and libcurl fails on 1 MiB.
+local MAX_HEADER_LINE = 8192
+
+-- s fit for a message: bytes outside printable ASCII shown as ?, cut at 40.
+local function printable(s)
+  s = tostring(s)
+  local cut = #s > 40
+  s = s:sub(1, 40):gsub("[^\32-\126]", "?"):gsub('["\\]', "?")
+  return s .. (cut and "..." or "")
+end
+
+-- A value as an error message shows it: numbers as they are, anything
+-- else by its type (a string is not echoed: it might be a secret).
+local function shown(v)
+  if type(v) == "number" then return tostring(v) end
+  return "a " .. type(v)
+end
+
 -- Checks one option value; returns the value to use or nil, err.
 local function check_option(name, spec, v)
   local t = spec.type
@@ -74,16 +93,19 @@ local function check_option(name, spec, v)
     if spec.header and has_control(v) then
       return bad(name, "must not contain control characters (CR, LF, NUL)")
     end
+    if spec.header and #v > MAX_HEADER_LINE - 32 then
+      return bad(name, "must be at most " .. (MAX_HEADER_LINE - 32) .. " bytes (got " .. #v .. ")")
+    end
   elseif t == "boolean" or t == "function" then
     if type(v) ~= t then return bad(name, "must be a " .. t .. " (got " .. type(v) .. ")") end
   elseif t == "seconds" then
     if not is_number(v) or v <= 0 then
-      return bad(name, "must be a positive number of seconds (got " .. tostring(v) .. ")")
+      return bad(name, "must be a positive number of seconds (got " .. shown(v) .. ")")
     end
   elseif t == "count" then
     if not is_number(v) or v % 1 ~= 0 or v < 0 or (v == 0 and not spec.zero) then
       return bad(name, "must be a " .. (spec.zero and "non-negative" or "positive")
-        .. " whole number (got " .. tostring(v) .. ")")
+        .. " whole number (got " .. shown(v) .. ")")
     end
   elseif t == "transport" then
     if v ~= "curl" and v ~= "ngx" and not (type(v) == "table" and type(v.request) == "function") then
@@ -101,10 +123,11 @@ local function check_option(name, spec, v)
     if type(v) ~= "table" then return bad(name, "must be a table of name = value (got " .. type(v) .. ")") end
     local lines = {}
     for k, val in pairs(v) do
-      local field = "headers." .. tostring(k)
       if type(k) ~= "string" or k == "" or k:find("[^%w!#$%%&'*+%-.^_`|~]") then
-        return bad("headers", "has an invalid header name " .. string.format("%q", tostring(k)))
+        return bad("headers", "has an invalid header name \"" .. printable(k) .. "\""
+          .. (type(k) ~= "string" and " (a " .. type(k) .. ")" or ""))
       end
+      local field = "headers." .. printable(k)
       if OWN_HEADERS[k:lower()] then
         return bad(field, "cannot be set here: " .. OWN_HEADERS[k:lower()])
       end
@@ -113,6 +136,9 @@ local function check_option(name, spec, v)
       end
       val = tostring(val)
       if has_control(val) then return bad(field, "must not contain control characters (CR, LF, NUL)") end
+      if #k + #val + 2 > MAX_HEADER_LINE then
+        return bad(field, "makes a header line over " .. MAX_HEADER_LINE .. " bytes, which servers refuse")
+      end
       lines[#lines + 1] = k .. ": " .. val
     end
     table.sort(lines)
