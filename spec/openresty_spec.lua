@@ -48,6 +48,18 @@ local LOCATIONS = ([[
       client_body_buffer_size 1m;
       content_by_lua_file @ROOT@/spec/support/openresty_driver.lua;
     }
+    location = /spec/in-header-filter {
+      content_by_lua_block { ngx.say("body") }
+      header_filter_by_lua_block {
+        local truto = require "truto"
+        local client = assert(truto.new{ token = "t", base_url = "http://127.0.0.1:9" })
+        local ok, err = pcall(client.groups.create, { name = "x" },
+          { integrated_account_id = "62f44730-dd91-461e-bd6a-aedd9e0ad79d" })
+        ngx.header["X-Transport"] = client.transport.name
+        ngx.header["X-Raised"] = tostring(not ok)
+        ngx.header["X-Error"] = (tostring(err):gsub("[%c]", " "))
+      }
+    }
 ]]):gsub("@ROOT@", ROOT)
 
 -- TLS fronts for the mock: a trusted certificate, a wrong name, a rogue CA.
@@ -347,6 +359,15 @@ describe("truto inside nginx", function()
       local c = here(input)
       assert.are.same({ false, "connect", true, 1 }, { d.ok, d.kind, d.retryable, d.attempts })
       assert.are.same(comparable(c), comparable(d))
+    end)
+
+    it("raises, naming the phase, where nginx has no cosockets (a header filter)", function()
+      local status, body, _, head = openresty.http(n.port, "GET", "/spec/in-header-filter")
+      assert.are.equal(200, status)
+      assert.are.equal("body\n", body)
+      assert.matches("\r\nX%-Transport: ngx\r\n", head)
+      assert.matches("\r\nX%-Raised: true\r\n", head)
+      assert.matches("X%-Error: [^\r]*cannot run in nginx's header_filter phase", head)
     end)
 
     it("refuses ca_file and proxy, which nginx configures itself", function()

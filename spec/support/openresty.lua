@@ -69,8 +69,8 @@ function openresty.free_port()
 end
 
 -- One plain HTTP/1.0 exchange (no chunking: the answer ends with the
--- connection) on a new connection; returns status, body,
--- seconds taken (or nil, error).
+-- connection) on a new connection; returns status, body, seconds taken,
+-- the status line and headers as text (or nil, error).
 function openresty.http(port, method, target, body, timeout)
   local started = socket.gettime()
   local conn = socket.tcp()
@@ -85,8 +85,8 @@ function openresty.http(port, method, target, body, timeout)
   text = text or partial
   if not text or text == "" then return nil, rerr or "no answer" end
   local status = tonumber(text:match("^HTTP/1%.%d (%d%d%d)"))
-  local answer = text:match("\r\n\r\n(.*)$") or ""
-  return status, answer, socket.gettime() - started
+  local head, answer = text:match("^(.-\r\n)\r\n(.*)$")
+  return status, answer or "", socket.gettime() - started, head or text
 end
 
 local Nginx = {}
