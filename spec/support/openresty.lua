@@ -151,8 +151,11 @@ end
 -- Starts nginx; see the header. Raises when it cannot.
 function openresty.start(opts)
   opts = opts or {}
-  local ok, output = run("make --no-print-directory -s -C " .. shell_quote(openresty.root)
-    .. " LUA=luajit build")
+  -- nginx is never run under the spec's sanitizer or valgrind preload, and
+  -- loads a plain build: clear what a `make check` run may have exported
+  local clean = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTIONS "
+  local ok, output = run(clean .. "make --no-print-directory -s -C " .. shell_quote(openresty.root)
+    .. " LUA=luajit CFLAGS='-O2 -g' build")
   assert(ok, "make LUA=luajit failed:\n" .. output)
   local made, dir = run("mktemp -d " .. shell_quote((os.getenv("TMPDIR") or "/tmp") .. "/truto-openresty.XXXXXX"))
   assert(made, dir)
@@ -165,7 +168,7 @@ function openresty.start(opts)
   for _ = 1, PORT_ATTEMPTS do
     local port = openresty.free_port()
     write_file(dir .. "/nginx.conf", openresty.render(port, opts))
-    local started, out = run(table.concat(env, " ") .. " " .. NGINX .. " -p " .. shell_quote(dir .. "/")
+    local started, out = run(clean .. table.concat(env, " ") .. " " .. NGINX .. " -p " .. shell_quote(dir .. "/")
       .. " -e logs/error.log -c " .. shell_quote(dir .. "/nginx.conf"))
     last_output = out
     if started then
