@@ -370,6 +370,14 @@ describe("truto inside nginx", function()
       assert.matches("X%-Error: [^\r]*cannot run in nginx's header_filter phase", head)
     end)
 
+    it("cannot be chosen outside nginx: truto.new says so as invalid_argument", function()
+      local truto = require "truto"
+      local client, err = truto.new { token = "tok-1234", transport = "ngx" }
+      assert.is_nil(client)
+      assert.are.same({ "invalid_argument", "transport" }, { err.kind, err.field })
+      assert.matches("needs nginx", err.message)
+    end)
+
     it("refuses ca_file and proxy, which nginx configures itself", function()
       local d = in_nginx(n, input_for(m, { config = { transport = "ngx", ca_file = "/etc/ssl/x.pem" } }))
       assert.are.same({ false, "invalid_argument", "transport" }, { d.ok, d.kind, d.field })
