@@ -353,6 +353,6 @@ function M:request(req)
 end
 
 -- Connections live in nginx's keep-alive pools, not here: nothing to free.
-function M:close() end
+function M.close(_) end
 
 return M
