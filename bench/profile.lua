@@ -188,8 +188,10 @@ local function sequential()
   say(("sequential, one connection (N = %d, medians of 3):"):format(N))
   local variants = {
     { label = "wrk -t1 -c1 (ceiling)", command = wrk(1, 1), kind = "wrk" },
-    { label = "libcurl floor: C loop, POSTFIELDS (one send)", command = floor_command("easy", "postfields", N, N // 10) },
-    { label = "libcurl floor: C loop, read callback (module's path)", command = floor_command("easy", "readfn", N, N // 10) },
+    { label = "libcurl floor: C loop, POSTFIELDS (one send)",
+      command = floor_command("easy", "postfields", N, N // 10) },
+    { label = "libcurl floor: C loop, read callback (module's path)",
+      command = floor_command("easy", "readfn", N, N // 10) },
     { label = "truto sequential (client.groups.create)", creates = N + N // 10,
       command = "lua5.4 bench/clients/truto_seq.lua " .. N .. " " .. N // 10 },
   }

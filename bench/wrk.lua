@@ -3,6 +3,7 @@
 -- with one fixed Idempotency-Key of the same length as a fresh uuid).
 --   BENCH_BODY=... BENCH_TOKEN=... wrk -t1 -c1 -d5s -s bench/wrk.lua URL
 -- Must never do work per request: wrk builds the request once.
+-- luacheck: globals wrk
 wrk.method = "POST"
 wrk.body = os.getenv("BENCH_BODY")
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
