@@ -102,20 +102,18 @@ local function prepare(c, i, item, query, o)
   }
 end
 
--- The curl path: one multi handle, Lua deciding.
-local function run_multi(c, jobs, o, batch, finish)
+-- The curl path: one multi handle, Lua deciding. Items are prepared only
+-- when a slot is free for them (next_job), so building overlaps the
+-- network and a finished item's request is garbage at once.
+local function run_multi(c, next_job, o, batch, finish)
   local multi = c.transport:multi()
-  local ready, head = {}, 1          -- FIFO of jobs to start
+  local retries = {}                 -- jobs whose wait is over, oldest first
   local waiting = {}                 -- jobs waiting for their retry time
   local by_index, inflight = {}, 0
   local pause_until, skew = 0, 0     -- shared backoff; skew: time the sleep hook "passed"
   local limit = batch.concurrency
+  local fresh = next_job()           -- the next item not yet started, or nil
   local function clock() return now() + skew end
-
-  for _, job in ipairs(jobs) do ready[#ready + 1] = job end
-  -- the end of the line, kept by hand: once ready[1] is taken the table
-  -- has a hole and #ready may be any border (Lua 5.1-5.3 find a short one)
-  local tail = #ready
 
   local function start(job)
     job.attempts = job.attempts + 1
@@ -162,32 +160,26 @@ local function run_multi(c, jobs, o, batch, finish)
     waiting[#waiting + 1] = job
   end
 
-  while head <= tail or #waiting > 0 or inflight > 0 do
+  while fresh or #retries > 0 or #waiting > 0 or inflight > 0 do
     local t = clock()
-    -- jobs whose wait is over go back to the front of the line
+    -- jobs whose wait is over go before any fresh item
     if #waiting > 0 then
       local still = {}
       for _, job in ipairs(waiting) do
-        if job.not_before <= t then
-          head = head - 1
-          ready[head] = job
-        else
-          still[#still + 1] = job
-        end
+        if job.not_before <= t then retries[#retries + 1] = job else still[#still + 1] = job end
       end
       waiting = still
     end
     if t >= pause_until then
-      while inflight < limit and head <= tail do
-        local job = ready[head]
-        ready[head] = nil
-        head = head + 1
-        start(job)
+      while inflight < limit and #retries > 0 do start(table.remove(retries, 1)) end
+      while inflight < limit and fresh do
+        start(fresh)
+        fresh = next_job()
       end
     end
     -- when is something due that is not in flight?
     local due = nil
-    if head <= tail then due = pause_until end
+    if fresh or #retries > 0 then due = pause_until end
     for _, job in ipairs(waiting) do
       local d = math.max(job.not_before, pause_until)
       if not due or d < due then due = d end
@@ -210,17 +202,18 @@ end
 
 -- Any other transport: through client.groups.create, concurrently where
 -- ngx.thread exists.
-local function run_each(c, jobs, items, query, options, batch, finish)
-  local next_job = 1
+local function run_each(c, next_job, items, query, options, batch, finish)
+  local call = {}
+  for k, v in pairs(options or {}) do if not BATCH_OPTIONS[k] then call[k] = v end end
   local function worker()
-    while next_job <= #jobs do
-      local job = jobs[next_job]
-      next_job = next_job + 1
+    while true do
+      local job = next_job()
+      if not job then return end
       local item = items[job.index]
       local body, own = item, nil
       if item.body ~= nil then body, own = item.body, item.query end
       local o = {}
-      for k, v in pairs(options or {}) do if not BATCH_OPTIONS[k] then o[k] = v end end
+      for k, v in pairs(call) do o[k] = v end
       o.idempotency_key = job.key
       local g, meta = c.groups.create(body, merged_query(query, own), o)
       if g ~= nil then finish(job.index, g, meta) else finish(job.index, nil, nil, meta) end
@@ -229,7 +222,7 @@ local function run_each(c, jobs, items, query, options, batch, finish)
   local threads = rawget(_G, "ngx") and ngx.thread
   if threads and batch.concurrency > 1 then
     local spawned = {}
-    for w = 1, math.min(batch.concurrency, #jobs) do spawned[w] = threads.spawn(worker) end
+    for w = 1, math.min(batch.concurrency, #items) do spawned[w] = threads.spawn(worker) end
     for w = 1, #spawned do threads.wait(spawned[w]) end
   else
     worker()
@@ -249,7 +242,7 @@ function M.create_many(c, items, query, options)
   local batch, o = split_options(c, options)
   if not batch then return nil, o end
 
-  local results, done, jobs = {}, 0, {}
+  local results, done = {}, 0
   local function finish(i, group, meta, err)
     assert(results[i] == nil, "create_many: a second result for one item")
     results[i] = err and { err = err } or { group = group, meta = meta }
@@ -258,22 +251,30 @@ function M.create_many(c, items, query, options)
     if batch.on_progress then batch.on_progress(done, total) end
   end
 
-  for i = 1, total do
-    local job, err = prepare(c, i, items[i], query, o)
-    if job then jobs[#jobs + 1] = job else finish(i, nil, nil, err) end
-  end
-  if #jobs > 0 then
-    if c.transport.multi then
-      local ok, failure = pcall(run_multi, c, jobs, o, batch, finish)
-      if not ok then
-        -- a callback raised: stop every transfer, then let the error through
-        c.transport.multi_handle:close()
-        c.transport.multi_handle = nil
-        error(failure, 0)
-      end
-    else
-      run_each(c, jobs, items, query, options, batch, finish)
+  -- items are prepared one at a time, as they are about to start;
+  -- an invalid one gets its result at once and the next is taken
+  local next_item = 1
+  local function next_job()
+    while next_item <= total do
+      local i = next_item
+      next_item = i + 1
+      local job, err = prepare(c, i, items[i], query, o)
+      if job then return job end
+      finish(i, nil, nil, err)
     end
+    return nil
+  end
+
+  if c.transport.multi then
+    local ok, failure = pcall(run_multi, c, next_job, o, batch, finish)
+    if not ok then
+      -- a callback raised: stop every transfer, then let the error through
+      c.transport.multi_handle:close()
+      c.transport.multi_handle = nil
+      error(failure, 0)
+    end
+  else
+    run_each(c, next_job, items, query, options, batch, finish)
   end
   return results
 end
