@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -43,43 +44,83 @@ static int core_sleep(lua_State *L) {
 }
 
 /* Random bytes for UUIDs, fetched from the kernel 4 KiB at a time (one
- * getrandom() per 256 keys instead of one per key). Refilled after a fork,
- * so nginx workers forked from a master that already used it never share
- * keys. Lives in an upvalue userdata, not a C global. */
-typedef struct random_pool {
-  unsigned char bytes[4096];
+ * getrandom() per 255 keys instead of one per key). A forked child must
+ * never hand out its parent's bytes (nginx forks workers from a master that
+ * may have used the module): the page is marked MADV_WIPEONFORK, so a child
+ * finds it zeroed — `filled` reads 0 — and refills. Where the kernel lacks
+ * that, the pool checks getpid() on every key instead. Lives in an upvalue
+ * userdata, not a C global. */
+typedef struct random_page {
+  unsigned filled;          /* nonzero once filled; 0 again in a forked child */
   size_t used;
-  pid_t pid;
+  unsigned char bytes[4096 - 64];
+} random_page;
+
+typedef struct random_pool {
+  random_page *page;        /* mmap'd, page-aligned */
+  int wipes_on_fork;
+  pid_t pid;                /* only read when !wipes_on_fork */
 } random_pool;
 
 static int fill_pool(random_pool *p) {
   size_t got = 0;
-  while (got < sizeof p->bytes) {
-    ssize_t n = getrandom(p->bytes + got, sizeof p->bytes - got, 0);
+  random_page *pg = p->page;
+  while (got < sizeof pg->bytes) {
+    ssize_t n = getrandom(pg->bytes + got, sizeof pg->bytes - got, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       return -1;
     }
     got += (size_t)n;
   }
-  p->used = 0;
+  pg->used = 0;
+  pg->filled = 1;
   p->pid = getpid();
   return 0;
+}
+
+static int random_pool_gc(lua_State *L) {
+  random_pool *p = (random_pool *)lua_touserdata(L, 1);
+  if (p->page) munmap(p->page, sizeof *p->page);
+  p->page = NULL;
+  return 0;
+}
+
+static void push_random_pool(lua_State *L) {
+  random_pool *p = (random_pool *)lua_newuserdatauv(L, sizeof *p, 0);
+  void *mem;
+  p->page = NULL;
+  lua_newtable(L);
+  lua_pushcfunction(L, random_pool_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  mem = mmap(NULL, sizeof(random_page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) luaL_error(L, "mmap failed");
+  p->page = (random_page *)mem;
+  p->page->filled = 0;
+#ifdef MADV_WIPEONFORK
+  p->wipes_on_fork = madvise(mem, sizeof(random_page), MADV_WIPEONFORK) == 0;
+#else
+  p->wipes_on_fork = 0;
+#endif
+  p->pid = 0;
 }
 
 /* core.uuid4() -> a random (version 4) UUID, from the kernel's CSPRNG */
 static int core_uuid4(lua_State *L) {
   random_pool *pool = (random_pool *)lua_touserdata(L, lua_upvalueindex(1));
+  random_page *pg = pool->page;
   unsigned char b[16];
   char out[37];
   static const char hex[] = "0123456789abcdef";
   int i, j = 0;
-  if (pool->used + sizeof b > sizeof pool->bytes || pool->pid != getpid()) {
+  if (!pg->filled || pg->used + sizeof b > sizeof pg->bytes ||
+      (!pool->wipes_on_fork && pool->pid != getpid())) {
     if (fill_pool(pool) < 0) return luaL_error(L, "getrandom failed");
   }
-  memcpy(b, pool->bytes + pool->used, sizeof b);
-  memset(pool->bytes + pool->used, 0, sizeof b); /* never hand out the same bytes twice */
-  pool->used += sizeof b;
+  memcpy(b, pg->bytes + pg->used, sizeof b);
+  memset(pg->bytes + pg->used, 0, sizeof b); /* never hand out the same bytes twice */
+  pg->used += sizeof b;
   b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
   b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
   for (i = 0; i < 16; i++) {
@@ -177,9 +218,7 @@ int luaopen_truto_core(lua_State *L) {
   luaL_setfuncs(L, with_array_mt, 1); /* consumes array_mt */
 
   {
-    random_pool *pool = (random_pool *)lua_newuserdatauv(L, sizeof *pool, 0);
-    pool->used = sizeof pool->bytes; /* empty: filled on first use */
-    pool->pid = 0;
+    push_random_pool(L);
     lua_pushcclosure(L, core_uuid4, 1);
     lua_setfield(L, -2, "uuid4");
   }
