@@ -139,10 +139,15 @@ local function send_batch(client, batch, write_outcome)
     if group ~= nil then err = nil end
     write_outcome(batch[index], group, err)
   end
-  local out = client.groups.create_many(list, nil, {
+  local out, refusal = client.groups.create_many(list, nil, {
     concurrency = #batch,
     on_result = record,
   })
+  if out == nil then
+    -- the batch itself was refused (its options): nothing was sent
+    for i = 1, #batch do record(i, nil, refusal) end
+    return
+  end
   -- exactly one line per row even if a result only came back in the array
   for i = 1, #batch do
     local r = type(out) == "table" and out[i]
