@@ -72,35 +72,6 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud) {
   return len;
 }
 
-/* The request body, fed to libcurl as it asks. */
-static size_t on_read(char *buf, size_t size, size_t n, void *ud) {
-  transfer *t = (transfer *)ud;
-  size_t room = size * n, left = t->upload.len - t->upload_pos;
-  if (room > left) room = left;
-  if (room) memcpy(buf, t->upload.data + t->upload_pos, room);
-  t->upload_pos += room;
-  return room;
-}
-
-/*
- * libcurl rewinds the body to send it again. After an answer (a redirect it
- * follows, an auth round) that is a new request and fine. Before any answer
- * it is libcurl's own silent retry on a fresh connection when a reused one
- * died ("Connection died, retrying a fresh connect"): the server may have
- * received and acted on the first copy, so it is refused here and the
- * caller's retry policy decides (only with an Idempotency-Key).
- */
-static int on_seek(void *ud, curl_off_t offset, int origin) {
-  transfer *t = (transfer *)ud;
-  if (origin != SEEK_SET || offset < 0 || (size_t)offset > t->upload.len) return CURL_SEEKFUNC_FAIL;
-  if (!t->got_response && t->upload_pos > 0) {
-    t->resend_refused = 1;
-    return CURL_SEEKFUNC_FAIL;
-  }
-  t->upload_pos = (size_t)offset;
-  return CURL_SEEKFUNC_OK;
-}
-
 /*
  * Called right before each request goes out on a connection (new or
  * reused): the first one, one after a followed redirect, or libcurl's own
@@ -121,7 +92,6 @@ static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int c
   }
   t->requests_started++;
   t->got_response = 0;
-  t->upload_pos = 0; /* every request sends the whole body */
   return CURL_PREREQFUNC_OK;
 }
 
@@ -213,11 +183,11 @@ void transfer_push_headers(lua_State *L, const char *head, size_t len) {
 static void classify(transfer *t, CURLcode rc, const char **kind, const char **detail, int *sent) {
   curl_off_t started = 0;
   int connecting;
-  /* Sent: libcurl took body bytes from on_read, or an answer began. Not
-   * from the connect time: a reused keep-alive connection has none, and
-   * treating its failures as "never sent" would retry a create without a
-   * key. A server cannot act on a POST whose body it never got. */
-  *sent = t->upload_pos > 0 || t->got_response;
+  /* Sent: a request started on a connection (on_prereq ran: from then on
+   * the server may have it), or an answer began. Not from the connect
+   * time: a reused keep-alive connection has none, and treating its
+   * failures as "never sent" would retry a create without a key. */
+  *sent = t->requests_started > 0 || t->got_response;
   /* Still connecting (TCP or TLS): the transfer never reached its request
    * phase, for which libcurl stamps the pre-transfer time. */
   curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &started);
@@ -290,10 +260,6 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
   curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-  curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-  curl_easy_setopt(e, CURLOPT_READDATA, t);
-  curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
-  curl_easy_setopt(e, CURLOPT_SEEKDATA, t);
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
   curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
   curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -362,7 +328,6 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   /* a copy: with a multi handle the Lua string need not outlive this call */
   if (body_len) strbuf_add(&t->upload, body, body_len);
   if (t->upload.failed) luaL_error(L, "out of memory");
-  t->upload_pos = 0;
   t->got_response = t->resend_refused = t->head_too_large = t->url_refused = 0;
   t->requests_started = 0;
   t->announced = -1;
@@ -382,11 +347,11 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
     t->url_refused = 1;
   }
   curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method);
-  /* the body goes through on_read/on_seek (never POSTFIELDS, which libcurl
-   * would silently re-send): a POST of known length */
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
-  curl_easy_setopt(e, CURLOPT_POST, 1L);
+  /* POSTFIELDS on the handle's own copy: libcurl sends headers and body in
+   * one write. Its silent re-send on a fresh connection is refused in
+   * on_prereq. */
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->upload.data ? t->upload.data : "");
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, milliseconds(timeout));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(connect_timeout));

@@ -24,10 +24,9 @@ typedef struct transfer {
   double stall_timeout, last_move;
   curl_off_t last_bytes;
   int stalled;
-  /* the request body, sent by on_read so that libcurl cannot silently
-   * re-send it (see on_seek in transfer.c) */
+  /* the handle's own copy of the request body (CURLOPT_POSTFIELDS points
+   * here, so a multi transfer outlives the Lua string) */
   strbuf upload;
-  size_t upload_pos;
   int requests_started;  /* copies of the request begun in this exchange */
   int got_response;      /* a status line answered the latest copy */
   int resend_refused;    /* libcurl wanted to re-send before any answer */
