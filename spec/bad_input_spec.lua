@@ -19,7 +19,7 @@ local it_with_integers = h.has_integers and it or pending
 -- Values of every Lua type (and JSON null), by name, for "every wrong type".
 local VALUES = {
   number = 1, float = 1.5, ["true"] = true, ["false"] = false, table = {}, array = { "a" },
-  ["function"] = print, userdata = io.stdout, thread = coroutine.create(print), null = truto.null,
+  ["function"] = print, userdata = io.stdout, thread = coroutine.create(function() end), null = truto.null,
   string = "x",
 }
 
@@ -304,7 +304,7 @@ describe("hostile input", function()
     it("functions, userdata, threads and keys JSON has no place for", function()
       refused({ remote_data = { f = print } }, nil, nil, "remote_data.f", "function")
       refused({ remote_data = { f = io.stdout } }, nil, nil, "remote_data.f", "userdata")
-      refused({ remote_data = { f = coroutine.create(print) } }, nil, nil, "remote_data.f", "thread")
+      refused({ remote_data = { f = coroutine.create(function() end) } }, nil, nil, "remote_data.f", "thread")
       refused({ remote_data = { [true] = 1 } }, nil, nil, "remote_data", "boolean key")
       refused({ remote_data = { [{}] = 1 } }, nil, nil, "remote_data", "table key")
       refused({ remote_data = { [1.5] = 1 } }, nil, nil, "remote_data", "fractional number key")
@@ -317,7 +317,8 @@ describe("hostile input", function()
     end)
 
     it("invalid UTF-8, wherever it is", function()
-      local bad = { "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE2\x82", "\x80", "\xFF", "ok\xF8" }
+      -- decimal escapes: Lua 5.1 reads "\xC0" as the letters "xC0"
+      local bad = { "\192\175", "\237\160\128", "\244\144\128\128", "\226\130", "\128", "\255", "ok\248" }
       for _, s in ipairs(bad) do
         refused({ name = s }, nil, nil, "name", "not valid UTF-8")
         refused({ description = "fine " .. s }, nil, nil, "description", "not valid UTF-8")
@@ -355,6 +356,18 @@ describe("hostile input", function()
       refused({ remote_data = { [math.mininteger] = 1 } }, nil, nil, "remote_data", "non-positive")
       refused({ remote_data = { [math.maxinteger] = 1 } }, nil, nil, "remote_data", "sparse array")
     end)
+
+    if not h.has_integers then
+      -- instead, on Lua 5.1/5.2/LuaJIT (doubles only): keys up to 2^53 are
+      -- array indexes, larger ones cannot be and are refused as such
+      it("number keys that arrays cannot hold (doubles only: past 2^53 no key is an index)", function()
+        refused({ remote_data = { [-2 ^ 53] = 1 } }, nil, nil, "remote_data", "non-positive")
+        refused({ remote_data = { [2 ^ 53] = 1 } }, nil, nil, "remote_data",
+          "sparse array (1 items, largest index 9007199254740992)")
+        refused({ remote_data = { [2 ^ 53 + 2] = 1 } }, nil, nil, "remote_data", "non-positive or fractional")
+        nothing_sent()
+      end)
+    end
   end)
 
   describe("at 10 MB", function()
@@ -401,6 +414,22 @@ describe("hostile input", function()
       assert.equal("integrated_account_id=" .. m.accounts.coupa
         .. "&remote_query%5Bmax%5D=9223372036854775807&remote_query%5Bmin%5D=-9223372036854775808", r.query)
     end)
+
+    if not h.has_integers then
+      -- instead, on Lua 5.1/5.2/LuaJIT (doubles only): integral values are
+      -- exact up to ±2^53 and written as integers; beyond, as the doubles
+      -- they are (Lua rounded them already)
+      it("integer edges: exact to ±2^53, then doubles (doubles only)", function()
+        local group, meta = client.groups.create({ remote_data = { min = -2 ^ 53, max = 2 ^ 53,
+          big = 2 ^ 63, zero = 0, neg = -1 } }, { remote_query = { min = -2 ^ 53, max = 2 ^ 53 } })
+        assert.is_table(group, tostring(meta))
+        local r = m:last()
+        assert.equal('{"remote_data":{"big":9.223372036854776e+18,"max":9007199254740992,'
+          .. '"min":-9007199254740992,"neg":-1,"zero":0}}', r.body)
+        assert.equal("integrated_account_id=" .. m.accounts.coupa
+          .. "&remote_query%5Bmax%5D=9007199254740992&remote_query%5Bmin%5D=-9007199254740992", r.query)
+      end)
+    end
 
     it("floats that round-trip", function()
       local floats = { tiny = 5e-324, huge = 1.7976931348623157e308, third = 1 / 3, big = 2 ^ 53 + 2,
