@@ -231,13 +231,18 @@ end
 
 -- Resolves per-call options over the client's; returns a table or nil, err.
 local function call_options(c, options)
+  -- no options: the client's own, resolved once (never modified by a call)
+  if options == nil and c.call_defaults then return c.call_defaults end
   local o = {
     timeout = c.timeout, connect_timeout = c.connect_timeout, stall_timeout = c.stall_timeout,
     deadline = c.deadline, max_response_bytes = c.max_response_bytes,
     max_retries = c.max_retries, retry_base = c.retry_base, retry_cap = c.retry_cap,
     follow_redirects = c.follow_redirects,
   }
-  if options == nil then return o end
+  if options == nil then
+    c.call_defaults = o
+    return o
+  end
   if type(options) ~= "table" then return bad("options", "must be a table (got " .. type(options) .. ")") end
   for k, v in pairs(options) do
     local spec = M.OPTIONS[k]
@@ -273,15 +278,18 @@ end
 -- never past the deadline (`left` seconds, or nil), and for each limit a
 -- transport may report, the name of the option that really set it.
 local function attempt_limits(o, left)
+  if not left and o.limits then return o.limits end
   local timeout, timeout_name = o.timeout, "timeout"
   if left and left < timeout then timeout, timeout_name = math.max(left, 0.001), "deadline" end
   local connect_timeout, connect_name = o.connect_timeout, "connect_timeout"
   if timeout < connect_timeout then connect_timeout, connect_name = timeout, timeout_name end
-  return {
+  local limits = {
     timeout = timeout, connect_timeout = connect_timeout,
     names = { timeout = timeout_name, connect_timeout = connect_name,
       stall_timeout = "stall_timeout" },
   }
+  if not left then o.limits = limits end -- the same for every attempt without a deadline
+  return limits
 end
 
 local TIMEOUT_TEXT = {
