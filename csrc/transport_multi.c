@@ -97,7 +97,7 @@ static int multi_perform(lua_State *L) {
   for (i = 0; i < mu->nslots; i++) mu->slots[i]->t.L = L;
   curl_multi_perform(mu->m, &running);
   if (wait > 0 && running == mu->busy) {
-    curl_multi_poll(mu->m, NULL, 0, (int)(wait * 1000), NULL);
+    curl_multi_wait(mu->m, NULL, 0, (int)(wait * 1000), NULL);
     curl_multi_perform(mu->m, &running);
   }
   lua_newtable(L);
