@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "headers.h"
 #include "http_parse.h"
 #include "strbuf.h"
 
@@ -203,38 +204,12 @@ static int response_headers(lua_State *L) {
   lua_newtable(L);
   if (!r->status) return 1;
   while (p != NULL && (size_t)(end - p) >= 2 * sizeof(size_t)) {
-    size_t lens[2], i;
-    const char *name, *v, *ve;
+    size_t lens[2];
+    const char *name;
     memcpy(lens, p, sizeof lens);
     name = p + sizeof lens;
-    v = name + lens[0];
-    ve = v + lens[1];
-    p = ve;
-    if (lens[0] >= 128) continue; /* as the curl transport: such names are dropped */
-    /* trim what http_parser leaves around a value (folded lines, tabs) */
-    while (v < ve && (*v == ' ' || *v == '\t')) v++;
-    while (ve > v && (ve[-1] == '\r' || ve[-1] == '\n' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-    luaL_checkstack(L, 4, "too many headers");
-    {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (i = 0; i < lens[0]; i++) {
-        char c = name[i];
-        luaL_addchar(&b, (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c);
-      }
-      luaL_pushresult(&b);
-    }
-    lua_pushvalue(L, -1);
-    lua_rawget(L, -3);
-    if (lua_isstring(L, -1)) {
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, v, (size_t)(ve - v));
-      lua_concat(L, 3);
-    } else {
-      lua_pop(L, 1);
-      lua_pushlstring(L, v, (size_t)(ve - v));
-    }
-    lua_rawset(L, -3);
+    p = name + lens[0] + lens[1];
+    headers_add(L, name, lens[0], name + lens[0], lens[1]);
   }
   return 1;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "headers.h"
 #include "transfer.h"
 
 static double monotonic(void) {
@@ -145,36 +146,13 @@ void transfer_push_headers(lua_State *L, const char *head, size_t len) {
   while (p < end && *p != '\n') p++;
   if (p < end) p++;
   while (p < end) {
-    const char *line = p, *eol, *colon, *v, *ve;
-    char name[128];
-    size_t nlen, i;
+    const char *line = p, *eol, *colon;
     while (p < end && *p != '\n') p++;
     eol = p;
     if (p < end) p++;
     colon = memchr(line, ':', (size_t)(eol - line));
     if (colon == NULL) continue;
-    nlen = (size_t)(colon - line);
-    if (nlen == 0 || nlen >= sizeof name) continue;
-    for (i = 0; i < nlen; i++) {
-      char c = line[i];
-      name[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-    }
-    v = colon + 1;
-    ve = eol;
-    while (v < ve && (*v == ' ' || *v == '\t')) v++;
-    while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-    lua_pushlstring(L, name, nlen);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, -3);
-    if (lua_isstring(L, -1)) {
-      lua_pushliteral(L, ", ");
-      lua_pushlstring(L, v, (size_t)(ve - v));
-      lua_concat(L, 3);
-    } else {
-      lua_pop(L, 1);
-      lua_pushlstring(L, v, (size_t)(ve - v));
-    }
-    lua_rawset(L, -3);
+    headers_add(L, line, (size_t)(colon - line), colon + 1, (size_t)(eol - colon - 1));
   }
 }
 

@@ -27,6 +27,7 @@ build = {
         "csrc/core.c",
         "csrc/encode_json.c",
         "csrc/encode_query.c",
+        "csrc/headers.c",
         "csrc/http_parse.c",
         "csrc/request.c",
         "csrc/strbuf.c",

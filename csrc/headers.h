@@ -1,0 +1,18 @@
+/*
+ * headers.h - response header fields into the Lua table every transport
+ * returns: lower-case names, trimmed values, repeats joined with ", ".
+ * Shared by the curl transfer and the nginx transport's parser, so both
+ * give the same table for the same answer.
+ */
+#ifndef TRUTO_HEADERS_H
+#define TRUTO_HEADERS_H
+
+#include <stddef.h>
+
+#include "compat.h"
+
+/* Adds one field to the table on top of the stack. Empty names and names
+ * of 128 bytes or more are dropped. Raises only on memory exhaustion. */
+void headers_add(lua_State *L, const char *name, size_t nlen, const char *value, size_t vlen);
+
+#endif
