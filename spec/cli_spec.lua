@@ -39,6 +39,23 @@ local ROOT = capture("cd " .. shell_quote((debug.getinfo(1, "S").source:gsub("^@
 local BIN = ROOT .. "/bin/truto-groups"
 local CORE = ROOT .. "/build/lua5.4/truto/core.so"
 
+-- Where the command's lua5.4 finds truto.core: the suite's own LUA_CPATH
+-- when the suite runs on lua5.4 (so `make check` watches the command's
+-- processes too), else this tree's lua5.4 build. Made absolute, since the
+-- command runs in a temporary directory.
+local function command_cpath()
+  local given = os.getenv("LUA_CPATH")
+  if (os.getenv("LUA") or "lua5.4") ~= "lua5.4" or not given or given == "" then
+    return ROOT .. "/build/lua5.4/?.so;;"
+  end
+  local parts = {}
+  for entry in (given .. ";"):gmatch("([^;]*);") do
+    if entry ~= "" and entry:sub(1, 1) ~= "/" then entry = ROOT .. "/" .. entry:gsub("^%./", "") end
+    parts[#parts + 1] = entry
+  end
+  return table.concat(parts, ";")
+end
+
 -- Makes the command's lua5.4 see no truto.client.create_many, so the
 -- sequential fallback runs (in the command and in its worker process).
 local SEQUENTIAL_INIT = "local c = require 'truto.client'; local new = c.new; "
@@ -102,7 +119,7 @@ describe("the truto-groups command", function()
   -- value (false: leave unset).
   local function environment(opts)
     local vars = {
-      LUA_PATH = ROOT .. "/lua/?.lua;;", LUA_CPATH = ROOT .. "/build/lua5.4/?.so;;",
+      LUA_PATH = ROOT .. "/lua/?.lua;;", LUA_CPATH = command_cpath(),
       TRUTO_API_TOKEN = m.token, TRUTO_BASE_URL = m.url,
     }
     for k, v in pairs(opts and opts.env or {}) do vars[k] = v or nil end
@@ -652,9 +669,11 @@ describe("the truto-groups command", function()
         wait_for("two requests in flight or done", function() return m:stats().requests >= 2 end)
         -- the worker runs in its own session: find it under the supervisor
         local processes = capture("ps -eo pid=,ppid=,pgid=,args=")
-        local supervisor
+        local supervisor, job
         for pid, pgid, args in processes:gmatch("(%d+)%s+%d+%s+(%d+)%s+([^\n]*)") do
-          if pgid == group and args:find("__worker", 1, true) and args:find("^sh ") then supervisor = pid end
+          if pgid == group and args:find("__worker", 1, true) and args:find("^sh ") then
+            supervisor, job = pid, args:match("dir='(/[^']*/truto%-groups%.%w+)'")
+          end
         end
         assert.is_string(supervisor)
         local worker
@@ -662,13 +681,13 @@ describe("the truto-groups command", function()
           if ppid == supervisor then worker = pid end
         end
         assert.is_string(worker)
+        assert.is_string(job)
         os.execute("/bin/kill -s KILL -- " .. worker .. " -" .. group)
-        -- the killed run could not remove its job directory
-        local job = processes:match("__worker[^\n]*") and processes:match("dir='(/tmp/truto%-groups%.%w+)'")
-        if job then os.execute("rm -rf " .. shell_quote(job)) end
         wait_for("the worker to die", function()
           return not capture("ps -o pid= -p " .. worker):find("%d")
         end)
+        -- the killed run could not remove its job directory
+        os.execute("rm -rf " .. shell_quote(job))
         local lines = decode_lines(read_file(tmp .. "/r.jsonl"))
         assert.is_true(#lines < ROWS)
         local r = run(argv({ "--resume" }), { env = variant.env })
