@@ -225,6 +225,13 @@ describe("the truto-groups command", function()
       assert.equal("integrated_account_id=" .. m.accounts.jira, m:last().query)
     end)
 
+    it("prefers --base-url to TRUTO_BASE_URL", function()
+      local r = run({ "create", "--name", "Ops", "--account", ACCOUNT, "--base-url", m.url .. "/" },
+        { env = { TRUTO_BASE_URL = "http://127.0.0.1:9/nothing-listens-here" } })
+      assert.equal(0, r.code)
+      assert.equal(1, m:stats().created)
+    end)
+
     it("exits 1 with Truto's message when Truto refuses the group", function()
       local r = run({ "create", "--name", "Ops", "--account", m.accounts.coupa_sandbox })
       assert.equal(1, r.code)
