@@ -16,6 +16,12 @@
 --   * the finisher (`finish`, also in its own session) then writes a line
 --     for every row that has none: `unknown` (journaled: it was in flight)
 --     or `not_started`.
+-- With create_many the rows go in batches of --concurrency, every row of a
+-- batch in flight at once (create_many cannot be told to stop starting),
+-- so "stop starting rows" is exact at the cost of each batch waiting for its
+-- slowest row; without it, one row at a time. The worker also stops when
+-- its supervisor is gone (the command was killed): nobody would finish the
+-- record.
 -- Must never start a row after `stop` exists, never send a row it has not
 -- journaled first, and never write two lines for a row in one run.
 
