@@ -72,6 +72,9 @@ static int multi_add(lua_State *L) {
   lua_replace(L, 11); /* no sinks in a batch */
   s = free_slot(L, mu);
   transfer_prepare(L, &s->t, 3);
+  /* over TLS, wait to learn whether the first connection speaks HTTP/2 and
+   * multiplex on it rather than opening one connection per transfer */
+  curl_easy_setopt(s->t.easy, CURLOPT_PIPEWAIT, 1L);
   s->id = id;
   if (curl_multi_add_handle(mu->m, s->t.easy) != CURLM_OK) {
     curl_slist_free_all(s->t.headers);
