@@ -200,10 +200,11 @@ static int response_content_length(lua_State *L) {
  * bytes or more left out (as transfer_push_headers does) */
 static int response_headers(lua_State *L) {
   response *r = check_response(L);
-  const char *p = r->fields.data, *end = r->fields.data + r->fields.len;
+  const char *p = r->fields.data, *end;
   lua_newtable(L);
-  if (!r->status) return 1;
-  while (p != NULL && (size_t)(end - p) >= 2 * sizeof(size_t)) {
+  if (!r->status || p == NULL) return 1; /* no header at all: data is still NULL */
+  end = p + r->fields.len;
+  while ((size_t)(end - p) >= 2 * sizeof(size_t)) {
     size_t lens[2];
     const char *name;
     memcpy(lens, p, sizeof lens);

@@ -13,11 +13,11 @@ local driver = require "spec.support.openresty_driver"
 local ROOT = openresty.root
 local SCHEMA_PATH = "/unified/user-directory/groups"
 
+-- A shell command that must succeed; returns its output.
 local function shell(command)
-  local pipe = assert(io.popen("{ " .. command .. " ; } 2>&1; echo \"rc=$?\""))
-  local output = pipe:read("*a")
-  pipe:close()
-  assert(output:match("rc=0\n?$"), command .. "\n" .. output)
+  local ok, output = openresty.run(command)
+  assert(ok, command .. "\n" .. output)
+  return output
 end
 
 -- A CA, a certificate it signs for 127.0.0.1 (as a DNS name, which nginx
@@ -140,9 +140,7 @@ describe("truto inside nginx", function()
 
   setup(function()
     m = mock.start()
-    local pipe = assert(io.popen("mktemp -d /tmp/truto-openresty-certs.XXXXXX"))
-    certs = pipe:read("*l")
-    pipe:close()
+    certs = shell("mktemp -d /tmp/truto-openresty-certs.XXXXXX"):match("^(%S+)")
     make_certificates(certs)
     local mock_port = tonumber(m.url:match(":(%d+)$"))
     tls_ports = { good = openresty.free_port(), ["wrong-name"] = openresty.free_port(),
@@ -159,7 +157,7 @@ describe("truto inside nginx", function()
     if n then n:stop() end
     if m then m:stop() end
     if certs and certs:match("^/tmp/truto%-openresty%-certs%.[%w]+$") then
-      os.execute("rm -rf -- '" .. certs .. "'")
+      shell("rm -rf -- '" .. certs .. "'")
     end
   end)
 

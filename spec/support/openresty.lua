@@ -26,10 +26,16 @@ local function shell_quote(text)
   return "'" .. text:gsub("'", [['\'']]) .. "'"
 end
 
+-- What `make check` may export for the spec's own Lua; no program this
+-- helper starts (nginx, make, openssl, mktemp ...) runs under it. NGINX
+-- too: nginx reads it as inherited sockets (a binary upgrade) and then
+-- never daemonizes.
+local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTIONS -u NGINX "
+
 -- Runs a shell command; returns whether it exited 0, and its output.
 -- (The exit status is echoed: Lua 5.1's pipe:close() does not report it.)
 local function run(command)
-  local pipe = assert(io.popen("{ " .. command .. " ; } 2>&1; echo \"rc=$?\""))
+  local pipe = assert(io.popen(CLEAN_ENV .. "sh -c " .. shell_quote("{ " .. command .. " ; } 2>&1; echo \"rc=$?\"")))
   local output = pipe:read("*a")
   pipe:close()
   local rc = tonumber(output:match("rc=(%d+)\n?$"))
@@ -60,6 +66,7 @@ local function repo_root()
 end
 
 openresty.root = repo_root()
+openresty.run = run
 
 function openresty.free_port()
   local probe = assert(socket.bind("127.0.0.1", 0))
@@ -109,15 +116,15 @@ function Nginx:stop()
   local pid = running_pid(self.dir)
   if pid then
     local _, workers = run("pgrep -P " .. pid)
-    os.execute("kill -TERM " .. pid)
+    run("kill -TERM " .. pid)
     local deadline = socket.gettime() + STOP_SECONDS
     while running_pid(self.dir) and socket.gettime() < deadline do socket.sleep(0.05) end
     if running_pid(self.dir) then
-      os.execute("kill -KILL " .. pid .. " " .. workers:gsub("%s+", " ") .. " 2>/dev/null")
+      run("kill -KILL " .. pid .. " " .. workers:gsub("%s+", " "))
     end
   end
   if self.dir:match("/truto%-openresty%.[%w]+$") then
-    os.execute("rm -rf -- " .. shell_quote(self.dir))
+    run("rm -rf -- " .. shell_quote(self.dir))
   end
 end
 
@@ -151,24 +158,22 @@ end
 -- Starts nginx; see the header. Raises when it cannot.
 function openresty.start(opts)
   opts = opts or {}
-  -- nginx is never run under the spec's sanitizer or valgrind preload, and
-  -- loads a plain build: clear what a `make check` run may have exported
-  local clean = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTIONS "
-  local ok, output = run(clean .. "make --no-print-directory -s -C " .. shell_quote(openresty.root)
+  -- nginx loads a plain build, whatever flags a `make check` run uses
+  local ok, output = run("make --no-print-directory -s -C " .. shell_quote(openresty.root)
     .. " LUA=luajit CFLAGS='-O2 -g' build")
   assert(ok, "make LUA=luajit failed:\n" .. output)
   local made, dir = run("mktemp -d " .. shell_quote((os.getenv("TMPDIR") or "/tmp") .. "/truto-openresty.XXXXXX"))
   assert(made, dir)
   dir = dir:gsub("\n$", "")
-  os.execute("mkdir -p " .. shell_quote(dir .. "/logs") .. " " .. shell_quote(dir .. "/temp"))
-  os.execute("chmod 755 " .. shell_quote(dir))
+  run("mkdir -p " .. shell_quote(dir .. "/logs") .. " " .. shell_quote(dir .. "/temp")
+    .. " && chmod 755 " .. shell_quote(dir))
   local env = {}
   for name, value in pairs(opts.env or {}) do env[#env + 1] = name .. "=" .. shell_quote(value) end
   local last_output = ""
   for _ = 1, PORT_ATTEMPTS do
     local port = openresty.free_port()
     write_file(dir .. "/nginx.conf", openresty.render(port, opts))
-    local started, out = run(clean .. table.concat(env, " ") .. " " .. NGINX .. " -p " .. shell_quote(dir .. "/")
+    local started, out = run(table.concat(env, " ") .. " " .. NGINX .. " -p " .. shell_quote(dir .. "/")
       .. " -e logs/error.log -c " .. shell_quote(dir .. "/nginx.conf"))
     last_output = out
     if started then
@@ -189,7 +194,7 @@ function openresty.start(opts)
     end
   end
   local log = read_file(dir .. "/logs/error.log") or ""
-  os.execute("rm -rf -- " .. shell_quote(dir))
+  run("rm -rf -- " .. shell_quote(dir))
   error("nginx did not start:\n" .. last_output .. "\n" .. log)
 end
 
