@@ -36,6 +36,7 @@ local function make_certificates(dir)
   sign("good", "DNS:127.0.0.1,IP:127.0.0.1", "ca")
   sign("wrong-name", "DNS:elsewhere.test", "ca")
   sign("rogue", "DNS:127.0.0.1,IP:127.0.0.1", "rogue-ca")
+  sign("ip-only", "IP:127.0.0.1", "ca")
   -- nginx's worker (nobody, when the spec runs as root) reads the CA file
   shell(("chmod 755 %s && chmod 644 %s/*"):format(dir, dir))
 end
@@ -144,7 +145,7 @@ describe("truto inside nginx", function()
     make_certificates(certs)
     local mock_port = tonumber(m.url:match(":(%d+)$"))
     tls_ports = { good = openresty.free_port(), ["wrong-name"] = openresty.free_port(),
-      rogue = openresty.free_port() }
+      rogue = openresty.free_port(), ["ip-only"] = openresty.free_port() }
     n = openresty.start {
       env = { TRUTO_BASE_URL = m.url, TRUTO_API_TOKEN = m.token },
       locations = LOCATIONS,
@@ -423,6 +424,13 @@ describe("truto inside nginx", function()
       assert.are.same({ false, "tls" }, { d.ok, d.kind })
       local c = here(tls_input("wrong-name", { transport = "curl", ca_file = certs .. "/ca.pem" }))
       assert.are.equal("tls", c.kind)
+    end)
+
+    it("checks an IP-address URL against the certificate's DNS names only (curl takes an IP entry)", function()
+      local d = in_nginx(n, tls_input("ip-only"))
+      assert.are.same({ false, "tls" }, { d.ok, d.kind })
+      local c = here(tls_input("ip-only", { transport = "curl", ca_file = certs .. "/ca.pem" }))
+      assert.is_true(c.ok, c.message)
     end)
 
     it("skips verification only with insecure = true", function()
