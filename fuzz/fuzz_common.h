@@ -2,8 +2,9 @@
  * fuzz_common.h - what the libFuzzer targets share: one Lua 5.4 state per
  * process with truto.core linked in (instrumented), lua/ on the path, and
  * a small generator that turns fuzz bytes into a Lua value (strings with
- * any bytes, integers, floats including NaN and infinities, booleans,
- * truto.null, arrays, objects, marked arrays, holes and cycles).
+ * any bytes, long strings, integers, floats including NaN and infinities,
+ * booleans, truto.null, arrays, objects, marked arrays, holes, odd keys,
+ * functions, userdata, coroutines, shared tables and cycles).
  * Never writes files; never talks to the network.
  */
 #ifndef TRUTO_FUZZ_COMMON_H

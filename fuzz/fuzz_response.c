@@ -5,8 +5,10 @@
  * libcurl hands it), then status, headers and body through
  * truto.response.interpret for every response format, with and without an
  * idempotency key. It must give a value or an error table with a known
- * kind; never crash.
+ * kind that, redacted as the client does, renders as one line without the
+ * token; never crash.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,10 +21,26 @@ static const char *const FORMATS[] = { "unified", "raw", "normalized", "stream" 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lua_State *L = fuzz_state();
+  static int ready = 0;
   int top = lua_gettop(L), status, f;
   size_t head_len, body_len;
   const char *head, *body;
   if (size < 4) return 0;
+  if (!ready) {
+    /* what the client does with every error: redact, then render */
+    if (luaL_dostring(L, "local errors = require 'truto.errors'\n"
+                         "function check_error(err)\n"
+                         "  assert(errors.KINDS[err.kind], 'unknown kind')\n"
+                         "  errors.redact(err, 'fuzz-token-secret')\n"
+                         "  local line = tostring(err)\n"
+                         "  assert(not line:find('[\\r\\n]'), 'more than one line')\n"
+                         "  assert(not line:find('fuzz-token-secret', 1, true), 'the token shows')\n"
+                         "end")) {
+      fprintf(stderr, "fuzz: %s\n", lua_tostring(L, -1));
+      abort();
+    }
+    ready = 1;
+  }
   status = 100 + (data[0] | (data[1] << 8)) % 500;
   head_len = data[2] | ((size_t)data[3] << 8);
   data += 4;
@@ -46,10 +64,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       abort();
     }
     if (lua_isnil(L, -2)) {
-      /* an error: a table whose kind is one of the documented ones */
+      /* an error: a table whose kind is one of the documented ones, that
+       * renders as one line without the token */
       lua_getfield(L, -1, "kind");
       if (!lua_isstring(L, -1)) abort();
       lua_pop(L, 1);
+      lua_getglobal(L, "check_error");
+      lua_pushvalue(L, -2);
+      if (lua_pcall(L, 1, 0, 0) != 0) {
+        fprintf(stderr, "bad error: %s\n", lua_tostring(L, -1));
+        abort();
+      }
     }
     lua_settop(L, top);
   }
