@@ -234,7 +234,8 @@ describe("a create under faults", function()
       { "a timeout after sending", { delay = 2 }, "timeout" },
     } do
       for _, connection in ipairs{ "a new", "a reused keep-alive" } do
-        it("does not retry " .. case[1] .. " on " .. connection .. " connection, and the one group made stays one", function()
+        it("does not retry " .. case[1] .. " on " .. connection
+          .. " connection, and the one group made stays one", function()
           if connection ~= "a new" then
             assert.is_table((create{ idempotency_key = false }))
             m:reset()

@@ -367,7 +367,8 @@ function Client:create_group(body, query, options)
 
   local format = type(query) == "table" and query.truto_response_format or nil
   -- once a sink has seen bytes, a retry would hand it the body twice
-  local sank, user_sink = false, format == "stream" and o.sink or nil
+  local sank -- set false before each attempt, true by the sink wrapper
+  local user_sink = format == "stream" and o.sink or nil
   local req = {
     method = schema.method, url = self.base_url .. target, headers = headers, body = json,
     max_response_bytes = o.max_response_bytes, stall_timeout = o.stall_timeout,
