@@ -24,6 +24,7 @@ int strbuf_grow(strbuf *b, size_t extra);
 static inline void strbuf_reset(strbuf *b) { b->len = 0; b->failed = 0; }
 
 static inline void strbuf_add(strbuf *b, const char *s, size_t n) {
+  if (n == 0) return; /* also keeps NULL + 0 out of an empty buffer */
   if (b->cap - b->len < n && !strbuf_grow(b, n)) return;
   memcpy(b->data + b->len, s, n);
   b->len += n;
