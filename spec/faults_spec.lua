@@ -435,6 +435,85 @@ describe("a create under faults", function()
     end)
   end)
 
+  describe("TLS", function()
+    -- a server with a self-signed certificate for 127.0.0.1 (openssl
+    -- s_server: it completes handshakes, then never answers a POST)
+    local dir, pid, tls_url
+
+    local function sh(command)
+      local p = assert(io.popen(command))
+      local out = p:read("*a")
+      p:close()
+      return (out:gsub("%s+$", ""))
+    end
+
+    setup(function()
+      dir = sh("mktemp -d /tmp/truto-tls-spec.XXXXXX")
+      assert(dir:match("^/tmp/truto%-tls%-spec%."), dir)
+      sh("cd " .. dir .. " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        .. " -keyout key.pem -out cert.pem -days 2 -subj '/CN=truto-lua spec CA'"
+        .. " -addext subjectAltName=IP:127.0.0.1 2>&1")
+      for _ = 1, 5 do
+        local probe = assert(socket.bind("127.0.0.1", 0))
+        local _, port = probe:getsockname()
+        probe:close()
+        pid = sh("cd " .. dir .. " && { openssl s_server -quiet -www -accept 127.0.0.1:" .. port
+          .. " -cert cert.pem -key key.pem </dev/null >/dev/null 2>&1 & echo $!; }")
+        for _ = 1, 100 do
+          local c = socket.tcp()
+          c:settimeout(0.1)
+          local up = c:connect("127.0.0.1", port)
+          c:close()
+          if up then tls_url = "https://127.0.0.1:" .. port break end
+          socket.sleep(0.05)
+        end
+        if tls_url then break end
+        os.execute("kill " .. pid .. " 2>/dev/null")
+      end
+      assert(tls_url, "openssl s_server did not start")
+    end)
+
+    teardown(function()
+      if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+      if dir and dir:match("^/tmp/truto%-tls%-spec%.") then os.execute("rm -rf -- " .. dir) end
+    end)
+
+    it("verifies certificates by default: an unknown CA is a tls error naming ca_file, not retried", function()
+      local c = new_client{ base_url = tls_url }
+      local group, err = c.groups.create{ name = "x" }
+      c:close()
+      assert.is_nil(group)
+      assert.equal("tls", err.kind)
+      assert.matches("certificate", err.message)
+      assert.matches("ca_file", err.message)
+      assert.is_nil(err.message:find("insecure", 1, true))
+      assert.equal(1, err.attempts)
+      assert.is_false(err.retryable)
+      assert.equal(0, #retries)
+    end)
+
+    it("trusts a private CA given as ca_file (the handshake passes; the answer then times out)", function()
+      local c = new_client{ base_url = tls_url, ca_file = dir .. "/cert.pem", timeout = 0.5, max_retries = 0 }
+      local _, err = c.groups.create{ name = "x" }
+      c:close()
+      assert.equal("timeout", err.kind)
+      assert.equal("timeout", err.timeout)
+    end)
+
+    it("with insecure = true skips verification, and names insecure in every tls error", function()
+      local c = new_client{ base_url = tls_url, insecure = true, timeout = 0.5, max_retries = 0 }
+      local _, err = c.groups.create{ name = "x" }
+      c:close()
+      assert.equal("timeout", err.kind)
+      local plain = new_client{ base_url = m.url:gsub("^http:", "https:"), insecure = true }
+      local _, terr = plain.groups.create{ name = "x" }
+      plain:close()
+      assert.equal("tls", terr.kind)
+      assert.matches("insecure = true is set: certificate verification is off", terr.message, 1, true)
+      assert.equal(1, terr.attempts)
+    end)
+  end)
+
   describe("redirects", function()
     local other
     setup(function() other = mock.start() end)
