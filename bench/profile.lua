@@ -13,23 +13,9 @@
 -- Prints plain text. Needs gcc and libcurl's headers; strace and perf
 -- are used when present and skipped (said so) when not. Must never change
 -- system settings or signal a process it did not start.
-local function shell_quote(text)
-  return "'" .. tostring(text):gsub("'", [['\'']]) .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
-local function run(command)
-  local pipe = assert(io.popen(command .. " 2>&1"))
-  local output = pipe:read("a")
-  return pipe:close() == true, output
-end
+-- shell helpers shared with the specs (spec/support/sh.lua)
+local sh = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/../spec/support/sh.lua")
+local shell_quote, read_file, run = sh.quote, sh.read_file, sh.run
 
 local REPO = (function()
   local _, out = run("cd " .. shell_quote((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/..") .. " && pwd -P")

@@ -16,23 +16,9 @@ local M = {}
 
 local NGINX = io.open("/usr/sbin/nginx", "rb") and "/usr/sbin/nginx" or "nginx"
 
-local function shell_quote(text)
-  return "'" .. tostring(text):gsub("'", [['\'']]) .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
-local function run(command)
-  local pipe = assert(io.popen(command .. " 2>&1"))
-  local output = pipe:read("a")
-  return pipe:close() == true, output
-end
+-- shell helpers shared with the specs (spec/support/sh.lua)
+local sh = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/../spec/support/sh.lua")
+local shell_quote, read_file, run = sh.quote, sh.read_file, sh.run
 
 local function free_port()
   local probe = assert(socket.bind("127.0.0.1", 0))

@@ -9,23 +9,8 @@ local mock = require "spec.support.mock"
 local cjson = require "cjson"
 local socket = require "socket"
 
-local function shell_quote(text)
-  return "'" .. tostring(text):gsub("'", [['\'']]) .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local sh = require "spec.support.sh"
+local shell_quote, read_file, write_file = sh.quote, sh.read_file, sh.write_file
 
 local function capture(command)
   local p = assert(io.popen(command))

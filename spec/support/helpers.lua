@@ -22,7 +22,7 @@ end
 
 function M.decode(s) return cjson.decode(s) end
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
+local shell_quote = require("spec.support.sh").quote
 M.shell_quote = shell_quote
 
 -- Runs `code` in a fresh interpreter with env (table) set; returns stdout

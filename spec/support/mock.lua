@@ -20,9 +20,7 @@ local mock = {}
 
 local CONTROL_TIMEOUT = 10 -- seconds; scripted delays never apply to control calls
 
-local function shell_quote(text)
-  return "'" .. text:gsub("'", [['\'']]) .. "'"
-end
+local shell_quote = require("spec.support.sh").quote
 
 -- The repository root (absolute): two levels above this file.
 local function repo_root()

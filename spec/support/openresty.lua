@@ -22,9 +22,8 @@ local PORT_ATTEMPTS = 10
 local START_SECONDS = 10
 local STOP_SECONDS = 5
 
-local function shell_quote(text)
-  return "'" .. text:gsub("'", [['\'']]) .. "'"
-end
+local sh = require "spec.support.sh"
+local shell_quote = sh.quote
 
 -- What `make check` may export for the spec's own Lua; no program this
 -- helper starts (nginx, make, openssl, mktemp ...) runs under it. NGINX
@@ -32,29 +31,10 @@ end
 -- never daemonizes.
 local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTIONS -u NGINX "
 
--- Runs a shell command; returns whether it exited 0, and its output.
--- (The exit status is echoed: Lua 5.1's pipe:close() does not report it.)
-local function run(command)
-  local pipe = assert(io.popen(CLEAN_ENV .. "sh -c " .. shell_quote("{ " .. command .. " ; } 2>&1; echo \"rc=$?\"")))
-  local output = pipe:read("*a")
-  pipe:close()
-  local rc = tonumber(output:match("rc=(%d+)\n?$"))
-  return rc == 0, (output:gsub("rc=%d+\n?$", ""))
-end
-
-local function read_file(path)
-  local file = io.open(path, "rb")
-  if not file then return nil end
-  local text = file:read("*a")
-  file:close()
-  return text
-end
-
-local function write_file(path, text)
-  local file = assert(io.open(path, "wb"))
-  file:write(text)
-  file:close()
-end
+-- Runs a shell command in that clean environment; returns whether it
+-- exited 0, and its output.
+local function run(command) return sh.run(command, CLEAN_ENV) end
+local read_file, write_file = sh.read_file, sh.write_file
 
 -- The repository root (absolute): two levels above this file.
 local function repo_root()
