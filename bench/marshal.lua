@@ -18,7 +18,7 @@ local payload = dofile("bench/payload.lua")
 local builds = tonumber(arg[1]) or 100000
 local repeats = tonumber(arg[2]) or 5
 
-local endpoint = core.endpoint(schema)
+local build = require("truto.call").compile(require("truto.api").resources.groups.operations.create).build
 local body, query = payload.body, payload.query
 
 -- ---- the plain-Lua builder -------------------------------------------
@@ -84,7 +84,7 @@ local function same(a, b)
   return true
 end
 
-local c_target, c_json = endpoint:build(body, query)
+local c_target, c_json = build(body, query)
 local l_target, l_json = lua_build(body, query)
 if not c_target or c_target ~= l_target or not same(cjson.decode(c_json), cjson.decode(l_json))
     or #c_json ~= #l_json then
@@ -98,9 +98,8 @@ end
 local clock = os.clock
 
 local function time_c()
-  local build = endpoint.build
   local t0 = clock()
-  for _ = 1, builds do build(endpoint, body, query) end
+  for _ = 1, builds do build(body, query) end
   return (clock() - t0) / builds * 1e9
 end
 

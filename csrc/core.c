@@ -20,7 +20,7 @@
 
 #include "compat.h"
 #include "http_parse.h"
-#include "request.h"
+#include "operation.h"
 #include "transport_curl.h"
 
 /* core.now() -> seconds on a monotonic clock (for elapsed and deadlines) */
@@ -197,7 +197,6 @@ int luaopen_truto_core(lua_State *L) {
     { NULL, NULL }
   };
   static const luaL_Reg with_array_mt[] = {
-    { "endpoint", request_compile },
     { "array", core_array },
     { NULL, NULL }
   };
@@ -213,9 +212,11 @@ int luaopen_truto_core(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "array_mt");
 
-  lua_pushvalue(L, -1);
-  request_open(L);           /* consumes the copy as its upvalue */
-  luaL_setfuncs(L, with_array_mt, 1); /* consumes array_mt */
+  lua_insert(L, -2);         /* array_mt below the module */
+  operation_open(L);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, with_array_mt, 1);
+  lua_remove(L, -2);         /* array_mt */
 
   {
     push_random_pool(L);

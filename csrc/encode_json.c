@@ -82,7 +82,7 @@ static int encode_table(walk *w, int idx) {
       walk_push_key(w, k.s, k.len);
       if (encode_json_string(w, k.s, k.len) < 0) return -1;
       strbuf_addc(&w->out, ':');
-      lua_pushvalue(L, k.slot);
+      walk_push_value(w, k);
       if (encode_json_value(w, -1) < 0) { lua_pop(L, 1); return -1; }
       lua_pop(L, 1);
       walk_pop(w);

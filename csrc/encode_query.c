@@ -72,7 +72,7 @@ int encode_query_scalar(walk *w, int idx) {
 
 /* A nested key must not contain what the bracket syntax or the query
  * string itself would read as structure. */
-static int check_query_key(walk *w, const char *s, size_t n) {
+int query_check_key(walk *w, const char *s, size_t n) {
   size_t i;
   if (n == 0) return walk_fail(w, "is an empty key");
   if (walk_check_string(w, s, n) < 0) return -1;
@@ -121,9 +121,9 @@ static int encode_query_table(walk *w, int idx, strbuf *prefix) {
     for (i = 0; i < count; i++) {
       walk_key k = w->keys[first + i];
       walk_push_key(w, k.s, k.len);
-      if (check_query_key(w, k.s, k.len) < 0) return -1;
+      if (query_check_key(w, k.s, k.len) < 0) return -1;
       add_bracket(prefix, k.s, k.len);
-      lua_pushvalue(L, k.slot);
+      walk_push_value(w, k);
       if (encode_query_value(w, -1, prefix) < 0) { lua_pop(L, 1); return -1; }
       lua_pop(L, 1);
       walk_pop(w);

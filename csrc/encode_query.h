@@ -20,6 +20,10 @@ void query_add_escaped(strbuf *b, const char *s, size_t n);
  */
 int encode_query_value(walk *w, int idx, strbuf *prefix);
 
+/* Refuses a key the bracket syntax would read as structure ([ ] & = # ?,
+ * controls) or an empty one; 0 or -1 (error recorded at the current path). */
+int query_check_key(walk *w, const char *s, size_t n);
+
 /* Appends one scalar (string, number, boolean) escaped; 0 or -1. */
 int encode_query_scalar(walk *w, int idx);
 

@@ -30,6 +30,9 @@ void walk_begin(walk *w, lua_State *L, int array_mt, const char *root) {
   w->nkeys = 0;
   w->array_mt = array_mt;
   w->failed = 0;
+  lua_newtable(L);
+  w->scratch = lua_gettop(L);
+  w->nvalues = 0;
   w->field[0] = w->message[0] = '\0';
 }
 
@@ -222,9 +225,12 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   for (i = 0; i < w->depth; i++)
     if (w->open[i] == self) return walk_fail(w, "table contains itself (a cycle)");
   if (!lua_checkstack(L, 4)) return walk_fail(w, "out of Lua stack");
-  if (w->array_mt && lua_getmetatable(L, idx)) {
-    marked = lua_rawequal(L, -1, w->array_mt);
+  if (lua_getmetatable(L, idx)) {
+    marked = w->array_mt && lua_rawequal(L, -1, w->array_mt);
     lua_pop(L, 1);
+    if (!marked)
+      return walk_fail(w, "is a table with a metatable; pass a plain table (proxies are not "
+                          "read), or truto.array(t) for an array");
   }
 
   *first = w->nkeys;
@@ -233,15 +239,16 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   while (lua_next(L, idx)) {
     int kt = lua_type(L, -2);
     if (kt == LUA_TSTRING) {
-      /* keep the value below the key: [.. values, key] */
+      /* the value goes to the scratch table; the key stays on top for
+       * lua_next (its bytes stay valid: the walked table holds it) */
       size_t len;
       const char *s;
-      lua_insert(L, -2);
+      lua_rawseti(L, w->scratch, ++w->nvalues);
       s = lua_tolstring(L, -1, &len);
-      if (!lua_checkstack(L, 3) || push_sort_key(w, s, len, lua_gettop(L) - 1) < 0) {
+      if (push_sort_key(w, s, len, w->nvalues) < 0) {
         w->nkeys = *first;
         lua_settop(L, base);
-        return walk_fail(w, "has too many keys");
+        return -1;
       }
       nstr++;
     } else {
@@ -287,12 +294,18 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
 }
 
 void walk_leave_table(walk *w, size_t first) {
+  /* the slots are reused by the next table; the scratch table itself is
+   * dropped with the walk, so the values need not be cleared */
   size_t i;
   int lowest = 0;
   for (i = first; i < w->nkeys; i++)
     if (lowest == 0 || w->keys[i].slot < lowest) lowest = w->keys[i].slot;
-  if (lowest) lua_settop(w->L, lowest - 1);
+  if (lowest) w->nvalues = lowest - 1;
   w->nkeys = first;
+}
+
+void walk_push_value(walk *w, walk_key k) {
+  lua_rawgeti(w->L, w->scratch, k.slot);
 }
 
 size_t walk_utf8_sequence(const unsigned char *p, const unsigned char *end) {

@@ -23,9 +23,9 @@ typedef struct walk_seg {
 } walk_seg;
 
 typedef struct walk_key {
-  const char *s;
+  const char *s;   /* kept alive by the table being walked (never changed during a walk) */
   size_t len;
-  int slot;  /* stack index holding the key's value while the table is open */
+  int slot;        /* index in the walk's scratch table holding the key's value */
 } walk_key;
 
 typedef struct walk {
@@ -37,6 +37,8 @@ typedef struct walk {
   walk_key *keys;                         /* stack of sorted object keys */
   size_t nkeys, keycap;
   int array_mt;                           /* stack index of truto.array's metatable, or 0 */
+  int scratch;                            /* stack index of the values of open keys */
+  int nvalues;                            /* slots used in scratch */
   const char *root;                       /* names the value itself in errors (depth 0) */
   char field[256];
   char message[WALK_ERR_SIZE];
@@ -47,7 +49,14 @@ enum walk_shape { SHAPE_OBJECT, SHAPE_ARRAY };
 
 void walk_init(walk *w);
 void walk_free(walk *w);
+/* Starts a walk: pushes the scratch table that holds the values of the
+ * keys of open tables (a Lua table, not the Lua stack: a wide object must
+ * not run into the C stack limit of Lua 5.1 and LuaJIT). The caller pops it
+ * (or leaves it below its results). */
 void walk_begin(walk *w, lua_State *L, int array_mt, const char *root);
+
+/* Pushes the value of key k of an open table. */
+void walk_push_value(walk *w, walk_key k);
 
 /* Records an error at the current path; always returns -1. */
 int walk_fail(walk *w, const char *fmt, ...);
@@ -60,10 +69,11 @@ void walk_pop(walk *w);
 
 /*
  * Classifies the table at `idx`: an object (string keys, collected sorted
- * onto w->keys from *first, *count of them, each value left on the Lua
- * stack at keys[i].slot so no lookup by name is needed) or an array
- * (1..*count). Enters the table (cycle and depth guard); pair with
- * walk_leave_table, which pops those values.
+ * onto w->keys from *first, *count of them, each value kept in the scratch
+ * table at keys[i].slot so no lookup by name is needed) or an array
+ * (1..*count). Tables with a metatable other than truto.array's are
+ * refused: a proxy's __index/__pairs would encode as {} (raw access only).
+ * Enters the table (cycle and depth guard); pair with walk_leave_table.
  * Returns 0 or -1 (error recorded).
  */
 int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count);

@@ -17,7 +17,9 @@ lua_State *fuzz_state(void) {
   luaL_requiref(L, "truto.core", luaopen_truto_core, 0);
   lua_setglobal(L, "core");
   if (luaL_dostring(L, "package.path = 'lua/?.lua;' .. package.path\n"
-                       "endpoint = core.endpoint(require 'truto.schema')\n"
+                       "local op = require('truto.call').compile(require('truto.api').resources.groups.operations.create)\n"
+                       "endpoint = { build = function(_, ...) return op.build(...) end,\n"
+                       "  encode_json = function(_, v, root) return core.encode_json(v, root) end }\n"
                        "response = require 'truto.response'\n")) {
     fprintf(stderr, "fuzz: %s\n", lua_tostring(L, -1));
     abort();

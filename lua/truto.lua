@@ -1,15 +1,19 @@
--- truto: create groups through Truto's unified user-directory API.
+-- truto: Truto's unified API from Lua — the groups of the user directory
+-- and any other unified resource.
 --
 --   local truto = require "truto"
 --   local client = assert(truto.new{ token = os.getenv("TRUTO_API_TOKEN") })
 --   local group, meta_or_err = client.groups.create(body, query, options)
+--   for group, err in client.groups.each(query) do ... end
 --
 -- This file is the public surface only: it re-exports the client
 -- constructor, JSON's null and array marker, and a default client built
--- lazily from the environment for truto.groups.create. See README.md.
+-- lazily from the environment for truto.groups.*, truto.unified and
+-- truto.batch. See README.md.
 
 local core = require "truto.core"
 local client = require "truto.client"
+local api = require "truto.api"
 
 local truto = {
   VERSION = client.VERSION,
@@ -21,18 +25,55 @@ local truto = {
 
 local default_client
 
--- truto.groups.create(...) uses a client made from TRUTO_* environment
--- variables on first use (and kept; truto.reset() drops it).
-truto.groups = {
-  create = function(body, query, options)
-    if not default_client then
-      local c, err = client.new{}
-      if not c then return nil, err end
-      default_client = c
+-- The client made from TRUTO_* environment variables on first use (and
+-- kept; truto.reset() drops it).
+local function default()
+  if not default_client then
+    local c, err = client.new{}
+    if not c then return nil, err end
+    default_client = c
+  end
+  return default_client
+end
+
+-- truto.groups.<op>(...) is default_client.groups.<op>(...)
+truto.groups = {}
+for _, name in ipairs{ "list", "each", "get", "create", "update", "delete", "remove_user",
+    "create_many" } do
+  assert(name == "each" or name == "create_many" or api.resources.groups.operations[name])
+  truto.groups[name] = function(...)
+    local c, err = default()
+    if not c then
+      if name == "each" then
+        local once = false
+        return function()
+          if once then return nil end
+          once = true
+          return false, err
+        end
+      end
+      return nil, err
     end
-    return default_client.groups.create(body, query, options)
-  end,
-}
+    return c.groups[name](...)
+  end
+end
+function truto.groups.call(_, ...)
+  local c, err = default()
+  if not c then return nil, err end
+  return c.groups:call(...)
+end
+
+function truto.unified(model, resource)
+  local c, err = default()
+  if not c then return nil, err end
+  return c.unified(model, resource)
+end
+
+function truto.batch(calls, options)
+  local c, err = default()
+  if not c then return nil, err end
+  return c:batch(calls, options)
+end
 
 function truto.reset()
   if default_client then default_client:close() end

@@ -61,6 +61,7 @@ describe("hostile input", function()
   -- create must refuse: invalid_argument, `field`, the message containing
   -- `text` (plain), nothing attempted.
   local function refused(body, query, options, field, text)
+    if body == nil then body = {} end -- a missing body has its own spec
     local group, err = client.groups.create(body, query, options)
     assert.is_nil(group)
     assert.is_table(err)
@@ -441,7 +442,7 @@ describe("hostile input", function()
     end)
 
     it("values full of query syntax, percent-encoded", function()
-      local group, meta = client.groups.create(nil, { remote_query = { q = "a&b=c#d?e[f]%20 +" } })
+      local group, meta = client.groups.create({}, { remote_query = { q = "a&b=c#d?e[f]%20 +" } })
       assert.is_table(group, tostring(meta))
       assert.equal("integrated_account_id=" .. m.accounts.coupa
         .. "&remote_query%5Bq%5D=a%26b%3Dc%23d%3Fe%5Bf%5D%2520%20%2B", m:last().query)
@@ -460,15 +461,45 @@ describe("hostile input", function()
       assert.equal('{"remote_data":' .. ('{"a":'):rep(64) .. "1" .. ("}"):rep(64) .. "}", m:last().body)
     end)
 
-    it("tables with metamethods, read raw (no __pairs, __index or __len is called)", function()
+    it("tables with a metatable are refused, naming the path, and no metamethod is called", function()
       local trap = setmetatable({ real = 1 }, {
         __pairs = function() error("__pairs called") end,
         __index = function() error("__index called") end,
         __len = function() error("__len called") end,
       })
-      local group, meta = client.groups.create{ remote_data = { t = trap } }
+      local before = #m:requests()
+      local group, err = client.groups.create{ remote_data = { t = trap } }
+      assert.is_nil(group)
+      assert.equal("invalid_argument", err.kind)
+      assert.equal("remote_data.t", err.field)
+      assert.matches("metatable", err.message)
+      assert.equal(before, #m:requests())
+    end)
+
+    it("an __index proxy as the body is refused rather than sent as {}", function()
+      local proxy = setmetatable({}, { __index = { name = "Proxied" } })
+      local before = #m:requests()
+      local group, err = client.groups.create(proxy)
+      assert.is_nil(group)
+      assert.equal("body", err.field)
+      assert.equal(before, #m:requests())
+      -- truto.array's marker is the one metatable allowed
+      local ok, meta = client.groups.create{ name = "A", remote_data = { list = truto.array{} } }
+      assert.is_table(ok, tostring(meta))
+      assert.equal('{"name":"A","remote_data":{"list":[]}}', m:last().body)
+    end)
+
+    it("remote_data with 10,000 keys, and 2,500 per level nested, encodes on every Lua", function()
+      local wide = {}
+      for i = 1, 10000 do wide["k" .. i] = i end
+      local group, meta = client.groups.create{ name = "Wide", remote_data = wide }
       assert.is_table(group, tostring(meta))
-      assert.equal('{"remote_data":{"t":{"real":1}}}', m:last().body)
+      assert.equal(10000, select(2, m:last().body:gsub('"k%d+":', "")))
+      local nested = { inner = {} }
+      for i = 1, 2500 do nested["a" .. i] = i; nested.inner["b" .. i] = i end
+      group, meta = client.groups.create{ name = "Nested", remote_data = nested }
+      assert.is_table(group, tostring(meta))
+      assert.equal(5000, select(2, m:last().body:gsub('"[ab]%d+":', "")))
     end)
 
     it("unusual but valid UTF-8 and control characters, escaped", function()

@@ -1,168 +1,198 @@
--- truto.batch: client.groups.create_many — many creates at once.
+-- truto.batch: client:batch(calls) and client.groups.create_many(items) —
+-- many calls at once, scheduled over truto.call's prepare and settle (no
+-- attempt logic of its own).
 --
--- With the curl transport, every request runs on one libcurl multi handle
+-- With the curl transport every request runs on one libcurl multi handle
 -- (connections reused, HTTP/2 multiplexed when offered) and this file only
--- decides: which item starts next, what each answer means, whether and when
--- to retry. Each item keeps its own Idempotency-Key across retries; a 429 on
--- any item pauses the whole batch (shared backoff honouring Retry-After);
--- invalid items fail alone. Exactly one result per item, in input order.
--- With another transport (ngx, a custom table) items run through
--- client.groups.create, concurrently in ngx.thread light threads inside
--- nginx, one after another elsewhere.
+-- decides which item starts next and when a retry is due. With another
+-- transport (ngx, a custom table) items run through call.run, concurrently
+-- in ngx.thread light threads inside nginx, one after another elsewhere.
+-- Each item keeps its own Idempotency-Key across retries; a 429 pauses
+-- every item (shared backoff honouring Retry-After); invalid items fail
+-- alone. Exactly one result per item, in input order. An error raised by
+-- on_result or on_progress stops the batch and is raised again once no
+-- transfer of it is running.
 --
 -- Must never: drop or duplicate a result, reuse a key across items, retry
--- what retry.lua forbids, or leave transfers running after it returns.
+-- what truto.retry forbids, or leave transfers running after it returns.
 
 local core = require "truto.core"
+local api = require "truto.api"
+local call = require "truto.call"
 local errors = require "truto.errors"
-local response = require "truto.response"
-local retry = require "truto.retry"
-local schema = require "truto.schema"
-local client_mod = require "truto.client"
+local options_mod = require "truto.options"
 
 local M = {}
 
-local now, uuid4 = core.now, core.uuid4
-local endpoint = client_mod.endpoint
+local now = core.now
 
-local BATCH_OPTIONS = { concurrency = true, on_result = true, on_progress = true }
+local BATCH_OPTIONS = { concurrency = true, on_result = true, on_progress = true, should_stop = true }
+local CALL_KEYS = { resource = true, model = true, op = true, id = true, body = true, query = true,
+  idempotency_key = true }
 local ITEM_KEYS = { body = true, query = true, idempotency_key = true }
 
 local function bad(field, detail) return nil, errors.invalid(field, detail) end
 
--- Splits create_many's options into the batch's own and the per-call ones.
+-- Splits a batch's options into its own and the per-call ones, resolved.
 local function split_options(c, options)
-  local batch, call = { concurrency = 8 }, {}
+  local batch, callopts = { concurrency = 8 }, {}
   if options ~= nil and type(options) ~= "table" then
     return bad("options", "must be a table (got " .. type(options) .. ")")
   end
   for k, v in pairs(options or {}) do
     if BATCH_OPTIONS[k] then batch[k] = v
     elseif k == "idempotency_key" or k == "sink" then
-      return bad(k, "is per item in create_many (give items as { body = ..., idempotency_key = ... })")
-    else call[k] = v end
+      return bad(k, "is per item in a batch (give it in the item: { ..., idempotency_key = ... })")
+    else callopts[k] = v end
   end
   local n = batch.concurrency
   if type(n) ~= "number" or n ~= n or n % 1 ~= 0 or n < 1 then
     return bad("concurrency", "must be a positive whole number (got " .. tostring(n) .. ")")
   end
-  for _, f in ipairs{ "on_result", "on_progress" } do
+  for _, f in ipairs{ "on_result", "on_progress", "should_stop" } do
     if batch[f] ~= nil and type(batch[f]) ~= "function" then
       return bad(f, "must be a function (got " .. type(batch[f]) .. ")")
     end
   end
-  local o, err = client_mod.call_options(c, call)
+  local o, err = options_mod.call_options(c, callopts)
   if not o then return nil, err end
   return batch, o
 end
 
 local function merged_query(base, own)
   if own == nil then return base end
-  if type(own) ~= "table" then return own end -- endpoint:build names the mistake
-  if type(base) ~= "table" then return own end
+  if type(own) ~= "table" or type(base) ~= "table" then return own end
   local q = {}
   for k, v in pairs(base) do q[k] = v end
   for k, v in pairs(own) do q[k] = v end
   return q
 end
 
--- Turns item i into a prepared job, or an invalid_argument error.
-local function prepare(c, i, item, query, o)
-  local body, own_query, key = item, nil, nil
+-- The options of one item: the batch's, with the item's own key.
+local function item_options(o, key)
+  if key == nil then return o end
+  local own = setmetatable({ idempotency_key = key }, { __index = o })
+  return own
+end
+
+local function item_error(i, err)
+  local field = "items[" .. i .. "]" .. (err.field and ("." .. err.field) or "")
+  err.field = field
+  err.message = "items[" .. i .. "]: " .. tostring(err.message)
+  return err
+end
+
+local function check_key(i, key)
+  if key ~= nil and key ~= false and (type(key) ~= "string" or key == "" or #key > 255
+      or key:find("[%z\1-\31\127]")) then
+    return errors.invalid("items[" .. i .. "].idempotency_key",
+      "must be 1 to 255 characters without control characters, or false")
+  end
+end
+
+-- The operation a batch call names, compiled, and its label.
+local function resolve(c, i, item)
+  local desc
+  if item.model ~= nil then
+    local r, err = c.unified(item.model, item.resource)
+    if not r then return nil, item_error(i, err) end
+    desc = api.find(item.model, item.resource) or api.generic(item.model, item.resource)
+  else
+    desc = api.resources[item.resource]
+    if not desc then
+      return nil, errors.invalid("items[" .. i .. "].resource", "must name a described resource ("
+        .. "\"groups\") or come with model = ... for any other (got " .. tostring(item.resource) .. ")")
+    end
+  end
+  local op = desc.operations[item.op]
+  if type(item.op) ~= "string" or not op then
+    return nil, errors.invalid("items[" .. i .. "].op", "must be one of list, get, create, update, "
+      .. "delete" .. (desc.operations.remove_user and ", remove_user" or "") .. " (got "
+      .. tostring(item.op) .. ")")
+  end
+  return call.compile(op), desc.resource:gsub("%-", "_") .. "." .. item.op
+end
+
+-- A job for call i of client:batch, or its invalid_argument.
+local function prepare_call(c, i, item, o)
   if type(item) ~= "table" then
     return nil, errors.invalid("items[" .. i .. "]", "must be a table (got " .. type(item) .. ")")
   end
-  if item.body ~= nil then
-    for k in pairs(item) do
-      if not ITEM_KEYS[k] then
-        return nil, errors.invalid("items[" .. i .. "]." .. tostring(k),
-          "is not an item key (expected body, query, idempotency_key)")
-      end
-    end
-    body, own_query, key = item.body, item.query, item.idempotency_key
-    if key ~= nil and key ~= false and (type(key) ~= "string" or key == "" or key:find("[%z\1-\31\127]")) then
-      return nil, errors.invalid("items[" .. i .. "].idempotency_key",
-        "must be a string without control characters, or false")
+  for k in pairs(item) do
+    if not CALL_KEYS[k] then
+      return nil, errors.invalid("items[" .. i .. "]." .. tostring(k),
+        "is not a batch call key (expected resource, model, op, id, body, query, idempotency_key)")
     end
   end
-  local q = merged_query(query, own_query)
-  local target, json, why = endpoint:build(body, q, c.integrated_account_id)
-  if not target then
-    return nil, errors.new("invalid_argument", "items[" .. i .. "]: " .. why,
-      { field = "items[" .. i .. "]." .. json, retryable = false })
-  end
-  if key == nil then key = uuid4() end
-  local headers = { c.headers[1], c.headers[2], c.headers[3], c.headers[4] }
-  if key then headers[#headers + 1] = "Idempotency-Key: " .. key end
-  if o.headers then for h = 1, #o.headers do headers[#headers + 1] = o.headers[h] end end
-  return {
-    index = i, url = c.base_url .. target, body = json, headers = headers, key = key,
-    format = type(q) == "table" and q.truto_response_format or nil,
-    attempts = 0, not_before = 0,
-  }
+  local bad_key = check_key(i, item.idempotency_key)
+  if bad_key then return nil, bad_key end
+  local op, label = resolve(c, i, item)
+  if not op then return nil, label end
+  local job, err = call.prepare_resolved(c, op, item.id, item.body, item.query,
+    item_options(o, item.idempotency_key), label)
+  if not job then return nil, item_error(i, err) end
+  return job
 end
 
--- The curl path: one multi handle, Lua deciding. Items are prepared only
--- when a slot is free for them (next_job), so building overlaps the
--- network and a finished item's request is garbage at once.
-local function run_multi(c, next_job, o, batch, finish)
-  local multi = c.transport:multi()
-  local retries = {}                 -- jobs whose wait is over, oldest first
-  local waiting = {}                 -- jobs waiting for their retry time
+-- The scheduler over the curl multi handle: Lua decides, C moves bytes.
+-- Items are prepared only when a slot is free for them (next_job), so
+-- building overlaps the network and a finished item's request is garbage
+-- at once.
+local function run_multi(c, multi, next_job, batch, finish, cancel)
+  local retries, waiting = {}, {}    -- due retries (oldest first); jobs waiting for their time
   local by_index, inflight = {}, 0
   local pause_until, skew = 0, 0     -- shared backoff; skew: time the sleep hook "passed"
   local limit = batch.concurrency
-  local fresh = next_job()           -- the next item not yet started, or nil
+  local stopping = false
   local function clock() return now() + skew end
+  local fresh = next_job()           -- the next item not yet started, or nil
 
   local function start(job)
-    job.attempts = job.attempts + 1
-    if job.attempts == 1 then job.started = clock() end
-    local timeout = o.timeout
-    if o.deadline then
-      timeout = math.min(timeout, math.max(job.started + o.deadline - clock(), 0.001))
-    end
+    call.begin(job, clock)
     by_index[job.index] = job
     inflight = inflight + 1
-    multi:add(job.index, schema.method, job.url, job.headers, job.body, timeout,
-      o.connect_timeout, o.max_response_bytes, o.stall_timeout, nil, o.follow_redirects)
+    local req, o = job.req, job.o
+    multi:add(job.index, req.method, req.url, req.headers, req.body, req.timeout,
+      req.connect_timeout, o.max_response_bytes, o.stall_timeout, nil, o.follow_redirects)
   end
 
   local function settle(r)
     local job = by_index[r[1]]
     by_index[r[1]] = nil
     inflight = inflight - 1
-    local status, sent = r[2], true
-    local err
-    if status then
-      local value
-      value, err = response.interpret(status, r[3], r[4], job.format, false, job.key ~= false)
-      if value ~= nil then
-        return finish(job.index, value, { status = status, headers = r[3], attempts = job.attempts,
-          idempotency_key = job.key or nil, elapsed = clock() - job.started,
-          rate_limit = response.rate_limit(r[3]) })
-      end
+    local value, meta, wait
+    if r[2] then
+      value, meta, wait = call.settle(c, job, r[2], r[3], r[4], true, nil, clock)
     else
-      err = client_mod.transport_error(c, r[3], r[4], r[6])
-      sent = r[5]
+      value, meta, wait = call.settle(c, job, nil, r[3], r[4], r[5], r[6], clock)
     end
-    err.attempts = job.attempts
-    err.retryable = retry.may_retry(err, sent, job.key ~= false)
-    local left = o.deadline and (job.started + o.deadline - clock()) or nil
-    local wait = retry.plan(err, sent, job.key ~= false, o, job.attempts, left)
-    if not wait then return finish(job.index, nil, nil, errors.redact(err, c.token)) end
-    if c.on_retry then
-      c.on_retry{ attempt = job.attempts, reason = retry.reason(err), wait = wait, index = job.index,
-        err = errors.redact(err, c.token), idempotency_key = job.key or nil }
+    if value ~= nil or not wait or stopping then
+      if value == nil and wait then meta.retryable = false end
+      return finish(job.index, value, meta)
     end
+    call.notify_retry(c, job, meta, wait, job.index)
     job.not_before = clock() + wait
-    if err.kind == "rate_limited" then pause_until = math.max(pause_until, job.not_before) end
+    if meta.kind == "rate_limited" then pause_until = math.max(pause_until, job.not_before) end
     waiting[#waiting + 1] = job
   end
 
   while fresh or #retries > 0 or #waiting > 0 or inflight > 0 do
+    if batch.should_stop then
+      local verdict = batch.should_stop()
+      if verdict and not stopping then
+        -- start nothing more: what waits for a retry or was never started
+        -- is cancelled now, what is in flight may finish
+        stopping = true
+        for _, job in ipairs(retries) do cancel(job, "retry") end
+        for _, job in ipairs(waiting) do cancel(job, "retry") end
+        retries, waiting = {}, {}
+        if fresh then cancel(fresh, "never"); fresh = nil end
+        local rest = next_job()
+        while rest do cancel(rest, "never"); rest = next_job() end
+      end
+      if verdict == "abandon" and inflight > 0 then return "abandon", by_index end
+    end
     local t = clock()
-    -- jobs whose wait is over go before any fresh item
     if #waiting > 0 then
       local still = {}
       for _, job in ipairs(waiting) do
@@ -170,7 +200,7 @@ local function run_multi(c, next_job, o, batch, finish)
       end
       waiting = still
     end
-    if t >= pause_until then
+    if t >= pause_until and not stopping then
       while inflight < limit and #retries > 0 do start(table.remove(retries, 1)) end
       while inflight < limit and fresh do
         start(fresh)
@@ -185,11 +215,14 @@ local function run_multi(c, next_job, o, batch, finish)
       if not due or d < due then due = d end
     end
     if inflight > 0 then
-      local wait = due and math.max(0, math.min(1, due - t)) or 1
+      -- short waits while a stop may come, so a signal is seen at once
+      local cap = batch.polls and 0.1 or 1
+      local wait = due and math.max(0, math.min(cap, due - t)) or cap
       local done = multi:perform(wait)
       for k = 1, #done do settle(done[k]) end
     elseif due then
       local w = due - t
+      if batch.polls then w = math.min(w, 0.1) end
       if w > 0 then
         local before = now()
         c.sleep(w)
@@ -200,83 +233,189 @@ local function run_multi(c, next_job, o, batch, finish)
   end
 end
 
--- Any other transport: through client.groups.create, concurrently where
--- ngx.thread exists.
-local function run_each(c, next_job, items, query, options, batch, finish)
-  local call = {}
-  for k, v in pairs(options or {}) do if not BATCH_OPTIONS[k] then call[k] = v end end
+-- Any other transport: call.run per job, concurrently where ngx.thread
+-- exists.
+local function run_each(c, next_job, batch, finish, cancel, total)
+  local stopping = false
   local function worker()
     while true do
+      if batch.should_stop and not stopping and batch.should_stop() then stopping = true end
       local job = next_job()
       if not job then return end
-      local item = items[job.index]
-      local body, own = item, nil
-      if item.body ~= nil then body, own = item.body, item.query end
-      local o = {}
-      for k, v in pairs(call) do o[k] = v end
-      o.idempotency_key = job.key
-      local g, meta = c.groups.create(body, merged_query(query, own), o)
-      if g ~= nil then finish(job.index, g, meta) else finish(job.index, nil, nil, meta) end
+      if stopping or batch.failed then
+        cancel(job, "never")
+      else
+        local value, meta = call.run(c, job)
+        finish(job.index, value, meta)
+      end
     end
   end
   local threads = rawget(_G, "ngx") and ngx.thread
   if threads and batch.concurrency > 1 then
     local spawned = {}
-    for w = 1, math.min(batch.concurrency, #items) do spawned[w] = threads.spawn(worker) end
-    for w = 1, #spawned do threads.wait(spawned[w]) end
+    for w = 1, math.min(batch.concurrency, total) do spawned[w] = threads.spawn(worker) end
+    for w = 1, #spawned do
+      local ok, failure = threads.wait(spawned[w])
+      if not ok and not batch.failed then batch.failed = { failure } end
+    end
   else
     worker()
   end
 end
 
--- M.create_many(client, items, query, options) -> results | nil, err
-function M.create_many(c, items, query, options)
+-- The multi handle for one batch: the client's own, or a fresh one when a
+-- batch is already running on it (a batch started from a callback).
+local function take_multi(t)
+  if t.multi_busy then return t:fresh_multi(), true end
+  t.multi_busy = true
+  return t:multi(), false
+end
+
+-- M.run(c, total, prepare_item, options) -> results | nil, err
+-- prepare_item(i, o) -> job | nil, err. Results are { value, meta } or
+-- { err } per item; `shape(i, value, meta, err)` may replace that.
+local function run(c, total, prepare_item, options, shape)
   if c.closed then error("attempt to use a closed truto client", 3) end
-  if type(items) ~= "table" then return bad("items", "must be an array (got " .. type(items) .. ")") end
-  local total = #items
-  for k in pairs(items) do
-    if type(k) ~= "number" or k < 1 or k > total or k % 1 ~= 0 then
-      return bad("items", "must be an array 1..n (found key " .. tostring(k) .. ")")
-    end
-  end
   local batch, o = split_options(c, options)
   if not batch then return nil, o end
+  -- a callback that raised stops the batch as a stop request would
+  local user_stop = batch.should_stop
+  batch.polls = user_stop ~= nil -- wait in short steps so a stop is seen at once
+  batch.should_stop = function()
+    if batch.failed then return "stop" end
+    if user_stop then return user_stop() end
+  end
 
   local results, done = {}, 0
-  local function finish(i, group, meta, err)
-    assert(results[i] == nil, "create_many: a second result for one item")
-    results[i] = err and { err = err } or { group = group, meta = meta }
+  local function finish(i, value, meta)
+    assert(results[i] == nil, "truto.batch: a second result for one item")
+    local err = value == nil and meta or nil
+    if err then meta = nil end
+    results[i] = shape(i, value, meta, err)
     done = done + 1
-    if batch.on_result then batch.on_result(i, group, err) end
-    if batch.on_progress then batch.on_progress(done, total) end
+    if batch.failed then return end
+    local ok, failure = true, nil
+    if batch.on_result then ok, failure = pcall(batch.on_result, i, value, err) end
+    if ok and batch.on_progress then ok, failure = pcall(batch.on_progress, done, total) end
+    if not ok then batch.failed = { failure } end
+  end
+  -- why: "never" (not started), "retry" (waiting for a retry), "inflight"
+  -- (abandoned while running: it may have been delivered)
+  local CANCELLED = {
+    never = "stopped before it was sent",
+    retry = "stopped while waiting for a retry",
+    inflight = "abandoned while in flight: it may have been delivered",
+  }
+  local function cancel(job, why)
+    local sent = why == "inflight" or (why == "retry" and job.maybe_sent) or false
+    local err = errors.new("cancelled", CANCELLED[why],
+      { retryable = false, attempts = job.attempts, sent = sent, idempotency_key = job.key })
+    finish(job.index, nil, errors.redact(err, c.token))
   end
 
   -- items are prepared one at a time, as they are about to start;
   -- an invalid one gets its result at once and the next is taken
   local next_item = 1
   local function next_job()
-    while next_item <= total do
+    while next_item <= total and not batch.failed do
       local i = next_item
       next_item = i + 1
-      local job, err = prepare(c, i, items[i], query, o)
-      if job then return job end
-      finish(i, nil, nil, err)
+      local job, err = prepare_item(i, o)
+      if job then
+        job.index = i
+        return job
+      end
+      finish(i, nil, err)
     end
     return nil
   end
 
-  if c.transport.multi then
-    local ok, failure = pcall(run_multi, c, next_job, o, batch, finish)
-    if not ok then
-      -- a callback raised: stop every transfer, then let the error through
-      c.transport.multi_handle:close()
-      c.transport.multi_handle = nil
-      error(failure, 0)
+  local t = c.transport
+  if t.multi then
+    local multi, own = take_multi(t)
+    local ok, verdict, inflight = pcall(run_multi, c, multi, function()
+      if batch.failed then return nil end
+      return next_job()
+    end, batch, finish, cancel)
+    if not ok or verdict == "abandon" or batch.failed then
+      -- stop every transfer still running; the handle is not reused
+      multi:close()
+      if not own then t.multi_handle = nil end
+    end
+    if not own then t.multi_busy = nil end
+    if not ok then error(verdict, 0) end
+    if verdict == "abandon" then
+      local abandoned = {}
+      for _, job in pairs(inflight) do abandoned[#abandoned + 1] = job end
+      table.sort(abandoned, function(a, b) return a.index < b.index end)
+      for _, job in ipairs(abandoned) do cancel(job, "inflight") end
     end
   else
-    run_each(c, next_job, items, query, options, batch, finish)
+    run_each(c, next_job, batch, finish, cancel, total)
   end
+  if batch.failed then error(batch.failed[1], 0) end
   return results
+end
+
+local function check_array(items, name)
+  if type(items) ~= "table" then return bad(name, "must be an array (got " .. type(items) .. ")") end
+  local total = #items
+  for k in pairs(items) do
+    if type(k) ~= "number" or k < 1 or k > total or k % 1 ~= 0 then
+      return bad(name, "must be an array 1..n (found key " .. tostring(k) .. ")")
+    end
+  end
+  return total
+end
+
+-- M.batch(client, calls, options) -> results | nil, err
+-- calls[i] = { resource = "groups", op = "update", id = ..., body = ...,
+--              query = ..., idempotency_key = ... }  (or model = ... and
+-- resource = ... for any unified resource). results[i] = { value, meta }
+-- or { err }.
+function M.batch(c, calls, options)
+  local total, err = check_array(calls, "calls")
+  if not total then return nil, err end
+  return run(c, total, function(i, o) return prepare_call(c, i, calls[i], o) end, options,
+    function(_, value, meta, e)
+      if e then return { err = e } end
+      return { value = value, meta = meta }
+    end)
+end
+
+-- M.create_many(client, desc, items, query, options) -> results | nil, err
+-- items[i] is a body, or { body = ..., query = ..., idempotency_key = ... };
+-- results[i] = { group, meta } or { err }.
+function M.create_many(c, desc, items, query, options)
+  local total, err = check_array(items, "items")
+  if not total then return nil, err end
+  local op = call.compile(desc.operations.create)
+  local label = desc.resource .. ".create"
+  return run(c, total, function(i, o)
+    local item = items[i]
+    local body, own_query, key = item, nil, nil
+    if type(item) ~= "table" then
+      return nil, errors.invalid("items[" .. i .. "]", "must be a table (got " .. type(item) .. ")")
+    end
+    if item.body ~= nil then
+      for k in pairs(item) do
+        if not ITEM_KEYS[k] then
+          return nil, errors.invalid("items[" .. i .. "]." .. tostring(k),
+            "is not an item key (expected body, query, idempotency_key)")
+        end
+      end
+      body, own_query, key = item.body, item.query, item.idempotency_key
+      local bad_key = check_key(i, key)
+      if bad_key then return nil, bad_key end
+    end
+    local job, e = call.prepare_resolved(c, op, nil, body, merged_query(query, own_query),
+      item_options(o, key), label)
+    if not job then return nil, item_error(i, e) end
+    return job
+  end, options, function(_, value, meta, e)
+    if e then return { err = e } end
+    return { group = value, meta = meta }
+  end)
 end
 
 return M

@@ -1,21 +1,35 @@
--- truto.retry: the retry policy, shared by single creates and create_many.
--- Pure functions: whether a failed attempt may be repeated without risking
--- a second group, and how long to wait first. Never sleeps itself, never
+-- truto.retry: the retry policy, shared by every call, page and batch item.
+-- Pure functions: whether a failed attempt may be repeated without taking
+-- effect twice, and how long to wait first. Never sleeps itself, never
 -- reads a clock (callers pass the time left), never looks at the token.
 --
--- What is retried (README "Retries and failures" says the same):
---   429                              always (nothing was created)
---   500, 502, 504                    only with an Idempotency-Key
---   connect failures                 always (nothing was sent)
---   timeouts, resets after sending   only with an Idempotency-Key
+-- What is retried (README "Retries and failures" says the same), by the
+-- kind of operation (truto.api's `kind`):
+--                                  read       write (create, update, custom)   delete
+--   429                            yes        yes                              yes
+--   500, 502, 504                  yes        only with an Idempotency-Key     yes
+--   connect failures (not sent)    yes        yes                              yes
+--   timeouts, resets after sending yes        only with an Idempotency-Key     yes
 --   400 401 403 404 405 409 422 503, tls, decode, too_large, a sink that
---   already received bytes           never
+--   already received bytes         never
+-- A read changes nothing; deleting one id twice cannot delete anything
+-- else (a 404 after an attempt that may have been delivered says so).
 
 local M = {}
 
+-- Whether an attempt that may have reached the server can be repeated
+-- without taking effect twice, per kind of operation.
+M.REPEATABLE = { read = "always", delete = "always", write = "with_key" }
+
+-- M.repeatable(kind, keyed) -> boolean
+function M.repeatable(kind, keyed)
+  local rule = M.REPEATABLE[kind]
+  return rule == "always" or (rule == "with_key" and keyed) or false
+end
+
 -- May this failure be retried? `sent`: the request may have reached the
--- server; `keyed`: it carried an Idempotency-Key (then the server replays
--- instead of creating again).
+-- server; `keyed`: repeating it after that cannot take effect twice (a read,
+-- a delete, or a write with an Idempotency-Key: the server replays).
 function M.may_retry(err, sent, keyed)
   if err.kind == "rate_limited" then return true end
   if err.kind == "http" then return err.retryable == true end

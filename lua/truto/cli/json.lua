@@ -8,16 +8,14 @@
 -- Lua 5.3+ (integers); only the command-line tool loads it.
 
 local core = require "truto.core"
-local schema = require "truto.schema"
 
 local M = {}
 
-local endpoint = core.endpoint(schema)
 local null, array = core.null, core.array
 
 -- M.encode(value) -> json | nil, message
 function M.encode(value)
-  local json, field, message = endpoint:encode_json(value)
+  local json, field, message = core.encode_json(value)
   if not json then return nil, message or field end
   return json
 end

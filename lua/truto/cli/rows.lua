@@ -16,7 +16,7 @@ local sha256 = require "truto.cli.sha256"
 
 local M = {}
 
-local endpoint = core.endpoint(schema)
+local build = require("truto.call").compile(require("truto.api").resources.groups.operations.create).build
 local null = core.null
 
 -- Query parameters that describe the group, so a row may carry them; the
@@ -225,7 +225,7 @@ function M.prepare(row, ctx)
     local problem = M.check_integration(ctx.integration, row.body, row.query)
     if problem then row.problem = problem return row end
   end
-  local target, body_json, message = endpoint:build(row.body, row.query)
+  local target, body_json, message = build(row.body, row.query)
   if not target then
     row.problem = message
     return row

@@ -30,6 +30,12 @@ function M:multi()
   return self.multi_handle
 end
 
+-- A multi handle of its own for a batch started while another runs (from
+-- a callback); the caller closes it.
+function M:fresh_multi()
+  return core.multi(self.settings)
+end
+
 function M:request(req)
   return self.handle:request(req.method, req.url, req.headers, req.body, req.timeout,
     req.connect_timeout, req.max_response_bytes, req.stall_timeout, req.sink,

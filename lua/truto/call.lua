@@ -1,0 +1,354 @@
+-- truto.call: the one call path. Every single call, every page of `each`
+-- and every item of a batch goes through the same three steps:
+--
+--   prepare(c, op, id, body, query, options) -> job | nil, err
+--       validate and build from the description (truto.api), nothing sent
+--   attempt(c, job) -> the transport's raw result for one try
+--   settle(c, job, status, headers, body, sent, which, limits)
+--       -> value, meta | nil, err, wait   (wait: retry after that long)
+--
+-- and run(c, job) loops them for a single call. truto.batch drives the
+-- same prepare and settle over many jobs at once.
+--
+-- Must never: send what failed validation; retry what truto.retry says
+-- could take effect twice; let the token into an error; block inside
+-- nginx (the client's sleep is ngx.sleep there).
+
+local core = require "truto.core"
+local errors = require "truto.errors"
+local options_mod = require "truto.options"
+local response = require "truto.response"
+local retry = require "truto.retry"
+
+local M = {}
+
+local now, uuid4, null = core.now, core.uuid4, core.null
+local interpret = response.interpret
+local FIELD_TYPES = core.FIELD_TYPES
+
+-- ---- compiling operations -------------------------------------------------
+
+local function set_of(list)
+  local s = {}
+  for _, v in ipairs(list) do s[v] = true end
+  return s
+end
+
+-- The plan the C core reads for one side (body or query) of an operation.
+local function plan_side(fields, hints, open, account)
+  local side = { fields = {}, required = {}, hints = hints or {}, open = open or false,
+    account = account }
+  local names = {}
+  for _, f in ipairs(fields or {}) do
+    local spec = { t = assert(FIELD_TYPES[f.type], "truto.api: unknown type " .. tostring(f.type)),
+      min = f.min }
+    if f.values then spec.values, spec.expected = set_of(f.values), table.concat(f.values, ", ") end
+    side.fields[f.name] = spec
+    if f.required then side.required[#side.required + 1] = f.name end
+    names[#names + 1] = f.name
+  end
+  side.names = #names > 0 and table.concat(names, ", ") or "none"
+  return side
+end
+
+local compiled = setmetatable({}, { __mode = "k" })
+
+-- M.compile(op) -> the compiled operation for a description of truto.api
+-- (cached): { desc, build, method, kind, answer, pages, has_body }.
+function M.compile(op)
+  local c = compiled[op]
+  if c then return c end
+  local before, after = op.path:match("^(.-)/{id}(.*)$")
+  local misplaced = op.misplaced or {}
+  local has_body = op.body ~= nil or op.open_body == true
+  local plan = {
+    path = before or op.path, after_id = after,
+    body = has_body and plan_side(op.body, misplaced.body, op.open_body) or false,
+    query = plan_side(op.query, misplaced.query, op.open_query, "integrated_account_id"),
+  }
+  c = { desc = op, build = core.operation(plan), method = op.method, kind = op.kind,
+    answer = op.answer, pages = op.pages, has_body = has_body, has_id = after ~= nil }
+  compiled[op] = c
+  return c
+end
+
+-- ---- prepare ---------------------------------------------------------------
+
+-- The longest request target (path and query) sent. Truto sits behind a
+-- CDN that refuses longer URLs (414), and libcurl refuses URLs over 8 MB.
+local MAX_TARGET_BYTES = 16384
+M.MAX_TARGET_BYTES = MAX_TARGET_BYTES
+
+-- The top-level query parameter that makes the target too long (the
+-- biggest one on its own), for the error's field.
+local function longest_query_field(op, query, account, id)
+  local worst, worst_len = "query", -1
+  if type(query) ~= "table" then return worst end
+  for k, v in pairs(query) do
+    local target = op.build(op.has_body and {} or nil, { [k] = v }, account, id)
+    if target and #target > worst_len then worst, worst_len = k, #target end
+  end
+  return worst
+end
+
+local function invalid(c, field, message)
+  return nil, errors.redact(errors.new("invalid_argument", message,
+    { field = field, retryable = false, attempts = 0, sent = false }), c.token)
+end
+
+-- M.prepare(c, op, id, body, query, options [, name]) -> job | nil, err
+-- `op` is compiled (M.compile); `name` ("groups.create") is for hooks and
+-- messages. Nothing is sent.
+function M.prepare(c, op, id, body, query, options, name)
+  if c.closed then error("attempt to use a closed truto client", 3) end
+  local o, oerr = options_mod.call_options(c, options)
+  if not o then
+    oerr.attempts, oerr.sent = 0, false
+    return nil, errors.redact(oerr, c.token)
+  end
+  return M.prepare_resolved(c, op, id, body, query, o, name)
+end
+
+-- M.prepare_resolved(c, op, id, body, query, o [, name]): prepare with the
+-- call's options already resolved (truto.options.call_options).
+function M.prepare_resolved(c, op, id, body, query, o, name)
+  local target, json, why = op.build(body, query, c.integrated_account_id, id)
+  if not target then return invalid(c, json, why) end
+  if #target > MAX_TARGET_BYTES then
+    local field = longest_query_field(op, query, c.integrated_account_id, id)
+    return invalid(c, field, field .. ": makes the URL " .. #target .. " bytes long, over the "
+      .. MAX_TARGET_BYTES .. " bytes servers accept")
+  end
+  local key = o.idempotency_key
+  if op.kind == "write" then
+    if key == nil then key = uuid4() end
+  elseif key ~= nil then
+    return invalid(c, "idempotency_key", "idempotency_key: only create, update and custom methods "
+      .. "send one (" .. (name or op.method) .. " is safe to repeat without it)")
+  else
+    key = false
+  end
+  local h = c.own_headers
+  local headers = { h.authorization, h.accept, h.user_agent }
+  if json then headers[#headers + 1] = h.content_type end
+  if key then headers[#headers + 1] = "Idempotency-Key: " .. key end
+  if o.headers then for i = 1, #o.headers do headers[#headers + 1] = o.headers[i] end end
+  local format = type(query) == "table" and query.truto_response_format or nil
+  local job = {
+    op = op, name = name, id = id, o = o, key = key or nil, keyed = key ~= false,
+    repeatable = retry.repeatable(op.kind, key ~= false),
+    format = format, attempts = 0, maybe_sent = false,
+    req = { method = op.method, url = c.base_url .. target, headers = headers, body = json,
+      max_response_bytes = o.max_response_bytes, stall_timeout = o.stall_timeout,
+      follow_redirects = o.follow_redirects },
+  }
+  if format == "stream" and o.sink then
+    local user_sink = o.sink
+    -- once a sink has seen bytes, a retry would hand it the body twice
+    job.req.sink = function(chunk) job.sank = true; return user_sink(chunk) end
+  end
+  return job
+end
+
+-- ---- attempt ---------------------------------------------------------------
+
+-- The limits of one attempt: the per-attempt timeout and connect_timeout,
+-- never past the deadline (`left` seconds, or nil), and for each limit a
+-- transport may report, the name of the option that really set it.
+function M.limits(o, left)
+  if not left and o.limits then return o.limits end
+  local timeout, timeout_name = o.timeout, "timeout"
+  if left and left <= timeout then timeout, timeout_name = math.max(left, 0.001), "deadline" end
+  local connect_timeout, connect_name = o.connect_timeout, "connect_timeout"
+  if timeout < connect_timeout then connect_timeout, connect_name = timeout, timeout_name end
+  local limits = {
+    timeout = timeout, connect_timeout = connect_timeout,
+    names = { timeout = timeout_name, connect_timeout = connect_name,
+      stall_timeout = "stall_timeout" },
+  }
+  if not left then o.limits = limits end -- the same for every attempt without a deadline
+  return limits
+end
+
+-- Starts the job's clock on its first attempt and returns the limits of
+-- the next one.
+function M.begin(job, clock)
+  local t = (clock or now)()
+  job.attempts = job.attempts + 1
+  if job.attempts == 1 then
+    job.started = t
+    job.deadline_at = job.o.deadline and t + job.o.deadline
+  end
+  job.sank = false
+  -- the first attempt has the whole deadline (no float round-off)
+  local left = job.deadline_at and (job.attempts == 1 and job.o.deadline or job.deadline_at - t)
+  local limits = M.limits(job.o, left)
+  job.limits = limits
+  job.req.timeout, job.req.connect_timeout = limits.timeout, limits.connect_timeout
+  return limits
+end
+
+-- M.attempt(c, job) -> status, headers, body | nil, kind, message, sent, which
+function M.attempt(c, job)
+  M.begin(job)
+  return c.transport:request(job.req)
+end
+
+-- ---- settle ----------------------------------------------------------------
+
+local TIMEOUT_TEXT = {
+  timeout = "no complete answer within timeout = %gs",
+  connect_timeout = "not connected within connect_timeout = %gs",
+  stall_timeout = "no byte moved for stall_timeout = %gs",
+  deadline = "the call's deadline = %gs passed",
+}
+
+-- M.transport_error(c, kind, message, which [, o, limits]) -> err
+-- The error for an attempt the transport could not complete (no HTTP
+-- answer). `which`: the limit the transport says fired, renamed to the
+-- option that really set it (a deadline shortens the others).
+function M.transport_error(c, kind, message, which, o, limits)
+  local fields = {}
+  message = tostring(message)
+  if not errors.KINDS[kind] then kind = "network" end
+  if kind == "timeout" then
+    which = limits and limits.names[which] or which or "timeout"
+    if not TIMEOUT_TEXT[which] then which = "timeout" end
+    fields.timeout = which
+    local limit = o and o[which]
+    message = (limit and TIMEOUT_TEXT[which]:format(limit) or which .. " fired")
+      .. " (" .. message .. ")"
+  elseif kind == "tls" then
+    -- the one way verification is off is named whenever it is
+    if c.insecure then
+      message = message .. " (insecure = true is set: certificate verification is off)"
+    elseif message:lower():find("certificate", 1, true) and not message:find("lua_ssl_trusted_certificate", 1, true) then
+      message = message .. (c.transport.name == "ngx"
+        and " (trust a private CA with nginx's lua_ssl_trusted_certificate)"
+        or " (set ca_file to trust a private CA)")
+    end
+  end
+  return errors.new(kind, message, fields)
+end
+
+-- The error when waiting for the next attempt would pass the deadline.
+local function deadline_error(o, attempt, last)
+  return errors.new("timeout", TIMEOUT_TEXT.deadline:format(o.deadline) .. " before attempt "
+    .. (attempt + 1) .. " could start; last failure: " .. retry.reason(last) .. ": "
+    .. tostring(last.message),
+    { timeout = "deadline", cause = last, retry_after = last.retry_after, sent = last.sent })
+end
+
+local function bad_answer(status, headers, body, why)
+  return nil, errors.new("decode", why, { status = status, headers = headers, body = body,
+    retryable = false })
+end
+
+-- The caller's value from a decoded 2xx answer, as the operation's
+-- `answer` says (only for the unified and normalized formats: raw and
+-- stream answers are the provider's own).
+local function shape(job, value, status, headers)
+  local answer = job.op.answer
+  if job.format == "raw" or job.format == "stream" or job.format == "debug" then return value end
+  if answer == "page" then
+    if type(value) ~= "table" or (value.result ~= nil and type(value.result) ~= "table") then
+      return bad_answer(status, headers, value, "a list answer must be an object with a result array")
+    end
+    if value.result == nil or value.result == null then value.result = {} end
+    for _, k in ipairs{ "next_cursor", "prev_cursor" } do
+      local v = value[k]
+      if v == null or v == "" then value[k] = nil
+      elseif v ~= nil and type(v) ~= "string" then value[k] = tostring(v) end
+    end
+    return value
+  elseif answer == "wrapped" then
+    if type(value) ~= "table" then
+      return bad_answer(status, headers, value, "a custom method's answer must be an object")
+    end
+    local result = value.result
+    if result == nil then result = null end
+    return result
+  elseif answer == "id" then
+    if type(value) ~= "table" or next(value) == nil then
+      return { id = job.id }
+    end
+    return value
+  end
+  return value
+end
+
+-- M.settle(c, job, status, headers, body, sent, which)
+--   -> value, meta          the call is done
+--    | nil, err            it failed for good
+--    | nil, err, wait      try again after `wait` seconds
+function M.settle(c, job, status, rheaders, rbody, sent, which, clock)
+  local o, token = job.o, c.token
+  clock = clock or now
+  local value, err
+  if status then
+    value, err = interpret(status, rheaders, rbody, job.format, job.req.sink ~= nil,
+      job.repeatable, token)
+    if value ~= nil then
+      value, err = shape(job, value, status, rheaders)
+      if value ~= nil then
+        return value, { status = status, headers = rheaders, attempts = job.attempts,
+          idempotency_key = job.key, elapsed = clock() - job.started,
+          rate_limit = response.rate_limit(rheaders), operation = job.name }
+      end
+    end
+    sent = true
+  else
+    err = M.transport_error(c, rheaders, rbody, which, o, job.limits)
+    sent = sent ~= false
+  end
+  err.attempts, err.sent = job.attempts, sent
+  if job.op.kind == "delete" and err.status == 404 and job.maybe_sent then
+    -- an earlier attempt may have been delivered: it may be what deleted it
+    err.maybe_done = true
+    err.message = err.message .. " (an earlier attempt may have deleted it)"
+  end
+  if sent then job.maybe_sent = true end
+  err.retryable = retry.may_retry(err, sent, job.repeatable) and not job.sank
+  local wait, stop
+  if err.retryable then
+    wait, stop = retry.plan(err, sent, job.repeatable, o, job.attempts,
+      job.deadline_at and job.deadline_at - clock())
+  end
+  if not wait then
+    if stop == "deadline" and not (err.kind == "timeout" and err.timeout == "deadline") then
+      err = deadline_error(o, job.attempts, err)
+      err.attempts, err.retryable = job.attempts, false
+    end
+    return nil, errors.redact(err, token)
+  end
+  return nil, errors.redact(err, token), wait
+end
+
+-- Tells the client's on_retry hook (errors in it are the caller's).
+function M.notify_retry(c, job, err, wait, index)
+  if c.on_retry then
+    c.on_retry{ attempt = job.attempts, reason = retry.reason(err), wait = wait, err = err,
+      idempotency_key = job.key, index = index, operation = job.name }
+  end
+end
+
+-- M.run(c, job) -> value, meta | nil, err: one call, attempt after attempt.
+function M.run(c, job)
+  while true do
+    local status, h, b, sent, which = M.attempt(c, job)
+    local value, meta, wait = M.settle(c, job, status, h, b, sent, which)
+    if value ~= nil then return value, meta end
+    if not wait then return nil, meta end
+    M.notify_retry(c, job, meta, wait)
+    if wait > 0 then c.sleep(wait) end
+  end
+end
+
+-- M.call(c, op, id, body, query, options, name) -> value, meta | nil, err
+function M.call(c, op, id, body, query, options, name)
+  local job, err = M.prepare(c, op, id, body, query, options, name)
+  if not job then return nil, err end
+  return M.run(c, job)
+end
+
+return M
