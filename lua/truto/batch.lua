@@ -148,7 +148,7 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
   local fresh = next_job()           -- the next item not yet started, or nil
 
   local function start(job)
-    call.begin(job, clock)
+    call.begin(job, clock, c)
     by_index[job.index] = job
     inflight = inflight + 1
     local req, o = job.req, job.o

@@ -22,6 +22,8 @@ local retry = require "truto.retry"
 
 local M = {}
 
+local extra_headers -- defined below prepare's helpers
+
 local now, uuid4, null = core.now, core.uuid4, core.null
 local interpret = response.interpret
 local FIELD_TYPES = core.FIELD_TYPES
@@ -96,6 +98,41 @@ local function invalid(c, field, message)
     { field = field, retryable = false, attempts = 0, sent = false }), c.token)
 end
 
+local function header_name(line) return line:match("^[^:]+"):lower() end
+
+-- The lines of a headers option (a table already checked, or a function
+-- called now with { operation, method } and its answer checked).
+local function header_lines(v, op, name)
+  if v == nil then return {} end
+  if type(v) ~= "function" then return v end
+  local ok, got = pcall(v, { operation = name, method = op.method })
+  if not ok then return nil, errors.invalid("headers", "the headers function raised: " .. tostring(got)) end
+  if got == nil then return {} end
+  if type(got) == "function" then
+    return nil, errors.invalid("headers", "the headers function must return a table (got a function)")
+  end
+  local lines, err = options_mod.check_option("headers", options_mod.OPTIONS.headers, got)
+  if lines == nil then return nil, err end
+  return lines
+end
+
+-- The client's extra headers with the call's over them (same name: the
+-- call's wins). -> lines | nil, err
+extra_headers = function(c, o, op, name)
+  local base, err = header_lines(c.headers, op, name)
+  if not base then return nil, err end
+  local over
+  over, err = header_lines(o.headers, op, name)
+  if not over then return nil, err end
+  if #base == 0 then return over end
+  if #over == 0 then return base end
+  local names, out = {}, {}
+  for _, l in ipairs(over) do names[header_name(l)] = true end
+  for _, l in ipairs(base) do if not names[header_name(l)] then out[#out + 1] = l end end
+  for _, l in ipairs(over) do out[#out + 1] = l end
+  return out
+end
+
 -- M.prepare(c, op, id, body, query, options [, name]) -> job | nil, err
 -- `op` is compiled (M.compile); `name` ("groups.create") is for hooks and
 -- messages. Nothing is sent.
@@ -132,7 +169,11 @@ function M.prepare_resolved(c, op, id, body, query, o, name)
   local headers = { h.authorization, h.accept, h.user_agent }
   if json then headers[#headers + 1] = h.content_type end
   if key then headers[#headers + 1] = "Idempotency-Key: " .. key end
-  if o.headers then for i = 1, #o.headers do headers[#headers + 1] = o.headers[i] end end
+  if c.headers or o.headers then
+    local extra, herr = extra_headers(c, o, op, name)
+    if not extra then return invalid(c, herr.field, herr.message) end
+    for i = 1, #extra do headers[#headers + 1] = extra[i] end
+  end
   local format = type(query) == "table" and query.truto_response_format or nil
   local job = {
     op = op, name = name, id = id, o = o, key = key or nil, keyed = key ~= false,
@@ -170,9 +211,32 @@ function M.limits(o, left)
   return limits
 end
 
--- Starts the job's clock on its first attempt and returns the limits of
--- the next one.
-function M.begin(job, clock)
+-- Runs an observability hook (the call's, else the client's). A hook that
+-- raises is reported in meta.hook_errors / err.hook_errors (and nginx's
+-- error log), never breaks the call.
+local function run_hook(c, job, which, info)
+  local hook = job.o[which] or c[which]
+  if not hook then return end
+  local ok, e = pcall(hook, info)
+  if not ok then
+    local text = errors.redact(which .. " raised: " .. tostring(e), c.token)
+    job.hook_errors = job.hook_errors or {}
+    job.hook_errors[#job.hook_errors + 1] = text
+    if rawget(_G, "ngx") and ngx.log then ngx.log(ngx.ERR, "truto: ", text) end
+  end
+end
+
+-- What on_request and on_response are told about an attempt.
+local function hook_info(c, job)
+  return { operation = job.name, method = job.req.method,
+    url = errors.redact(job.req.url, c.token), attempt = job.attempts,
+    idempotency_key = job.key, bytes_out = job.req.body and #job.req.body or 0,
+    rate_wait = job.rate_wait or 0 }
+end
+
+-- Starts the job's clock on its first attempt, tells on_request, and
+-- returns the limits of the attempt.
+function M.begin(job, clock, c)
   local t = (clock or now)()
   job.attempts = job.attempts + 1
   if job.attempts == 1 then
@@ -185,12 +249,25 @@ function M.begin(job, clock)
   local limits = M.limits(job.o, left)
   job.limits = limits
   job.req.timeout, job.req.connect_timeout = limits.timeout, limits.connect_timeout
+  job.attempt_started = t
+  if c and (c.on_request or job.o.on_request) then run_hook(c, job, "on_request", hook_info(c, job)) end
   return limits
+end
+
+-- Tells on_response how the attempt ended.
+local function tell_response(c, job, status, kind, rbody, t, wait)
+  if not (c.on_response or job.o.on_response) then return end
+  local info = hook_info(c, job)
+  info.status, info.error = status, kind
+  info.elapsed = t - (job.attempt_started or t)
+  info.bytes_in = type(rbody) == "string" and #rbody or 0
+  info.retry_in = wait
+  run_hook(c, job, "on_response", info)
 end
 
 -- M.attempt(c, job) -> status, headers, body | nil, kind, message, sent, which
 function M.attempt(c, job)
-  M.begin(job)
+  M.begin(job, nil, c)
   return c.transport:request(job.req)
 end
 
@@ -291,9 +368,12 @@ function M.settle(c, job, status, rheaders, rbody, sent, which, clock)
     if value ~= nil then
       value, err = shape(job, value, status, rheaders)
       if value ~= nil then
+        local t = clock()
+        tell_response(c, job, status, nil, rbody, t)
         return value, { status = status, headers = rheaders, attempts = job.attempts,
-          idempotency_key = job.key, elapsed = clock() - job.started,
-          rate_limit = response.rate_limit(rheaders), operation = job.name }
+          idempotency_key = job.key, elapsed = t - job.started,
+          rate_limit = response.rate_limit(rheaders), operation = job.name,
+          rate_wait = job.rate_wait, hook_errors = job.hook_errors }
       end
     end
     sent = true
@@ -314,10 +394,12 @@ function M.settle(c, job, status, rheaders, rbody, sent, which, clock)
     wait, stop = retry.plan(err, sent, job.repeatable, o, job.attempts,
       job.deadline_at and job.deadline_at - clock())
   end
+  tell_response(c, job, err.status, err.kind, rbody, clock(), wait)
+  err.hook_errors = job.hook_errors
   if not wait then
     if stop == "deadline" and not (err.kind == "timeout" and err.timeout == "deadline") then
       err = deadline_error(o, job.attempts, err)
-      err.attempts, err.retryable = job.attempts, false
+      err.attempts, err.retryable, err.hook_errors = job.attempts, false, job.hook_errors
     end
     return nil, errors.redact(err, token)
   end

@@ -23,6 +23,8 @@ M.OPTIONS = {
   transport = { client = true, type = "transport" },
   sleep = { client = true, type = "function" },
   on_retry = { client = true, type = "function" },
+  on_request = { client = true, call = true, type = "function" },
+  on_response = { client = true, call = true, type = "function" },
   timeout = { client = true, call = true, type = "seconds", default = 30 },
   connect_timeout = { client = true, call = true, type = "seconds", default = 10 },
   stall_timeout = { client = true, call = true, type = "seconds" },
@@ -33,7 +35,7 @@ M.OPTIONS = {
   retry_cap = { client = true, call = true, type = "seconds", default = 30 },
   follow_redirects = { client = true, call = true, type = "boolean", default = false },
   idempotency_key = { call = true, type = "key" },
-  headers = { call = true, type = "headers" },
+  headers = { client = true, call = true, type = "headers" },
   sink = { call = true, type = "function" },
 }
 
@@ -106,7 +108,11 @@ local function check_option(name, spec, v)
       if has_control(v) then return bad(name, "must not contain control characters (CR, LF, NUL)") end
     end
   elseif t == "headers" then
-    if type(v) ~= "table" then return bad(name, "must be a table of name = value (got " .. type(v) .. ")") end
+    -- a function is called for each call and its table checked then
+    if type(v) == "function" then return v end
+    if type(v) ~= "table" then
+      return bad(name, "must be a table of name = value, or a function returning one (got " .. type(v) .. ")")
+    end
     local lines = {}
     for k, val in pairs(v) do
       if type(k) ~= "string" or k == "" or k:find("[^%w!#$%%&'*+%-.^_`|~]") then
