@@ -495,9 +495,9 @@ describe("hostile input", function()
       local group, meta = client.groups.create{ name = "Wide", remote_data = wide }
       assert.is_table(group, tostring(meta))
       assert.equal(10000, select(2, m:last().body:gsub('"k%d+":', "")))
-      local nested = { inner = {} }
-      for i = 1, 2500 do nested["a" .. i] = i; nested.inner["b" .. i] = i end
-      group, meta = client.groups.create{ name = "Nested", remote_data = nested }
+      local two_levels = { inner = {} }
+      for i = 1, 2500 do two_levels["a" .. i] = i; two_levels.inner["b" .. i] = i end
+      group, meta = client.groups.create{ name = "Nested", remote_data = two_levels }
       assert.is_table(group, tostring(meta))
       assert.equal(5000, select(2, m:last().body:gsub('"[ab]%d+":', "")))
     end)

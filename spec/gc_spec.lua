@@ -5,7 +5,6 @@
 -- idempotent everywhere, and a closed client or handle says so clearly.
 local truto = require "truto"
 local core = require "truto.core"
-local schema = require "truto.schema"
 local mock = require "spec.support.mock"
 
 local PID = assert(io.open("/proc/self/stat")):read("*l"):match("^(%d+)")

@@ -167,13 +167,14 @@ describe("operations", function()
       local p, err = client.groups.list{ limt = 2 }
       assert.is_nil(p)
       assert.equal("limt", err.field)
-      p, err = client.groups.list{ limit = 0 }
+      assert.is_nil(p)
+      _, err = client.groups.list{ limit = 0 }
       assert.equal("limit", err.field)
-      p, err = client.groups.list{ limit = 2.5 }
+      _, err = client.groups.list{ limit = 2.5 }
       assert.equal("limit", err.field)
-      p, err = client.groups.list{ sort_by = "colour" }
+      _, err = client.groups.list{ sort_by = "colour" }
       assert.equal("sort_by", err.field)
-      p, err = client.groups.get("g1", { limit = 1 })
+      _, err = client.groups.get("g1", { limit = 1 })
       assert.equal("limit", err.field)
       assert.equal(0, #m:requests())
     end)
@@ -182,7 +183,7 @@ describe("operations", function()
       local v, err = client.groups.get("g1", nil, { idempotency_key = "k" })
       assert.is_nil(v)
       assert.equal("idempotency_key", err.field)
-      v, err = client.groups.delete("g1", nil, { idempotency_key = "k" })
+      _, err = client.groups.delete("g1", nil, { idempotency_key = "k" })
       assert.equal("idempotency_key", err.field)
       assert.equal(0, #m:requests())
     end)
@@ -338,7 +339,7 @@ describe("operations", function()
       assert.is_nil(bad)
       assert.equal("f", err.field)
       -- the common parameters keep their types
-      bad, err = users.list{ truto_response_format = "xml" }
+      _, err = users.list{ truto_response_format = "xml" }
       assert.equal("truto_response_format", err.field)
       m:script{ page({ { id = "c1" } }) }
       local p = assert(users.list{ page_filter = 3 })
@@ -362,7 +363,7 @@ describe("operations", function()
       local r, err = client.unified("crm/../x", "contacts")
       assert.is_nil(r)
       assert.equal("model", err.field)
-      r, err = client.unified("crm", "")
+      _, err = client.unified("crm", "")
       assert.equal("resource", err.field)
       local v
       v, err = client.unified("crm", "contacts"):call("a/b", {})

@@ -299,7 +299,8 @@ function M.transport_error(c, kind, message, which, o, limits)
     -- the one way verification is off is named whenever it is
     if c.insecure then
       message = message .. " (insecure = true is set: certificate verification is off)"
-    elseif message:lower():find("certificate", 1, true) and not message:find("lua_ssl_trusted_certificate", 1, true) then
+    elseif message:lower():find("certificate", 1, true)
+        and not message:find("lua_ssl_trusted_certificate", 1, true) then
       message = message .. (c.transport.name == "ngx"
         and " (trust a private CA with nginx's lua_ssl_trusted_certificate)"
         or " (set ca_file to trust a private CA)")
