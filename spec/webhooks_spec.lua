@@ -312,6 +312,9 @@ describe("truto.webhooks.verify", function()
       local clock = function() return CREATED_AT + 61 end
       assert.are.equal("too_old", refused("stale", sign(BODY), BODY, { max_age = 60, now = clock }).reason)
       assert.is_truthy(verify(sign(BODY), BODY, { max_age = 3600, now = CREATED_AT + 3000 }))
+      local err = refused("stale", sign(BODY), BODY, { max_age = 0.5, now = CREATED_AT + 0.75 })
+      assert.matches("max_age 0.5 s", err.message)
+      assert.is_truthy(verify(sign(BODY), BODY, { max_age = 0.5, now = CREATED_AT + 0.25 }))
     end)
 
     it("an event whose created_at is missing or not an ISO 8601 time with a zone", function()

@@ -281,10 +281,10 @@ function M.verify(secret, signature_header, raw_body, options)
     end
     local age = clock(options.now) - created
     if age > max_age then
-      return refuse("stale", ("the event is %d s old (max_age %d s)"):format(math.floor(age), max_age),
+      return refuse("stale", ("the event is %.0f s old (max_age %g s)"):format(age, max_age),
         { reason = "too_old", id = event.id, age = age }, secret)
     elseif -age > max_age then
-      return refuse("stale", ("the event is dated %d s in the future (max_age %d s)"):format(math.floor(-age),
+      return refuse("stale", ("the event is dated %.0f s in the future (max_age %g s)"):format(-age,
         max_age), { reason = "future", id = event.id, age = age }, secret)
     end
   end
