@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "compat.h"
+#include "hmac.h"
 #include "http_parse.h"
 #include "operation.h"
 #include "transport_curl.h"
@@ -204,6 +205,7 @@ int luaopen_truto_core(lua_State *L) {
   transport_multi_open(L);
   http_parse_open(L);
   luaL_newlib(L, plain);
+  hmac_open(L);              /* core.hmac_sha256, core.hmac_sha256_verify */
 
   /* the array marker's metatable, shared by truto.array and the encoders */
   lua_newtable(L);

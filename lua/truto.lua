@@ -21,6 +21,7 @@ local truto = {
   array = core.array,    -- truto.array(t): encode t as a JSON array, even when empty
   new = client.new,
   OPTIONS = client.OPTIONS,
+  webhooks = require "truto.webhooks", -- truto.webhooks.verify(secret, header, body, options)
 }
 
 local default_client

@@ -17,6 +17,7 @@ dependencies = { "lua >= 5.1, < 5.5" }
 external_dependencies = {
   CURL = { library = "curl" },
   HTTP_PARSER = { library = "http_parser" },
+  CRYPTO = { library = "crypto" },
 }
 build = {
   type = "builtin",
@@ -28,6 +29,7 @@ build = {
         "csrc/encode_json.c",
         "csrc/encode_query.c",
         "csrc/headers.c",
+        "csrc/hmac.c",
         "csrc/http_parse.c",
         "csrc/operation.c",
         "csrc/strbuf.c",
@@ -36,7 +38,7 @@ build = {
         "csrc/transport_multi.c",
         "csrc/walk.c",
       },
-      libraries = { "curl", "http_parser" },
+      libraries = { "curl", "http_parser", "crypto" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },
@@ -61,6 +63,7 @@ build = {
     ["truto.schema"] = "lua/truto/schema.lua",
     ["truto.transport.curl"] = "lua/truto/transport/curl.lua",
     ["truto.transport.ngx"] = "lua/truto/transport/ngx.lua",
+    ["truto.webhooks"] = "lua/truto/webhooks.lua",
   },
   install = {
     bin = { ["truto-groups"] = "bin/truto-groups" },

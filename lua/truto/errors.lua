@@ -12,6 +12,7 @@ M.KINDS = {
   invalid_argument = true, http = true, rate_limited = true, timeout = true,
   connect = true, tls = true, network = true, decode = true, too_large = true,
   cancelled = true,
+  invalid_signature = true, stale = true, -- truto.webhooks
 }
 
 local Error = {}

@@ -6,6 +6,7 @@
 --   m.url, m.token, m.dir, m.accounts.coupa   -- accounts: name -> id (mock/accounts.lua)
 --   m:script { { status = 429, headers = { ["Retry-After"] = "2" } } }
 --   m:requests(), m:last(), m:stats(), m:reset()
+--   m:deliver { url = ..., secret = ..., event = {...} }  -- a signed webhook (mock/deliver.lua)
 --   m:stop()                                  -- in teardown; safe to call twice
 --
 -- Control calls raise on failure (they are spec plumbing). Never signal an
@@ -101,6 +102,13 @@ end
 -- { created = groups really created, requests = API requests recorded }.
 function Mock:stats()
   return self:control("GET", "/__mock/stats")
+end
+
+-- Has the mock sign an event (or raw body) and POST it to a URL as Truto
+-- delivers webhooks; returns { status, body, sent, signature, id } (see
+-- mock/deliver.lua).
+function Mock:deliver(request)
+  return self:control("POST", "/__mock/deliver", cjson.encode(request))
 end
 
 -- Stops nginx (and removes the temp dir the helper made). Safe to repeat.

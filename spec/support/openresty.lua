@@ -1,12 +1,15 @@
 -- spec.support.openresty: runs examples/openresty/nginx.conf in a real
 -- nginx (Debian's libnginx-mod-http-lua) for spec/openresty_spec.lua: in
--- its own temp dir, on a free loopback port, with one worker, the paths
--- pointed at this tree, and extra spec-only locations and servers added.
+-- its own temp dir, on a free loopback port, with one worker (or
+-- opts.workers), the paths pointed at this tree, and extra spec-only
+-- locations and servers added.
 --
 --   local openresty = require "spec.support.openresty"
 --   local n = openresty.start { env = { TRUTO_BASE_URL = ... },
 --     locations = "location ... { }", servers = "server { ... }",
---     ca_file = "/tmp/.../ca.pem" }
+--     ca_file = "/tmp/.../ca.pem",
+--     example = "webhooks.conf",            -- another examples/openresty file
+--     workers = 2 }                         -- worker_processes (default 1)
 --   n.url, n.port, n.dir, n:log() (error.log), n:stop()
 --
 -- Builds the LuaJIT core first (`make LUA=luajit`): nginx loads that one,
@@ -114,15 +117,16 @@ Nginx.__gc = Nginx.stop
 -- spec must run the example as it is, not a config that drifted from it.
 local function swap(text, pattern, replacement, what)
   local out, n = text:gsub(pattern, function() return replacement end)
-  assert(n >= 1, "examples/openresty/nginx.conf has no " .. what)
+  assert(n >= 1, "the example configuration has no " .. what)
   return out
 end
 
 -- The example configuration with this tree's paths, port and extras.
 function openresty.render(port, opts)
-  local text = assert(read_file(openresty.root .. "/examples/openresty/nginx.conf"))
+  local text = assert(read_file(openresty.root .. "/examples/openresty/" .. (opts.example or "nginx.conf")))
   text = swap(text, "/opt/truto%-lua", openresty.root, "/opt/truto-lua path")
-  text = swap(text, "\nworker_processes auto;", "\nworker_processes 1;", "worker_processes line")
+  text = swap(text, "\nworker_processes auto;", "\nworker_processes " .. (opts.workers or 1) .. ";",
+    "worker_processes line")
   text = swap(text, "\n    listen 8080;", "\n    listen 127.0.0.1:" .. port .. ";\n"
     .. (opts.locations or ""), "listen line")
   if opts.ca_file then
