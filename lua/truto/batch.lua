@@ -141,19 +141,45 @@ end
 local function run_multi(c, multi, next_job, batch, finish, cancel)
   local retries, waiting = {}, {}    -- due retries (oldest first); jobs waiting for their time
   local by_index, inflight = {}, 0
-  local pause_until, skew = 0, 0     -- shared backoff; skew: time the sleep hook "passed"
+  local pause_until = 0              -- shared backoff (without a rate budget)
   local limit = batch.concurrency
   local stopping = false
-  local function clock() return now() + skew end
+  -- with a rate budget, items of an account at its limit wait aside while
+  -- others start; at most this many fresh ones are set aside at a time
+  local lookahead, parked = math.max(64, limit * 8), 0
+  local function clock() return call.clock(c) end
   local fresh = next_job()           -- the next item not yet started, or nil
 
   local function start(job)
-    call.begin(job, clock, c)
+    call.begin(job, c)
     by_index[job.index] = job
     inflight = inflight + 1
     local req, o = job.req, job.o
     multi:add(job.index, req.method, req.url, req.headers, req.body, req.timeout,
       req.connect_timeout, o.max_response_bytes, o.stall_timeout, nil, o.follow_redirects)
+  end
+
+  -- Starts the job, or sets it aside until the rate budget allows it.
+  local function try_start(job, t)
+    if c.pace then
+      local w = call.budget(c, job, t)
+      if w > 0 then
+        if not job.parked_at then
+          job.parked_at = t
+          job.started = job.started or t
+          if job.attempts == 0 then parked = parked + 1 end
+        end
+        job.not_before = t + w
+        waiting[#waiting + 1] = job
+        return
+      end
+      if job.parked_at then
+        job.rate_wait = job.rate_wait + (t - job.parked_at)
+        job.parked_at = nil
+        if job.attempts == 0 then parked = parked - 1 end
+      end
+    end
+    start(job)
   end
 
   local function settle(r)
@@ -162,9 +188,9 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
     inflight = inflight - 1
     local value, meta, wait
     if r[2] then
-      value, meta, wait = call.settle(c, job, r[2], r[3], r[4], true, nil, clock)
+      value, meta, wait = call.settle(c, job, r[2], r[3], r[4], true, nil)
     else
-      value, meta, wait = call.settle(c, job, nil, r[3], r[4], r[5], r[6], clock)
+      value, meta, wait = call.settle(c, job, nil, r[3], r[4], r[5], r[6])
     end
     if value ~= nil or not wait or stopping then
       if value == nil and wait then meta.retryable = false end
@@ -172,7 +198,17 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
     end
     call.notify_retry(c, job, meta, wait, job.index)
     job.not_before = clock() + wait
-    if meta.kind == "rate_limited" then pause_until = math.max(pause_until, job.not_before) end
+    if meta.kind == "rate_limited" and c.pace then
+      -- the same instant as the items the budget now holds back, so this
+      -- retry goes first
+      local blocked = c.pace:blocked_until(job.account, clock())
+      if blocked then job.not_before = math.min(job.not_before, blocked) end
+    end
+    -- without a rate budget a 429 pauses everything; with one, the budget
+    -- blocks just the account (or token) the answer concerned
+    if meta.kind == "rate_limited" and not c.pace then
+      pause_until = math.max(pause_until, job.not_before)
+    end
     waiting[#waiting + 1] = job
   end
 
@@ -183,8 +219,8 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
         -- start nothing more: what waits for a retry or was never started
         -- is cancelled now, what is in flight may finish
         stopping = true
-        for _, job in ipairs(retries) do cancel(job, "retry") end
-        for _, job in ipairs(waiting) do cancel(job, "retry") end
+        for _, job in ipairs(retries) do cancel(job, job.attempts == 0 and "never" or "retry") end
+        for _, job in ipairs(waiting) do cancel(job, job.attempts == 0 and "never" or "retry") end
         retries, waiting = {}, {}
         if fresh then cancel(fresh, "never"); fresh = nil end
         local rest = next_job()
@@ -194,22 +230,29 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
     end
     local t = clock()
     if #waiting > 0 then
-      local still = {}
+      local still, due_now = {}, {}
       for _, job in ipairs(waiting) do
-        if job.not_before <= t then retries[#retries + 1] = job else still[#still + 1] = job end
+        if job.not_before <= t then due_now[#due_now + 1] = job else still[#still + 1] = job end
       end
       waiting = still
+      -- retries before items set aside for the budget, each in input order
+      table.sort(due_now, function(a, b)
+        if (a.attempts > 0) ~= (b.attempts > 0) then return a.attempts > 0 end
+        return a.index < b.index
+      end)
+      for _, job in ipairs(due_now) do retries[#retries + 1] = job end
     end
     if t >= pause_until and not stopping then
-      while inflight < limit and #retries > 0 do start(table.remove(retries, 1)) end
-      while inflight < limit and fresh do
-        start(fresh)
+      while inflight < limit and #retries > 0 do try_start(table.remove(retries, 1), t) end
+      while inflight < limit and fresh and parked < lookahead do
+        local job = fresh
         fresh = next_job()
+        try_start(job, t)
       end
     end
     -- when is something due that is not in flight?
     local due = nil
-    if fresh or #retries > 0 then due = pause_until end
+    if (fresh and parked < lookahead) or #retries > 0 then due = pause_until end
     for _, job in ipairs(waiting) do
       local d = math.max(job.not_before, pause_until)
       if not due or d < due then due = d end
@@ -224,10 +267,7 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
       local w = due - t
       if batch.polls then w = math.min(w, 0.1) end
       if w > 0 then
-        local before = now()
-        c.sleep(w)
-        -- an injected sleep may not pass real time: let the clock catch up
-        skew = skew + math.max(0, w - (now() - before))
+        call.sleep(c, w)
       end
     end
   end

@@ -175,10 +175,12 @@ function M.prepare_resolved(c, op, id, body, query, o, name)
     for i = 1, #extra do headers[#headers + 1] = extra[i] end
   end
   local format = type(query) == "table" and query.truto_response_format or nil
+  local account = type(query) == "table" and type(query.integrated_account_id) == "string"
+    and query.integrated_account_id or c.integrated_account_id
   local job = {
     op = op, name = name, id = id, o = o, key = key or nil, keyed = key ~= false,
     repeatable = retry.repeatable(op.kind, key ~= false),
-    format = format, attempts = 0, maybe_sent = false,
+    format = format, attempts = 0, maybe_sent = false, account = account, rate_wait = 0,
     req = { method = op.method, url = c.base_url .. target, headers = headers, body = json,
       max_response_bytes = o.max_response_bytes, stall_timeout = o.stall_timeout,
       follow_redirects = o.follow_redirects },
@@ -234,24 +236,47 @@ local function hook_info(c, job)
     rate_wait = job.rate_wait or 0 }
 end
 
+-- M.clock(c) -> now on the client's clock: the monotonic clock plus the
+-- time its sleep hook was asked to pass but did not (an injected sleep in
+-- tests returns at once; deadlines, backoff and the rate budget then move
+-- on as if it had slept).
+function M.clock(c)
+  return now() + (c.skew or 0)
+end
+
+-- M.sleep(c, seconds): the client's sleep, keeping M.clock in step.
+function M.sleep(c, w)
+  local before = now()
+  c.sleep(w)
+  c.skew = (c.skew or 0) + math.max(0, w - (now() - before))
+end
+
 -- Starts the job's clock on its first attempt, tells on_request, and
 -- returns the limits of the attempt.
-function M.begin(job, clock, c)
-  local t = (clock or now)()
+function M.begin(job, c)
+  local t = M.clock(c)
   job.attempts = job.attempts + 1
   if job.attempts == 1 then
-    job.started = t
-    job.deadline_at = job.o.deadline and t + job.o.deadline
+    job.started = job.started or t
+    job.deadline_at = job.deadline_at or (job.o.deadline and t + job.o.deadline)
   end
   job.sank = false
   -- the first attempt has the whole deadline (no float round-off)
-  local left = job.deadline_at and (job.attempts == 1 and job.o.deadline or job.deadline_at - t)
+  local left = job.deadline_at and ((job.attempts == 1 and job.rate_wait == 0) and job.o.deadline
+    or job.deadline_at - t)
   local limits = M.limits(job.o, left)
   job.limits = limits
   job.req.timeout, job.req.connect_timeout = limits.timeout, limits.connect_timeout
   job.attempt_started = t
   if c and (c.on_request or job.o.on_request) then run_hook(c, job, "on_request", hook_info(c, job)) end
   return limits
+end
+
+-- M.budget(c, job, now) -> 0 when the client's rate budget lets the job's
+-- next attempt go now (and counts it), else the seconds to wait first.
+function M.budget(c, job, t)
+  if not c.pace then return 0 end
+  return c.pace:reserve(job.account, t)
 end
 
 -- Tells on_response how the attempt ended.
@@ -267,7 +292,7 @@ end
 
 -- M.attempt(c, job) -> status, headers, body | nil, kind, message, sent, which
 function M.attempt(c, job)
-  M.begin(job, nil, c)
+  M.begin(job, c)
   return c.transport:request(job.req)
 end
 
@@ -359,10 +384,20 @@ end
 --   -> value, meta          the call is done
 --    | nil, err            it failed for good
 --    | nil, err, wait      try again after `wait` seconds
-function M.settle(c, job, status, rheaders, rbody, sent, which, clock)
+function M.settle(c, job, status, rheaders, rbody, sent, which)
   local o, token = job.o, c.token
-  clock = clock or now
+  local function clock() return M.clock(c) end
   local value, err
+  if status and c.pace then
+    local rl = response.rate_limit(rheaders)
+    if rl or status == 429 then
+      local remote = false
+      if status == 429 and type(rbody) == "string" and rbody:find("truto_is_remote_error", 1, true) then
+        remote = rbody:find('"truto_is_remote_error"%s*:%s*true') ~= nil
+      end
+      c.pace:learn(job.account, status, rl, response.retry_after(rheaders["retry-after"]), clock(), remote)
+    end
+  end
   if status then
     value, err = interpret(status, rheaders, rbody, job.format, job.req.sink ~= nil,
       job.repeatable, token)
@@ -411,19 +446,45 @@ end
 function M.notify_retry(c, job, err, wait, index)
   if c.on_retry then
     c.on_retry{ attempt = job.attempts, reason = retry.reason(err), wait = wait, err = err,
-      idempotency_key = job.key, index = index, operation = job.name }
+      idempotency_key = job.key, index = index, operation = job.name, rate_wait = job.rate_wait }
+  end
+end
+
+-- Waits (with the client's sleep) until the rate budget lets the job's
+-- next attempt go; nil, err when that would pass the call's deadline.
+local function wait_for_budget(c, job)
+  while true do
+    local t = M.clock(c)
+    local w = M.budget(c, job, t)
+    if w <= 0 then return true end
+    if job.deadline_at and t + w > job.deadline_at then
+      return nil, errors.new("timeout", TIMEOUT_TEXT.deadline:format(job.o.deadline)
+        .. " while waiting " .. ("%.2f"):format(w) .. "s for the rate budget (Truto's rate limits)",
+        { timeout = "deadline", retryable = false, attempts = job.attempts, sent = job.maybe_sent,
+          rate_wait = job.rate_wait })
+    end
+    job.rate_wait = job.rate_wait + w
+    M.sleep(c, w)
   end
 end
 
 -- M.run(c, job) -> value, meta | nil, err: one call, attempt after attempt.
 function M.run(c, job)
   while true do
+    if c.pace then
+      if job.attempts == 0 then
+        job.started = M.clock(c)
+        job.deadline_at = job.o.deadline and job.started + job.o.deadline
+      end
+      local ok, err = wait_for_budget(c, job)
+      if not ok then return nil, errors.redact(err, c.token) end
+    end
     local status, h, b, sent, which = M.attempt(c, job)
     local value, meta, wait = M.settle(c, job, status, h, b, sent, which)
     if value ~= nil then return value, meta end
     if not wait then return nil, meta end
     M.notify_retry(c, job, meta, wait)
-    if wait > 0 then c.sleep(wait) end
+    if wait > 0 then M.sleep(c, wait) end
   end
 end
 

@@ -13,6 +13,7 @@ local api = require "truto.api"
 local call = require "truto.call"
 local errors = require "truto.errors"
 local options = require "truto.options"
+local pace = require "truto.pace"
 
 local M = {}
 M.VERSION = "0.1.0"
@@ -94,6 +95,21 @@ function M.new(config)
     user_agent = "User-Agent: truto-lua/" .. M.VERSION .. (c.user_agent and (" " .. c.user_agent) or ""),
   }
   c.sleep = c.sleep or (in_nginx() and ngx.sleep) or core.sleep
+  -- the rate budget: Truto's limits unless told otherwise; shared by every
+  -- nginx worker through a lua_shared_dict when one is named
+  local limits = c.rate_limits
+  if limits == nil then limits = pace.check({}) end
+  if limits then
+    local store
+    if c.rate_limit_dict then
+      local why
+      store, why = pace.shared_store(c.rate_limit_dict)
+      if not store then return bad("rate_limit_dict", why) end
+    end
+    -- clients with different tokens may share a dict: keys carry a hash
+    -- of the token, never the token
+    c.pace = pace.new(limits, store, core.hmac_sha256("truto-pace", c.token):sub(1, 16))
+  end
   c.closed = false
   local client = setmetatable(c, Client)
   client.resources = {}

@@ -5,6 +5,7 @@
 -- a message it builds (strings are not echoed).
 
 local errors = require "truto.errors"
+local pace = require "truto.pace"
 
 local M = {}
 
@@ -24,6 +25,8 @@ M.OPTIONS = {
   sleep = { client = true, type = "function" },
   on_retry = { client = true, type = "function" },
   on_request = { client = true, call = true, type = "function" },
+  rate_limits = { client = true, type = "rate_limits" },
+  rate_limit_dict = { client = true, type = "string" },
   on_response = { client = true, call = true, type = "function" },
   timeout = { client = true, call = true, type = "seconds", default = 30 },
   connect_timeout = { client = true, call = true, type = "seconds", default = 10 },
@@ -107,6 +110,10 @@ local function check_option(name, spec, v)
       if v == "" or #v > 255 then return bad(name, "must be 1 to 255 characters") end
       if has_control(v) then return bad(name, "must not contain control characters (CR, LF, NUL)") end
     end
+  elseif t == "rate_limits" then
+    local limits, why = pace.check(v)
+    if limits == nil then return bad(name, why) end
+    return limits
   elseif t == "headers" then
     -- a function is called for each call and its table checked then
     if type(v) == "function" then return v end
