@@ -4,7 +4,7 @@
 --
 --   transport:request(req) -> status, headers, body
 --                           | nil, kind, message, sent, which_timeout
---   req = { method, url, headers = { "Name: value", ... }, body, timeout,
+--   req = { method, url, headers = { "Name: value", ... }, body (nil: none), timeout,
 --           connect_timeout, max_response_bytes, stall_timeout, sink,
 --           follow_redirects }
 --   headers come back as a table with lower-case names. `sent` is false
