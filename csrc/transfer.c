@@ -40,29 +40,49 @@ static size_t byte_limit(lua_Number n) {
   return (size_t)n;
 }
 
+/* CURLE_TOO_LARGE exists from libcurl 8.6 on */
+#if LIBCURL_VERSION_NUM >= 0x080600
+#define TRANSFER_CURLE_TOO_LARGE CURLE_TOO_LARGE
+#else
+#define TRANSFER_CURLE_TOO_LARGE CURLE_OUT_OF_MEMORY
+#endif
+
 static long response_status(transfer *t) {
   long status = 0;
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
   return status;
 }
 
+/* Is the status line `data` (len bytes, "HTTP/x.y NNN ...") a 1xx? */
+static int is_interim(const char *data, size_t len) {
+  const char *space = memchr(data, ' ', len);
+  return space != NULL && (size_t)(space - data) + 1 < len && space[1] == '1';
+}
+
 static size_t on_header(char *data, size_t size, size_t n, void *ud) {
   transfer *t = (transfer *)ud;
   size_t len = size * n;
-  /* a new status line (after 100 Continue or a redirect) starts afresh */
+  /* a new status line (after 100 Continue or a redirect) starts afresh;
+   * the byte count goes on across 1xx answers, which belong to the answer
+   * after them */
   if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
     strbuf_reset(&t->head);
-    t->got_response = 1;
+    if (!t->interim) t->head_total = 0;
+    t->interim = is_interim(data, len);
+    t->got_response = t->answered = 1;
+    t->head_done = 0;
   }
-  if (len > TRANSFER_MAX_HEAD - t->head.len) {
+  if (len > TRANSFER_MAX_HEAD - t->head_total) {
     t->too_large = t->head_too_large = 1;
     return 0;
   }
+  t->head_total += len;
   strbuf_add(&t->head, data, len);
   if (t->head.failed) return 0;
   if ((len == 2 && data[0] == '\r') || (len == 1 && data[0] == '\n')) {
     curl_off_t expected = -1;
     long status = response_status(t);
+    if (!t->interim) t->head_done = 1;
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &expected);
     if (status >= 200 && expected > 0 && (curl_off_t)t->max_bytes < expected) {
       t->too_large = 1;
@@ -92,7 +112,8 @@ static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int c
     return CURL_PREREQFUNC_ABORT;
   }
   t->requests_started++;
-  t->got_response = 0;
+  t->got_response = t->interim = t->head_done = 0;
+  t->head_total = 0;
   return CURL_PREREQFUNC_OK;
 }
 
@@ -172,18 +193,18 @@ static void classify(transfer *t, CURLcode rc, const char **kind, const char **d
   connecting = !*sent && started == 0;
   *detail = NULL;
   if (t->url_refused) { *kind = "invalid_argument"; *sent = 0; return; }
-  if (t->too_large) { *kind = "too_large"; return; }
-  if (t->stalled) { *kind = "timeout"; *detail = connecting ? "connect_timeout" : "stall_timeout"; return; }
-  if (t->resend_refused) { *kind = "network"; *sent = 1; return; }
-  switch (rc) {
+  if (t->too_large || t->line_too_large) *kind = "too_large";
+  else if (t->stalled) { *kind = "timeout"; *detail = connecting ? "connect_timeout" : "stall_timeout"; }
+  else if (t->resend_refused) { *kind = "network"; *sent = 1; }
+  else switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
       *kind = "timeout";
       *detail = connecting ? "connect_timeout" : "timeout";
-      return;
+      break;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
-      *kind = "connect"; *sent = 0; return;
+      *kind = "connect"; *sent = 0; break;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -195,18 +216,21 @@ static void classify(transfer *t, CURLcode rc, const char **kind, const char **d
     case CURLE_USE_SSL_FAILED:
     case CURLE_SSL_ENGINE_NOTFOUND:
     case CURLE_SSL_ENGINE_SETFAILED:
-      *kind = "tls"; *sent = 0; return;
+      *kind = "tls"; *sent = 0; break;
     case CURLE_URL_MALFORMAT:
-      *kind = "connect"; *sent = 0; return;
+      *kind = "connect"; *sent = 0; break;
     case CURLE_UNSUPPORTED_PROTOCOL:
       /* a scheme curl cannot speak (nothing sent), or an answer that is
        * not HTTP at all, such as HTTP/0.9 garbage (sent) */
       *kind = *sent ? "network" : "connect";
-      return;
+      break;
     default:
       *kind = "network";
-      return;
+      break;
   }
+  /* An answer came (a redirect hop's, say): the request was delivered,
+   * whatever failed after it — connecting to the next Location included. */
+  if (t->answered) *sent = 1;
 }
 
 int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
@@ -307,6 +331,8 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   if (body_len) strbuf_add(&t->upload, body, body_len);
   if (t->upload.failed) luaL_error(L, "out of memory");
   t->got_response = t->resend_refused = t->head_too_large = t->url_refused = 0;
+  t->answered = t->interim = t->head_done = t->line_too_large = 0;
+  t->head_total = 0;
   t->requests_started = 0;
   t->announced = -1;
   t->max_bytes = byte_limit(max_bytes);
@@ -324,12 +350,20 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
     curl_easy_setopt(e, CURLOPT_URL, NULL);
     t->url_refused = 1;
   }
-  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method);
-  /* POSTFIELDS on the handle's own copy: libcurl sends headers and body in
-   * one write. Its silent re-send on a fresh connection is refused in
-   * on_prereq. */
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->upload.data ? t->upload.data : "");
+  if (body == NULL) {
+    /* no body at all: no Content-Length, and no Content-Type of curl's
+     * own; a method other than GET (DELETE) is named over a GET */
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") == 0 ? NULL : method);
+  } else {
+    /* POSTFIELDS on the handle's own copy: libcurl sends headers and body
+     * in one write; any method but POST (PATCH, PUT) is named over it.
+     * Its silent re-send on a fresh connection is refused in on_prereq,
+     * with or without a body. */
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->upload.data ? t->upload.data : "");
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method);
+  }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, milliseconds(timeout));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(connect_timeout));
@@ -354,17 +388,37 @@ int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
     strbuf_reset(&t->body);
     return lua_error(L); /* the sink's own error, stashed on the stack */
   }
+  if (rc == CURLE_TOO_MANY_REDIRECTS && t->head_done && !t->too_large) {
+    /* a redirect loop is an answer, not a failure: the last 3xx (the
+     * client makes it an http error, never retried) */
+    lua_pushinteger(L, (lua_Integer)response_status(t));
+    transfer_push_headers(L, t->head.data ? t->head.data : "", t->head.len);
+    lua_pushliteral(L, "");
+    release_buffers(t);
+    return 3;
+  }
+  /* one header line over libcurl's own 100 KiB: it reports that as out
+   * of memory (8.6 and later: too large) before the headers end */
+  if ((rc == CURLE_OUT_OF_MEMORY || rc == TRANSFER_CURLE_TOO_LARGE) && t->requests_started > 0
+      && !t->head_done)
+    t->line_too_large = 1;
   if (rc != CURLE_OK) {
     const char *kind, *detail;
     int sent;
-    classify(t, rc, &kind, &detail, &sent);
     char message[CURL_ERROR_SIZE + 200];
+    long redirects = 0;
     classify(t, rc, &kind, &detail, &sent);
+    curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_COUNT, &redirects);
     if (t->url_refused)
       snprintf(message, sizeof message, "the URL is longer than libcurl accepts");
     else if (t->head_too_large)
       snprintf(message, sizeof message,
-               "the answer's headers pass %d bytes; connection dropped", TRANSFER_MAX_HEAD);
+               "the answer's headers (with any 1xx answers before it) pass %d bytes; "
+               "connection dropped", TRANSFER_MAX_HEAD);
+    else if (t->line_too_large)
+      snprintf(message, sizeof message,
+               "an answer's header line passes libcurl's limit of 100 KiB per line (%s); "
+               "connection dropped", t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
     else if (t->too_large && t->announced > 0)
       snprintf(message, sizeof message,
                "the answer announces %lld bytes, over max_response_bytes = %lu; "
@@ -380,6 +434,9 @@ int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
       snprintf(message, sizeof message,
                "the connection closed with no answer after the request was sent "
                "(the server may have received it)");
+    else if (t->answered && redirects > 0)
+      snprintf(message, sizeof message, "%s (following a redirect: the request was delivered)",
+               t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
     else
       snprintf(message, sizeof message, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
     lua_pushnil(L);

@@ -29,15 +29,27 @@ typedef struct transfer {
   strbuf upload;
   int requests_started;  /* copies of the request begun in this exchange */
   int got_response;      /* a status line answered the latest copy */
+  int answered;          /* any status line came in this exchange (a hop of
+                          * a followed redirect included): the request was
+                          * delivered, whatever fails after */
+  int interim;           /* the latest status line was a 1xx */
+  int head_done;         /* the current answer's header block is complete */
+  size_t head_total;     /* header bytes of the current answer, the 1xx
+                          * interim answers before it included */
   int resend_refused;    /* libcurl wanted to re-send before any answer */
   int head_too_large;    /* the headers alone passed TRANSFER_MAX_HEAD */
+  int line_too_large;    /* libcurl refused one header line (over its own
+                          * 100 KiB per line) */
   int url_refused;       /* libcurl refused the URL (over its 8 MB) */
   curl_off_t announced;  /* Content-Length of a refused too-large answer */
   char errbuf[CURL_ERROR_SIZE];
 } transfer;
 
-/* The most response-header bytes buffered; more is too_large. */
-#define TRANSFER_MAX_HEAD (1024 * 1024)
+/* The most response-header bytes one answer may have, any 1xx interim
+ * answers before it included; more is too_large. The same number as the
+ * ngx transport's (README "Size limits"), and below libcurl's own 300 KB
+ * so that this one fires first. */
+#define TRANSFER_MAX_HEAD (256 * 1024)
 
 /* Creates the easy handle with the per-client settings read from the
  * table at `config` (ca_file, insecure, proxy) and the share handle (may be
@@ -48,13 +60,17 @@ void transfer_cleanup(transfer *t);
 /* Reads one request from the stack, starting at `arg`:
  * method, url, headers (array of "Name: value"), body, timeout,
  * connect_timeout, max_bytes, stall_timeout, sink, follow_redirects
- * and sets it on the handle. Raises on misuse (wrong argument types). */
+ * and sets it on the handle. A nil body sends none at all (no
+ * Content-Length); a string body, even "", is sent with its length.
+ * Raises on misuse (wrong argument types). */
 void transfer_prepare(lua_State *L, transfer *t, int arg);
 
 /* After the transfer ended with `rc`: frees per-request state and pushes
  *   status, headers, body                         (3 values) or
  *   nil, kind, message, sent, which_timeout       (5 values).
- * Returns the count. Re-raises what a sink raised. */
+ * Too many redirects give the last 3xx answer (its body is empty: libcurl
+ * skips the bodies of redirects it follows). Returns the count. Re-raises
+ * what a sink raised. */
 int transfer_finish(lua_State *L, transfer *t, CURLcode rc);
 
 /* Pushes a table of the header block `head` (status line first): lower-case

@@ -21,6 +21,8 @@ typedef struct transport {
   transfer t;
   CURLM *multi;
   int closed;
+  int busy;      /* inside request(): libcurl is mid-transfer on t, and a
+                  * sink may run Lua that reaches this handle again */
   int share_ref; /* keeps the share alive while this handle uses it */
 } transport;
 
@@ -94,21 +96,34 @@ static CURLcode perform(transport *t) {
  *                   max_bytes, stall_timeout, sink, follow_redirects)
  *   -> status, headers, body
  *    | nil, kind, message, sent, which_timeout
- * headers is an array of "Name: value" lines (already checked). With a sink,
- * a 2xx body goes to sink(chunk) and body is "". Raises what the sink raised.
+ * headers is an array of "Name: value" lines (already checked); body nil
+ * sends none. With a sink, a 2xx body goes to sink(chunk) and body is "".
+ * Raises what the sink raised, and when called again from inside its own
+ * sink (the handle is mid-transfer: that would reset the running request).
  */
 static int transport_request(lua_State *L) {
   transport *t = check_open(L);
   CURLcode rc;
+  if (t->busy)
+    return luaL_error(L, "cannot use a truto client inside one of its own calls "
+                         "(from its sink): use another client");
   lua_settop(L, 11);
   transfer_prepare(L, &t->t, 2);
   t->t.L = L;
+  t->busy = 1;
   rc = perform(t);
+  t->busy = 0;
   return transfer_finish(L, &t->t, rc);
 }
 
+/* transport:close(), also __gc and __close: idempotent. Raises when called
+ * from inside one of the handle's own requests (a sink), where freeing the
+ * handle would pull it from under libcurl. */
 static int transport_close(lua_State *L) {
   transport *t = (transport *)luaL_checkudata(L, 1, CURL_TRANSPORT_MT);
+  if (t->busy)
+    return luaL_error(L, "cannot close a truto client during one of its own calls "
+                         "(from its sink): close it after the call returns");
   if (!t->closed) {
     t->closed = 1;
     transfer_cleanup(&t->t);

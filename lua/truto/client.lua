@@ -219,10 +219,12 @@ function Client:batch(calls, opts)
 end
 
 -- client:close(): releases the connection; idempotent. Later calls raise.
+-- Raises, leaving the client open, when called from inside one of its own
+-- calls (a sink): the transport refuses, and closed is set only after.
 function Client:close()
   if not self.closed then
-    self.closed = true
     if self.transport.close then self.transport:close() end
+    self.closed = true
   end
 end
 Client.__close = Client.close

@@ -4,12 +4,14 @@
 --
 --   transport:request(req) -> status, headers, body
 --                           | nil, kind, message, sent, which_timeout
---   req = { method, url, headers = { "Name: value", ... }, body, timeout,
+--   req = { method, url, headers = { "Name: value", ... }, body (nil: none), timeout,
 --           connect_timeout, max_response_bytes, stall_timeout, sink,
 --           follow_redirects }
 --   headers come back as a table with lower-case names. `sent` is false
 --   only when the request cannot have reached the server.
---   transport:close() is idempotent.
+--   transport:close() is idempotent; it raises (closing nothing) when called
+--   from inside one of its own requests, from a sink. request() raises when
+--   called again from inside its own sink.
 
 local core = require "truto.core"
 
@@ -42,9 +44,11 @@ function M:request(req)
     req.follow_redirects)
 end
 
+-- Raises, closing nothing, when called from inside one of the handle's own
+-- requests (a sink): libcurl is mid-transfer on it.
 function M:close()
+  self.handle:close() -- first: the one that refuses
   if self.multi_handle then self.multi_handle:close() end
-  self.handle:close()
   self.settings.share:close() -- its cached connections close with it
 end
 
