@@ -195,10 +195,14 @@ function Budget:learn(account, status, rl, retry_after, now, remote)
   if status == 429 then
     -- a provider's own 429 (remote) concerns the account only
     if remote and ak then kind, key = "account", ak end
-    local wait = retry_after or (rl and rl.reset) or 1
-    local until_ = now + wait
-    local prev = s:get(key .. "|B")
-    if not prev or prev < until_ then s:set(key .. "|B", until_, wait + 1, now) end
+    -- blocked for as long as the answer says (a 429 that says nothing is
+    -- left to the caller's backoff)
+    local wait = retry_after or (rl and rl.reset)
+    if wait and wait > 0 then
+      local until_ = now + wait
+      local prev = s:get(key .. "|B")
+      if not prev or prev < until_ then s:set(key .. "|B", until_, wait + 1, now) end
+    end
     return kind
   end
 end
