@@ -319,7 +319,9 @@ function M.transport_error(c, kind, message, which, o, limits)
     -- the one way verification is off is named whenever it is
     if c.insecure then
       message = message .. " (insecure = true is set: certificate verification is off)"
-    elseif message:lower():find("certificate", 1, true) then
+    elseif message:lower():find("certificate", 1, true)
+      and not message:find("lua_ssl_trusted_certificate", 1, true) then
+      -- (the ngx transport names its own place to trust a CA: ca_file is refused there)
       message = message .. " (set ca_file to trust a private CA)"
     end
   end
