@@ -64,6 +64,34 @@ local LOCATIONS = ([[
         ngx.say(cjson.encode(status and { status = status } or { kind = kind, message = message, sent = sent }))
       }
     }
+    location = /spec/create-late-tls-verdict {
+      client_max_body_size 1m;
+      client_body_buffer_size 1m;
+      content_by_lua_block {
+        -- the driver's create, with sslhandshake acting as Debian's
+        -- lua-nginx 0.10.23 does when a handshake completes at once and
+        -- verification fails: it closes the socket and reports success
+        local real_tcp = ngx.socket.tcp
+        ngx.socket.tcp = function()
+          local sock = real_tcp()
+          local proxy = setmetatable({}, { __index = function(_, k)
+            local v = sock[k]
+            if type(v) ~= "function" then return v end
+            return function(_, ...) return v(sock, ...) end
+          end })
+          proxy.sslhandshake = function(_, ...)
+            local session = sock:sslhandshake(...)
+            if session then return session end
+            sock:close()
+            return true
+          end
+          return proxy
+        end
+        local ok, err = pcall(assert(loadfile("@ROOT@/spec/support/openresty_driver.lua")))
+        ngx.socket.tcp = real_tcp
+        if not ok then error(err, 0) end
+      }
+    }
     location = /spec/in-header-filter {
       content_by_lua_block { ngx.say("body") }
       header_filter_by_lua_block {
@@ -524,17 +552,57 @@ describe("truto inside nginx", function()
       assert.are.equal("tls", c.kind)
     end)
 
+    -- openssl s_server with `name`'s certificate, in its own process (so
+    -- the handshake can finish while nginx's worker is busy, unlike the
+    -- fronts above, served by that very worker); returns its port and pid
+    local function s_server(name)
+      for _ = 1, 5 do
+        local port = openresty.free_port()
+        local pid = shell(("{ openssl s_server -quiet -www -accept 127.0.0.1:%d -cert %s/%s.pem "
+          .. "-key %s/%s.key </dev/null >/dev/null 2>&1 & echo $!; }"):format(port, certs, name, certs, name))
+          :match("%d+")
+        for _ = 1, 100 do
+          local c = socket.tcp()
+          c:settimeout(0.1)
+          local up = c:connect("127.0.0.1", port)
+          c:close()
+          if up then return port, pid end
+          socket.sleep(0.05)
+        end
+        openresty.run("kill " .. pid)
+      end
+      error("openssl s_server did not start")
+    end
+
     it("refuses an untrusted certificate as tls every time (never network), hinting lua_ssl_trusted_certificate",
       function()
-        for try = 1, 10 do
-          local input = tls_input(try % 2 == 0 and "rogue" or "wrong-name")
-          input.options.max_retries = 3
+        local port, pid = s_server("rogue")
+        finally(function() openresty.run("kill " .. pid) end)
+        local outcomes = {}
+        for try = 1, 20 do
+          local input = input_for(m, { config = { transport = "ngx", base_url = "https://127.0.0.1:" .. port } })
           local d = in_nginx(n, input)
-          assert.are.same({ false, "tls", false, 1 }, { d.ok, d.kind, d.retryable, d.attempts },
-            "try " .. try .. ": " .. tostring(d.message))
-          assert.matches("lua_ssl_trusted_certificate", d.message)
-          assert.is_nil(d.message:find("ca_file", 1, true), d.message)
+          outcomes[try] = ("%s/%s/%d: %s"):format(d.kind, tostring(d.retryable), d.attempts, d.message)
         end
+        local all = table.concat(outcomes, "\n")
+        for try = 1, 20 do
+          assert.matches("^tls/false/1: ", outcomes[try], nil, all)
+          assert.matches("lua_ssl_trusted_certificate", outcomes[try])
+          assert.is_nil(outcomes[try]:find("ca_file", 1, true), outcomes[try])
+        end
+      end)
+
+    it("takes a handshake reported as done on a socket already closed as tls, not a retried network error",
+      function()
+        local input = tls_input("rogue", { retry_base = 0.01 })
+        input.options.max_retries = 3
+        local body = cjson.encode(input)
+        local status, answer = openresty.http(n.port, "POST", "/spec/create-late-tls-verdict", body, 30)
+        assert.are.equal(200, status, answer)
+        local d = cjson.decode(answer)
+        assert.are.same({ false, "tls", false, 1 }, { d.ok, d.kind, d.retryable, d.attempts }, answer)
+        assert.matches("closed during the handshake", d.message)
+        assert.matches("lua_ssl_trusted_certificate", d.message)
         assert.are.equal(0, m:stats().requests)
       end)
 

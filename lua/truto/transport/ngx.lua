@@ -190,12 +190,13 @@ local function exchange(self, req, target, deadline)
         return failure("timeout", ("TLS handshake with %s port %d timed out"):format(host, port), false,
           "connect_timeout")
       end
-      return failure("tls", ("TLS handshake with %s failed: %s"):format(host, tostring(herr or "no reason given")) .. hint,
-        false)
+      return failure("tls", ("TLS handshake with %s failed: %s"):format(host,
+        tostring(herr or "no reason given")) .. hint, false)
     end
-    -- Debian's lua-nginx can report success for a handshake whose
-    -- verification failed and whose socket it already closed: nothing can
-    -- be written on it, so that is the TLS failure, not a network one
+    -- Debian's lua-nginx (0.10.23, ngx_http_lua_ffi_socket_tcp_sslhandshake)
+    -- reports success for a handshake that completed at once but failed
+    -- verification, on a socket it already closed: nothing can be written
+    -- on it, so that is the TLS failure, not a network one
     local _, closed = sock:getreusedtimes()
     if closed then
       sock:close()
