@@ -296,8 +296,8 @@ static void end_of_head(response *r) {
 
 static void headers_too_large(response *r) {
   char message[200];
-  snprintf(message, sizeof message, "the answer's headers pass %d bytes (1xx interim answers "
-           "included)", HTTP_MAX_HEADER_BYTES);
+  snprintf(message, sizeof message, "the answer's headers pass %d bytes (256 KiB, 1xx interim "
+           "answers included)", HTTP_MAX_HEADER_BYTES);
   fail(r, "too_large", message);
 }
 

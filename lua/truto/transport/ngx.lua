@@ -274,8 +274,7 @@ local function exchange(self, req, target, deadline)
     if not phase then
       sock:close()
       if code == "too_large" then
-        return failure("too_large", perr .. ", over the 256 KiB every transport allows; connection "
-          .. "dropped", true)
+        return failure("too_large", perr .. "; connection dropped", true)
       end
       if code == "closed" and reused and not got_any then
         return failure("network", "the connection closed with no answer after the request was sent "
