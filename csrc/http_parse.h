@@ -1,7 +1,7 @@
 /*
- * http_parse.h - an HTTP/1.x response parser as a Lua userdata, on Node's
- * http_parser (Debian's libhttp-parser-dev). For transports that do their
- * own I/O (the nginx cosocket transport): they feed it the bytes they read.
+ * http_parse.h - an HTTP/1.x response parser as a Lua userdata, our own
+ * (no library). For transports that do their own I/O (the nginx cosocket
+ * transport): they feed it the bytes they read.
  * Must never do I/O or call into Lua while parsing.
  */
 #ifndef TRUTO_HTTP_PARSE_H
@@ -10,6 +10,10 @@
 #include "compat.h"
 
 #define HTTP_RESPONSE_MT "truto.http_response"
+
+/* Status and header lines an answer may have, 1xx interim heads (and
+ * chunked trailers) included: 256 KiB, the same on every transport. */
+#define HTTP_MAX_HEADER_BYTES 262144
 
 /* Registers the parser's metatable. */
 void http_parse_open(lua_State *L);

@@ -1,6 +1,6 @@
 /*
  * fuzz_http.c - libFuzzer target: the nginx transport's response parser
- * (core.http_response, on http_parser). The input is fed in pieces whose
+ * (core.http_response, csrc/http_parse.c). The input is fed in pieces whose
  * sizes come from the input itself, then the peer "closes" (""); after
  * every feed the parser's accessors are called as the transport would. It
  * must give a phase or nil, message, code; never crash.

@@ -16,7 +16,6 @@ description = {
 dependencies = { "lua >= 5.1, < 5.5" }
 external_dependencies = {
   CURL = { library = "curl" },
-  HTTP_PARSER = { library = "http_parser" },
   CRYPTO = { library = "crypto" },
 }
 build = {
@@ -38,7 +37,7 @@ build = {
         "csrc/transport_multi.c",
         "csrc/walk.c",
       },
-      libraries = { "curl", "http_parser", "crypto" },
+      libraries = { "curl", "crypto" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },

@@ -147,7 +147,7 @@ describe("core.http_response", function()
     local none, message, code = p:feed("SSH-2.0-OpenSSH_9.2\r\n")
     assert.is_nil(none)
     assert.matches("^malformed HTTP response", message)
-    assert.are.equal("HPE_INVALID_CONSTANT", code)
+    assert.are.equal("bad_status_line", code)
     local again, message2 = p:feed("HTTP/1.1 200 OK\r\n\r\n")
     assert.is_nil(again)
     assert.are.equal(message, message2)
@@ -156,17 +156,119 @@ describe("core.http_response", function()
   it("refuses a bad chunk size and a bad Content-Length", function()
     local none, _, code = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
     assert.is_nil(none)
-    assert.are.equal("HPE_INVALID_CHUNK_SIZE", code)
+    assert.are.equal("bad_chunk", code)
     none, _, code = parse("HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n\r\n")
     assert.is_nil(none)
-    assert.are.equal("HPE_INVALID_CONTENT_LENGTH", code)
+    assert.are.equal("bad_content_length", code)
   end)
 
-  it("stops at headers past http_parser's 80 KB with HPE_HEADER_OVERFLOW", function()
-    local huge = "HTTP/1.1 200 OK\r\nX-Big: " .. ("a"):rep(100 * 1024) .. "\r\n\r\n"
-    local none, _, code = parse(huge, 4096)
+  it("takes 256 KiB of status and header lines and refuses one byte more as too_large", function()
+    -- "HTTP/1.1 200 OK\r\n" + "X-Big: ...\r\n" + "\r\n" = exactly LIMIT bytes
+    local LIMIT = 262144
+    local fixed = #"HTTP/1.1 200 OK\r\n" + #"X-Big: \r\n" + #"\r\n" + #"Content-Length: 0\r\n"
+    local function answer(extra)
+      return "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Big: " .. ("a"):rep(LIMIT - fixed + extra)
+        .. "\r\n\r\n"
+    end
+    for _, step in ipairs { 4096, 65536 } do
+      local phase, status, headers = parse(answer(0), step)
+      assert.are.equal("done", phase)
+      assert.are.equal(200, status)
+      assert.are.equal(LIMIT - fixed, #headers["x-big"])
+      local none, message, code = parse(answer(1), step)
+      assert.is_nil(none)
+      assert.are.equal("too_large", code)
+      assert.matches("262144 bytes", message)
+    end
+  end)
+
+  it("counts 1xx interim answers in that limit, so endless 1xx heads stop", function()
+    local interim = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+    local p = core.http_response()
+    local phase, code
+    for _ = 1, math.ceil(262144 / #interim) + 1 do
+      phase, _, code = p:feed(interim)
+      if not phase then break end
+      assert.are.equal("head", phase)
+    end
+    assert.is_nil(phase)
+    assert.are.equal("too_large", code)
+    -- a few of them before the answer are fine
+    local ok, status, headers, body = parse(interim:rep(3) .. CREATED, 5)
+    assert.are.same({ "done", 201, GROUP }, { ok, status, body })
+    assert.is_nil(headers.link)
+  end)
+
+  it("refuses a line that never ends once it passes the limit, without holding more", function()
+    local p = core.http_response()
+    assert.are.equal("head", p:feed("HTTP/1.1 200 OK\r\nX-Endless: "))
+    local phase, code
+    for _ = 1, 100 do
+      phase, _, code = p:feed(("b"):rep(16384))
+      if not phase then break end
+    end
+    assert.is_nil(phase)
+    assert.are.equal("too_large", code)
+  end)
+
+  it("refuses bytes that are not HTTP before a line ends", function()
+    local p = core.http_response()
+    local none, _, code = p:feed("SSH-2.0-OpenSSH")
     assert.is_nil(none)
-    assert.are.equal("HPE_HEADER_OVERFLOW", code)
+    assert.are.equal("bad_status_line", code)
+    assert.are.equal("head", core.http_response():feed("HTT"))
+    assert.are.equal("head", core.http_response():feed("\r"))
+  end)
+
+  it("refuses a 101 upgrade, header lines without a colon, and chunk data longer than its size", function()
+    local cases = {
+      upgrade = { "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n" },
+      bad_header = { "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n" },
+      bad_chunk = { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" .. ("0"):rep(5000) },
+      bad_content_length = { "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab" },
+      bad_status_line = { "HTTP/2 200\r\n\r\n" },
+    }
+    for expected, inputs in pairs(cases) do
+      for _, bytes in ipairs(inputs) do
+        local none, _, code = parse(bytes)
+        assert.is_nil(none)
+        assert.are.equal(expected, code)
+      end
+    end
+  end)
+
+  it("lets chunked win over Content-Length and then never keeps the connection", function()
+    local bytes = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+      .. "2\r\n{}\r\n0\r\nX-Trailer: t\r\n\r\n"
+    for _, step in ipairs { #bytes, 1 } do
+      local phase, _, headers, body, keep, length = parse(bytes, step)
+      assert.are.same({ "done", "{}", false }, { phase, body, keep })
+      assert.is_nil(length)
+      assert.is_nil(headers["x-trailer"])
+    end
+  end)
+
+  it("reads until close when the last transfer coding is not chunked", function()
+    local p = core.http_response()
+    assert.are.equal("body", p:feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nzz"))
+    assert.are.equal("done", p:feed(""))
+    assert.are.equal("zz", p:take())
+    assert.is_false(p:keep_alive())
+  end)
+
+  it("expects no body after 204 and 304, and keeps HTTP/1.0 only with Connection: keep-alive", function()
+    assert.are.equal("done", core.http_response():feed("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"))
+    local phase, _, _, _, keep = parse("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\n{}")
+    assert.are.same({ "done", true }, { phase, keep })
+    phase, _, _, _, keep = parse("HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 2\r\n\r\n{}")
+    assert.are.same({ "done", false }, { phase, keep })
+  end)
+
+  it("joins a folded header line to its value with one space, and takes bare LF line ends", function()
+    local phase, status, headers, body = parse(
+      "HTTP/1.1 200 OK\nX-Folded: one\n  two\r\n\tthree\nContent-Length: 1\n\nz", 3)
+    assert.are.same({ "done", 200, "one two three", "z" }, { phase, status, headers["x-folded"], body })
   end)
 
   it("leaves out header names of 128 bytes or more, as the curl transport does", function()

@@ -49,6 +49,49 @@ local LOCATIONS = ([[
       client_body_buffer_size 1m;
       content_by_lua_file @ROOT@/spec/support/openresty_driver.lua;
     }
+    location = /spec/transport {
+      client_max_body_size 1m;
+      client_body_buffer_size 1m;
+      content_by_lua_block {
+        -- one request straight through the ngx transport: { method, url,
+        -- headers, body (false: none) } in, { status, kind, sent } out
+        local cjson = require "cjson"
+        ngx.req.read_body()
+        local input = cjson.decode(ngx.req.get_body_data())
+        local transport = require("truto.transport.ngx").new({})
+        local status, kind, message, sent = transport:request { method = input.method, url = input.url,
+          headers = input.headers, body = input.body or nil, timeout = 10 }
+        ngx.say(cjson.encode(status and { status = status } or { kind = kind, message = message, sent = sent }))
+      }
+    }
+    location = /spec/create-late-tls-verdict {
+      client_max_body_size 1m;
+      client_body_buffer_size 1m;
+      content_by_lua_block {
+        -- the driver's create, with sslhandshake acting as Debian's
+        -- lua-nginx 0.10.23 does when a handshake completes at once and
+        -- verification fails: it closes the socket and reports success
+        local real_tcp = ngx.socket.tcp
+        ngx.socket.tcp = function()
+          local sock = real_tcp()
+          local proxy = setmetatable({}, { __index = function(_, k)
+            local v = sock[k]
+            if type(v) ~= "function" then return v end
+            return function(_, ...) return v(sock, ...) end
+          end })
+          proxy.sslhandshake = function(_, ...)
+            local session = sock:sslhandshake(...)
+            if session then return session end
+            sock:close()
+            return true
+          end
+          return proxy
+        end
+        local ok, err = pcall(assert(loadfile("@ROOT@/spec/support/openresty_driver.lua")))
+        ngx.socket.tcp = real_tcp
+        if not ok then error(err, 0) end
+      }
+    }
     location = /spec/in-header-filter {
       content_by_lua_block { ngx.say("body") }
       header_filter_by_lua_block {
@@ -377,6 +420,96 @@ describe("truto inside nginx", function()
       assert.matches("needs nginx", err.message)
     end)
 
+    it("takes 200 KB of response headers, and refuses 257 KiB as too_large, never retried", function()
+      local group = '{"id":"raw-1"}'
+      local function answer(header_bytes)
+        return "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nX-Big: "
+          .. ("a"):rep(header_bytes) .. "\r\nContent-Length: " .. #group .. "\r\n\r\n" .. group
+      end
+      m:script { { raw = answer(200 * 1024) } }
+      local input = input_for(m)
+      input.config.transport = "ngx"
+      local d = in_nginx(n, input)
+      assert.is_true(d.ok, d.message)
+      assert.are.equal("raw-1", d.value.id)
+      m:reset()
+      m:script { { raw = answer(257 * 1024) } }
+      d = in_nginx(n, input)
+      assert.are.same({ false, "too_large", 1, false }, { d.ok, d.kind, d.attempts, d.retryable })
+      assert.matches("256 KiB", d.message)
+      assert.are.equal(1, #m:requests())
+    end)
+
+    it("counts 1xx interim answers in the header limit: endless 103s are too_large, never retried", function()
+      local interim = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+      m:script { { raw = interim:rep(math.ceil(300 * 1024 / #interim)) } }
+      local input = input_for(m)
+      input.config.transport = "ngx"
+      local d = in_nginx(n, input)
+      assert.are.same({ false, "too_large", 1, false }, { d.ok, d.kind, d.attempts, d.retryable })
+      assert.are.equal(1, #m:requests())
+    end)
+
+    it("counts a 303 to an unreachable Location as sent: without a key it is not retried", function()
+      m:script { { status = 303, headers = { Location = "http://127.0.0.1:" .. openresty.free_port() .. "/gone" } } }
+      local input = input_for(m, { options = { follow_redirects = true, idempotency_key = false } })
+      input.config.transport = "ngx"
+      local d = in_nginx(n, input)
+      assert.are.same({ false, "connect", 1, false }, { d.ok, d.kind, d.attempts, d.retryable })
+      assert.are.equal(1, #m:requests())
+    end)
+
+    it("gives the last 3xx of a redirect loop as an http error with its status, never retried", function()
+      local steps = {}
+      local self_path = SCHEMA_PATH .. "?integrated_account_id=" .. m.accounts.coupa .. "&group_type=team"
+      for i = 1, 8 do steps[i] = { status = 307, headers = { Location = self_path } } end
+      m:script(steps)
+      local input = input_for(m, { options = { follow_redirects = true } })
+      input.config.transport = "ngx"
+      local d = in_nginx(n, input)
+      assert.are.same({ false, "http", 307, 1, false }, { d.ok, d.kind, d.status, d.attempts, d.retryable })
+      -- the first request and 5 redirects followed, as curl's CURLOPT_MAXREDIRS = 5
+      assert.are.equal(6, #m:requests())
+    end)
+
+    it("takes a timeout of 3,000,000 s (past a cosocket's 2^31 ms) without raising", function()
+      local input = input_for(m, { config = { timeout = 3e6, connect_timeout = 3e6 } })
+      input.config.transport = "ngx"
+      local d = in_nginx(n, input)
+      assert.is_nil(d.raised)
+      assert.is_true(d.ok, d.message)
+      assert.are.equal(201, d.status)
+    end)
+
+    it("sends no body, Content-Length or Content-Type for GET and DELETE; PATCH and POST carry theirs", function()
+      local url = m.url .. "/spec/any?x=1"
+      local function send(method, body)
+        m:reset()
+        local status, answer = openresty.http(n.port, "POST", "/spec/transport", cjson.encode {
+          method = method, url = url, headers = { "Accept: application/json" }, body = body }, 30)
+        assert.are.equal(200, status, answer)
+        local result = cjson.decode(answer)
+        assert.is_number(result.status, answer)
+        local record = m:last()
+        assert.are.equal(method .. " /spec/any?x=1 HTTP/1.1", record.request_line)
+        return record
+      end
+      for _, case in ipairs { { "GET", false }, { "GET", "" }, { "DELETE", false }, { "DELETE", "" } } do
+        local record = send(case[1], case[2])
+        assert.is_nil(record.headers["content-length"], case[1])
+        assert.is_nil(record.headers["content-type"], case[1])
+        assert.is_nil(record.headers["transfer-encoding"], case[1])
+        assert.are.equal("", record.body)
+      end
+      local record = send("PATCH", '{"name":"x"}')
+      assert.are.equal("12", record.headers["content-length"])
+      assert.is_nil(record.headers["content-type"])
+      assert.are.equal('{"name":"x"}', record.body)
+      record = send("POST", false)
+      assert.are.equal("0", record.headers["content-length"])
+      assert.are.equal("", record.body)
+    end)
+
     it("refuses ca_file and proxy, which nginx configures itself", function()
       local d = in_nginx(n, input_for(m, { config = { transport = "ngx", ca_file = "/etc/ssl/x.pem" } }))
       assert.are.same({ false, "invalid_argument", "transport" }, { d.ok, d.kind, d.field })
@@ -418,6 +551,60 @@ describe("truto inside nginx", function()
       local c = here(tls_input("rogue", { transport = "curl", ca_file = certs .. "/ca.pem" }))
       assert.are.equal("tls", c.kind)
     end)
+
+    -- openssl s_server with `name`'s certificate, in its own process (so
+    -- the handshake can finish while nginx's worker is busy, unlike the
+    -- fronts above, served by that very worker); returns its port and pid
+    local function s_server(name)
+      for _ = 1, 5 do
+        local port = openresty.free_port()
+        local pid = shell(("{ openssl s_server -quiet -www -accept 127.0.0.1:%d -cert %s/%s.pem "
+          .. "-key %s/%s.key </dev/null >/dev/null 2>&1 & echo $!; }"):format(port, certs, name, certs, name))
+          :match("%d+")
+        for _ = 1, 100 do
+          local c = socket.tcp()
+          c:settimeout(0.1)
+          local up = c:connect("127.0.0.1", port)
+          c:close()
+          if up then return port, pid end
+          socket.sleep(0.05)
+        end
+        openresty.run("kill " .. pid)
+      end
+      error("openssl s_server did not start")
+    end
+
+    it("refuses an untrusted certificate as tls every time (never network), hinting lua_ssl_trusted_certificate",
+      function()
+        local port, pid = s_server("rogue")
+        finally(function() openresty.run("kill " .. pid) end)
+        local outcomes = {}
+        for try = 1, 20 do
+          local input = input_for(m, { config = { transport = "ngx", base_url = "https://127.0.0.1:" .. port } })
+          local d = in_nginx(n, input)
+          outcomes[try] = ("%s/%s/%d: %s"):format(d.kind, tostring(d.retryable), d.attempts, d.message)
+        end
+        local all = table.concat(outcomes, "\n")
+        for try = 1, 20 do
+          assert.matches("^tls/false/1: ", outcomes[try], nil, all)
+          assert.matches("lua_ssl_trusted_certificate", outcomes[try])
+          assert.is_nil(outcomes[try]:find("ca_file", 1, true), outcomes[try])
+        end
+      end)
+
+    it("takes a handshake reported as done on a socket already closed as tls, not a retried network error",
+      function()
+        local input = tls_input("rogue", { retry_base = 0.01 })
+        input.options.max_retries = 3
+        local body = cjson.encode(input)
+        local status, answer = openresty.http(n.port, "POST", "/spec/create-late-tls-verdict", body, 30)
+        assert.are.equal(200, status, answer)
+        local d = cjson.decode(answer)
+        assert.are.same({ false, "tls", false, 1 }, { d.ok, d.kind, d.retryable, d.attempts }, answer)
+        assert.matches("closed during the handshake", d.message)
+        assert.matches("lua_ssl_trusted_certificate", d.message)
+        assert.are.equal(0, m:stats().requests)
+      end)
 
     it("refuses a certificate for another name as tls", function()
       local d = in_nginx(n, tls_input("wrong-name"))

@@ -17,9 +17,11 @@
 -- location, would need a location in every server block, buffers the whole
 -- answer (no cap before reading, no streaming) and has its timeouts fixed in
 -- the nginx configuration instead of per call. HTTP framing (Content-Length,
--- chunked, 1xx, read-until-close) is Node's http_parser, fed through
--- core.http_response, which only parses: the C core never does I/O and
--- never calls back into Lua, so LuaJIT never yields across a C frame.
+-- chunked, 1xx, read-until-close, the 256 KiB header limit) is the C
+-- core's own parser, core.http_response, fed from receiveany: it only
+-- parses (no I/O, no calls back into Lua), so LuaJIT never yields across a
+-- C frame. Reading the answer in Lua instead (receive("*l"), receive(n))
+-- was measured 1.15-1.4x slower end to end (bench/ngx_parse).
 --
 -- Must never block the worker (no luasocket, no os.execute, no curl here),
 -- never send a request twice on its own (a dead keep-alive connection is a
@@ -36,6 +38,15 @@ M.__index = M
 
 local RECEIVE_SIZE = 16384
 local MAX_REDIRECTS = 5 -- as the curl transport's CURLOPT_MAXREDIRS
+-- The largest timeout a cosocket takes (settimeouts raises "bad timeout
+-- value" above it); curl's CURLOPT_TIMEOUT_MS is capped the same way.
+local MAX_MILLIS = 2147483647
+-- Methods whose requests carry a body: they say Content-Length even when
+-- it is 0. Others (GET, HEAD, DELETE, ...) send none unless given bytes.
+local BODY_METHODS = { POST = true, PUT = true, PATCH = true }
+-- Where a private CA is trusted inside nginx (ca_file is refused here).
+local TLS_HINT = " (nginx trusts the CAs in lua_ssl_trusted_certificate: set it in nginx.conf "
+  .. "to trust a private CA)"
 
 local now = core.now
 
@@ -92,21 +103,27 @@ end
 
 -- The request line, headers and body as sent on the wire: the same bytes,
 -- in the same order, as the curl transport sends (Host first, then the
--- caller's headers, then Content-Length).
+-- caller's headers, then Content-Length). Only the caller's headers and
+-- Content-Length: never a Content-Type of our own, and for a request
+-- without a body (GET, DELETE) no Content-Length either.
 local function serialize(method, host_header, target, headers, body)
   local lines = { method .. " " .. target .. " HTTP/1.1", "Host: " .. host_header }
   for i = 1, #headers do lines[#lines + 1] = headers[i] end
-  if body and (#body > 0 or (method ~= "GET" and method ~= "HEAD")) then
-    lines[#lines + 1] = "Content-Length: " .. #body
+  if (body and #body > 0) or BODY_METHODS[method] then
+    lines[#lines + 1] = "Content-Length: " .. (body and #body or 0)
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = body or ""
   return table.concat(lines, "\r\n")
 end
 
+-- Seconds as cosocket milliseconds: at least 1, at most MAX_MILLIS (NaN
+-- is 1), as csrc/transfer.c converts them for curl.
 local function millis(seconds)
-  local ms = math.floor(seconds * 1000 + 0.5)
-  return ms < 1 and 1 or ms
+  local ms = seconds * 1000
+  if ms ~= ms or ms < 1 then return 1 end
+  if ms >= MAX_MILLIS then return MAX_MILLIS end
+  return math.ceil(ms)
 end
 
 -- A failure as the contract returns it.
@@ -142,6 +159,7 @@ local function exchange(self, req, target, deadline)
   local scheme, host, port, host_header, path = target.scheme, target.host, target.port,
     target.host_header, target.path
   local https = scheme == "https"
+  local hint = self.verify and TLS_HINT or ""
   local sock = ngx.socket.tcp()
   local pool = scheme .. "://" .. host .. ":" .. port .. (https and (self.verify and "#verify" or "#insecure") or "")
 
@@ -172,9 +190,21 @@ local function exchange(self, req, target, deadline)
         return failure("timeout", ("TLS handshake with %s port %d timed out"):format(host, port), false,
           "connect_timeout")
       end
-      return failure("tls", ("TLS handshake with %s failed: %s"):format(host, tostring(herr)), false)
+      return failure("tls", ("TLS handshake with %s failed: %s"):format(host,
+        tostring(herr or "no reason given")) .. hint, false)
+    end
+    -- Debian's lua-nginx (0.10.23, ngx_http_lua_ffi_socket_tcp_sslhandshake)
+    -- reports success for a handshake that completed at once but failed
+    -- verification, on a socket it already closed: nothing can be written
+    -- on it, so that is the TLS failure, not a network one
+    local _, closed = sock:getreusedtimes()
+    if closed then
+      sock:close()
+      return failure("tls", ("TLS handshake with %s failed: the connection was closed during the "
+        .. "handshake (certificate verification failed?)"):format(host) .. hint, false)
     end
   end
+  local fresh_tls = https and not reused
 
   -- send: what is left of the total timeout
   left = deadline - now()
@@ -188,6 +218,11 @@ local function exchange(self, req, target, deadline)
   local bytes, serr = sock:send(serialize(req.method, host_header, path, req.headers, req.body))
   if not bytes then
     sock:close()
+    if fresh_tls and serr == "closed" then
+      -- the same late verdict: closed before a byte of the request went out
+      return failure("tls", ("TLS handshake with %s failed: the server closed the connection "
+        .. "before the request was written (certificate refused?)"):format(host) .. hint, false)
+    end
     if serr == "timeout" then
       return failure("timeout", ("timed out after %d ms while sending the request"):format(
         millis(now() - started)), true, "timeout")
@@ -238,8 +273,8 @@ local function exchange(self, req, target, deadline)
     phase, perr, code = parser:feed(data)
     if not phase then
       sock:close()
-      if code == "HPE_HEADER_OVERFLOW" then
-        return failure("too_large", "the answer's headers pass http_parser's 80 KB; connection dropped", true)
+      if code == "too_large" then
+        return failure("too_large", perr .. "; connection dropped", true)
       end
       if code == "closed" and reused and not got_any then
         return failure("network", "the connection closed with no answer after the request was sent "
@@ -317,21 +352,23 @@ function M:request(req)
   local redirects = 0
   while true do
     local scheme, host, port, host_header, path = split_url(url)
-    if not scheme then return nil, "connect", host, false end
+    if not scheme then return nil, "connect", host, redirects > 0 end
     local target = { scheme = scheme, host = host, port = port, host_header = host_header, path = path }
     local current = { method = method, headers = headers, body = body, connect_timeout = req.connect_timeout,
       stall_timeout = req.stall_timeout, max_response_bytes = req.max_response_bytes, sink = req.sink }
     local r = exchange(self, current, target, deadline)
-    if r.kind then return nil, r.kind, r.message, r.sent, r.which end
+    -- a hop that was delivered means the request was sent, whatever
+    -- happens to the next one
+    if r.kind then return nil, r.kind, r.message, r.sent or redirects > 0, r.which end
 
     local location = r.headers.location
     local redirect = req.follow_redirects and location and (r.status == 301 or r.status == 302
       or r.status == 303 or r.status == 307 or r.status == 308)
     if not redirect then return r.status, r.headers, r.body end
+    -- past the limit (a loop, most likely) the last 3xx is the answer:
+    -- a permanent one, which the caller reports with its status
+    if redirects >= MAX_REDIRECTS then return r.status, r.headers, r.body end
     redirects = redirects + 1
-    if redirects > MAX_REDIRECTS then
-      return nil, "network", ("maximum (%d) redirects followed"):format(MAX_REDIRECTS), true
-    end
     local next_url = resolve_location(url, location)
     if not next_url:match("^[Hh][Tt][Tt][Pp][Ss]?://") then
       return nil, "connect", "redirect to an unsupported protocol", true
