@@ -1,8 +1,13 @@
 -- LuaRocks build of truto: the C core (truto.core) and the Lua layer.
--- `luarocks make rockspec/truto-0.1.0-1.rockspec` from the repository root.
+-- `luarocks make rockspec/truto-0.1.0-1.rockspec` from the repository root
+-- (on Debian, where lua-cjson comes from the lua-cjson package that
+-- LuaRocks cannot see, add --deps-mode=none).
 package = "truto"
 version = "0.1.0-1"
-source = { url = "git+file://." }
+source = {
+  url = "git+https://github.com/truto-lua/truto-lua.git",
+  tag = "v0.1.0",
+}
 description = {
   summary = "Create groups through Truto's unified user-directory API",
   detailed = [[
@@ -10,10 +15,10 @@ description = {
     layer: truto.new{...}, client.groups.create(body, query, options).
   ]],
   license = "MIT",
+  homepage = "https://github.com/truto-lua/truto-lua",
 }
--- lua-cjson is needed at run time too; it is not listed because this
--- project installs it from Debian (lua-cjson), which LuaRocks cannot see.
-dependencies = { "lua >= 5.1, < 5.5" }
+-- lua-cjson: truto.response decodes answers with it (cjson.safe).
+dependencies = { "lua >= 5.1, < 5.5", "lua-cjson >= 2.1.0" }
 external_dependencies = {
   CURL = { library = "curl" },
   CRYPTO = { library = "crypto" },
@@ -56,12 +61,14 @@ build = {
     ["truto.client"] = "lua/truto/client.lua",
     ["truto.errors"] = "lua/truto/errors.lua",
     ["truto.options"] = "lua/truto/options.lua",
+    ["truto.pace"] = "lua/truto/pace.lua",
     ["truto.pages"] = "lua/truto/pages.lua",
     ["truto.response"] = "lua/truto/response.lua",
     ["truto.retry"] = "lua/truto/retry.lua",
     ["truto.schema"] = "lua/truto/schema.lua",
     ["truto.transport.curl"] = "lua/truto/transport/curl.lua",
     ["truto.transport.ngx"] = "lua/truto/transport/ngx.lua",
+    ["truto.url"] = "lua/truto/url.lua",
     ["truto.webhooks"] = "lua/truto/webhooks.lua",
   },
   install = {

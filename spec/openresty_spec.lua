@@ -662,7 +662,23 @@ describe("truto inside nginx", function()
       return times
     end
 
-    it("answers 20 other requests in well under 100 ms each while a create waits 2 s (ngx)", function()
+    -- A worker blocked by the create would hold a ping for the whole 2 s.
+    -- Each ping must come back in under half that, and their median in
+    -- under 100 ms: the median, not every one, so that a loaded machine
+    -- (CI beside other jobs) pausing one ping for a scheduler tick does not
+    -- fail it, while a blocked worker still does.
+    local function assert_not_blocked(times)
+      local sorted = {}
+      for i, took in ipairs(times) do
+        assert.is_true(took < 1.0, ("ping %d took %.3f s"):format(i, took))
+        sorted[i] = took
+      end
+      table.sort(sorted)
+      local median = sorted[math.floor(#sorted / 2) + 1]
+      assert.is_true(median < 0.1, ("the median ping took %.3f s"):format(median))
+    end
+
+    it("answers 20 other requests, the median in under 100 ms, while a create waits 2 s (ngx)", function()
       local conn = start_create("ngx", { { delay = 2 } })
       local started = socket.gettime()
       local times = ping_20_times()
@@ -672,9 +688,7 @@ describe("truto inside nginx", function()
       assert.are.equal("ngx", d.transport)
       assert.is_true(d.handler_seconds >= 1.9, "the create did not wait: " .. d.handler_seconds)
       assert.is_true(pinged < 1.5, "the pings took " .. pinged .. " s in all")
-      for i, took in ipairs(times) do
-        assert.is_true(took < 0.1, ("ping %d took %.3f s"):format(i, took))
-      end
+      assert_not_blocked(times)
     end)
 
     it("answers other requests while a retry waits out Retry-After with ngx.sleep", function()
@@ -685,9 +699,7 @@ describe("truto inside nginx", function()
       assert.are.equal(2, d.attempts)
       assert.are.equal(2, d.retries[1].wait)
       assert.is_true(d.handler_seconds >= 1.9)
-      for i, took in ipairs(times) do
-        assert.is_true(took < 0.1, ("ping %d took %.3f s"):format(i, took))
-      end
+      assert_not_blocked(times)
     end)
 
     it("stalls for the whole wait with the curl transport (why nginx needs ngx)", function()

@@ -1,5 +1,12 @@
 -- Packaging: the rockspec installs every Lua module and builds every C
--- source of this tree, so `luarocks make` and `make install` agree.
+-- source of this tree, so `luarocks make` and `make install` agree; it
+-- declares what the module needs at run time, and everything it installs
+-- loads on the Lua it is installed for.
+local h = require "spec.support.helpers"
+local sh = require "spec.support.sh"
+
+local ROCKSPEC = "rockspec/truto-0.1.0-1.rockspec"
+local IS_LUAJIT = rawget(_G, "jit") ~= nil
 local function lines(cmd)
   local p = assert(io.popen(cmd))
   local out = {}
@@ -38,5 +45,82 @@ describe("rockspec/truto-0.1.0-1.rockspec", function()
 
   it("installs the command-line tool", function()
     assert.equal("bin/truto-groups", spec.build.install.bin["truto-groups"])
+  end)
+
+  it("declares lua-cjson, which truto.response needs at run time", function()
+    local found
+    for _, dep in ipairs(spec.dependencies) do
+      if dep:match("^lua%-cjson") then found = dep end
+    end
+    assert.equal("lua-cjson >= 2.1.0", found)
+  end)
+
+  it("names the public repository and the release tag as its source", function()
+    assert.equal("git+https://github.com/truto-lua/truto-lua.git", spec.source.url)
+    assert.equal("v0.1.0", spec.source.tag)
+    assert.equal(spec.version:match("^([^-]+)"), spec.source.tag:sub(2))
+  end)
+
+  it("passes luarocks lint", function()
+    local ok, out = sh.run("luarocks lint " .. ROCKSPEC)
+    assert.is_true(ok, out)
+  end)
+
+  it("installs only modules that load on this Lua (" .. (IS_LUAJIT and "LuaJIT" or _VERSION) .. ")", function()
+    local names = {}
+    for name, path in pairs(spec.build.modules) do
+      if type(path) == "string" then names[#names + 1] = name end
+    end
+    table.sort(names)
+    local out = h.run_lua([[
+      local failed = {}
+      for name in ("]] .. table.concat(names, " ") .. [["):gmatch("%S+") do
+        local ok, why = pcall(require, name)
+        if not ok then failed[#failed + 1] = name .. ": " .. tostring(why) end
+      end
+      io.write(#failed == 0 and "all loaded" or table.concat(failed, "\n"))]])
+    assert.equal("all loaded", out)
+  end)
+
+  it("installs a command that says which Lua it needs instead of failing half-way", function()
+    -- sh.run, not h.run_lua: Lua 5.1's pipe:close() does not give the exit status
+    local ok, out = sh.run(h.LUA .. " bin/truto-groups --help")
+    if _VERSION == "Lua 5.4" and not IS_LUAJIT then
+      assert.is_true(ok, out)
+      assert.matches("import", out)
+    else
+      assert.is_false(ok)
+      assert.matches("truto%-groups: needs Lua 5%.4 %(this is Lua 5%.%d%)", out)
+    end
+  end)
+end)
+
+describe("luarocks make", function()
+  -- PUC Lua only: a LuaJIT user builds with OpenResty's own luarocks
+  local it_puc = IS_LUAJIT and pending or it
+  it_puc("builds and installs a tree whose modules load, without lua-cjson from LuaRocks", function()
+    local abi = _VERSION:match("%d+%.%d+")
+    local ok, dir = sh.run("mktemp -d")
+    assert.is_true(ok, dir)
+    dir = dir:match("^%s*(.-)%s*$")
+    finally(function() sh.run("rm -rf " .. sh.quote(dir)) end)
+    -- a copy, so the build's objects never land in this tree
+    local out
+    ok, out = sh.run("cp -r rockspec csrc lua bin " .. sh.quote(dir) .. " && cd " .. sh.quote(dir)
+      .. " && luarocks --lua-version=" .. abi .. " make --deps-mode=none --tree=tree " .. ROCKSPEC)
+    assert.is_true(ok, out)
+    local tree = dir .. "/tree"
+    local loaded = h.run_lua([[
+      local truto = require "truto"
+      for _, m in ipairs{ "truto.cli.args", "truto.cli.json", "truto.cli.results", "truto.cli.worker",
+        "truto.url", "truto.response" } do require(m) end
+      local c = assert(truto.new{ token = "tok-12345", base_url = "HTTP://Example.com/" })
+      io.write(c.base_url)]],
+      -- ";;" adds Lua's default paths (lua-cjson's), never this tree's build/
+      { LUA_PATH = tree .. "/share/lua/" .. abi .. "/?.lua;;",
+        LUA_CPATH = tree .. "/lib/lua/" .. abi .. "/?.so;;" })
+    assert.equal("http://example.com", loaded)
+    assert.is_string(sh.read_file(tree .. "/lib/lua/" .. abi .. "/truto/core.so"))
+    assert.is_string(sh.read_file(tree .. "/share/lua/" .. abi .. "/truto/cli/json.lua"))
   end)
 end)

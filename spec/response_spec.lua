@@ -204,4 +204,62 @@ describe("responses", function()
       assert.equal("truto: http 400: line one line two", tostring(err))
     end)
   end)
+
+  describe("strict JSON", function()
+    local function answer(body, status)
+      m:script{ { status = status or 201, headers = { ["Content-Type"] = "application/json" }, body = body } }
+      return create()
+    end
+
+    for _, body in ipairs{ '{"id":"g1","score":NaN}', '{"id":"g1","score":-Infinity}',
+      '{"id":"g1","score":Infinity}', '{"id":0x1F}', '{"id":1.}', '{"id":1.e5}', '{"id":01}',
+      '{"id":1e400}' } do
+      it("a 2xx of " .. body .. " is decode, never a number", function()
+        local g, err = answer(body)
+        assert.is_nil(g)
+        assert.equal("decode", err.kind)
+        assert.equal(201, err.status)
+        assert.is_false(err.retryable)
+        assert.matches("not valid JSON", err.message)
+        assert.equal(body, err.body)
+      end)
+    end
+
+    it("keeps integers beyond 2^53 exact, as strings of their digits", function()
+      local g = answer('{"id":12345678901234567890,"n":-9007199254740993,'
+        .. '"list":[18446744073709551616,1],"m":9007199254740992,"f":1.5}')
+      assert.equal("12345678901234567890", g.id)
+      assert.equal("-9007199254740993", g.n)
+      assert.equal("18446744073709551616", g.list[1])
+      assert.equal(1, g.list[2])
+      assert.equal(9007199254740992, g.m)
+      assert.is_number(g.m)
+      assert.equal(1.5, g.f)
+    end)
+
+    it("leaves strings that look like numbers alone", function()
+      local g = answer([[{"id":"x\\","name":"1. 12345678901234567890 \"0x1F\\","v":2}]])
+      assert.equal([[x\]], g.id)
+      assert.equal([[1. 12345678901234567890 "0x1F\]], g.name)
+      assert.equal(2, g.v)
+    end)
+
+    it("an error envelope that is not strict JSON is kept as the body text", function()
+      local body = '{"statusCode":500,"message":NaN}'
+      m:script{ { status = 500, headers = { ["Content-Type"] = "application/json" }, body = body } }
+      local _, err = create(nil, { idempotency_key = false })
+      assert.equal("http", err.kind)
+      assert.equal(body, err.body)
+      assert.equal("HTTP 500 Internal Server Error", err.message)
+    end)
+
+    it("an error envelope keeps big integers exact", function()
+      m:script{ { status = 422, headers = { ["Content-Type"] = "application/json" },
+        body = '{"statusCode":422,"message":"taken","raw_response":{"id":98765432109876543210}}' } }
+      local _, err = create()
+      assert.equal("taken", err.message)
+      assert.equal("98765432109876543210", err.body.raw_response.id)
+      assert.equal(422, err.body.statusCode)
+    end)
+  end)
 end)

@@ -185,12 +185,13 @@ describe("the token", function()
     assert_no_token(terr, "token err")
   end)
 
-  it("stays out of tostring(client), even in a base_url's userinfo", function()
+  it("stays out of tostring(client), and a base_url with userinfo is refused without it", function()
     assert_no_token(tostring(client), "tostring(client)")
-    local c = assert(truto.new{ token = TOKEN, base_url = "https://user:" .. TOKEN .. "@example.invalid" })
-    assert_text("truto.client (https://user:[REDACTED]@example.invalid)", tostring(c))
-    c:close()
-    assert_text("truto.client (https://user:[REDACTED]@example.invalid, closed)", tostring(c))
+    local c, err = truto.new{ token = TOKEN, base_url = "https://user:" .. TOKEN .. "@example.invalid" }
+    assert.is_nil(c)
+    assert.equal("base_url", err.field)
+    assert.matches("user name or password", err.message)
+    assert_no_token(err, "base_url err")
   end)
 
   it("never reaches what a program prints about its failures", function()

@@ -14,6 +14,7 @@ local call = require "truto.call"
 local errors = require "truto.errors"
 local options = require "truto.options"
 local pace = require "truto.pace"
+local check_base_url = require("truto.url").check_base_url
 
 local M = {}
 M.VERSION = "0.1.0"
@@ -74,10 +75,8 @@ function M.new(config)
   if not c.token or c.token == "" then
     return bad("token", "is required (pass token = ... or set TRUTO_API_TOKEN)")
   end
-  local base = c.base_url:gsub("/+$", "")
-  if not base:match("^https?://[^/%s?#]+[^%s?#]*$") then
-    return bad("base_url", "must be an http:// or https:// URL without query or fragment")
-  end
+  local base, detail = check_base_url(c.base_url)
+  if not base then return bad("base_url", detail) end
   c.base_url = base
   if c.integrated_account_id then
     local get = call.compile(api.resources.groups.operations.get)

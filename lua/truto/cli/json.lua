@@ -4,14 +4,67 @@
 -- floats), marks arrays with truto.array so an empty one stays an array,
 -- and gives JSON null as truto.null; encode() is the C core's exact encoder
 -- (integers exact, keys sorted). Must never round a number silently: an
--- integer too large for 64 bits is refused with a message, not rounded.
--- Lua 5.3+ (integers); only the command-line tool loads it.
+-- integer too large for 64 bits (for 2^53 on Lua 5.1, 5.2 and LuaJIT,
+-- whose numbers are doubles) is refused with a message, not rounded.
+-- Loads and decodes alike on every Lua (no 5.3-only syntax or library).
 
 local core = require "truto.core"
 
 local M = {}
 
 local null, array = core.null, core.array
+local floor, tointeger = math.floor, math.tointeger
+
+-- utf8_len(s [, i]) -> number of characters from i | nil, position of the
+-- first byte that is not valid UTF-8 (RFC 3629: no overlongs, surrogates or
+-- code points past U+10FFFF), the same on every Lua version.
+local function utf8_len(s, i)
+  i = i or 1
+  if not s:find("[\128-\255]", i) then return #s - i + 1 end
+  local n, len = 0, #s
+  while i <= len do
+    local c, size, lo, hi = s:byte(i), 1, 0x80, 0xBF
+    if c >= 0x80 then
+      if c >= 0xC2 and c <= 0xDF then size = 2
+      elseif c >= 0xE0 and c <= 0xEF then size = 3
+      elseif c >= 0xF0 and c <= 0xF4 then size = 4
+      else return nil, i end
+      if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F
+      elseif c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+      local second = s:byte(i + 1)
+      if not second or second < lo or second > hi then return nil, i end
+      for k = i + 2, i + size - 1 do
+        local b = s:byte(k)
+        if not b or b < 0x80 or b > 0xBF then return nil, i end
+      end
+    end
+    i, n = i + size, n + 1
+  end
+  return n
+end
+
+-- The UTF-8 bytes of one code point (below U+110000, not a surrogate).
+local function utf8_char(code)
+  if code < 0x80 then return string.char(code) end
+  if code < 0x800 then return string.char(0xC0 + floor(code / 0x40), 0x80 + code % 0x40) end
+  if code < 0x10000 then
+    return string.char(0xE0 + floor(code / 0x1000), 0x80 + floor(code / 0x40) % 0x40, 0x80 + code % 0x40)
+  end
+  return string.char(0xF0 + floor(code / 0x40000), 0x80 + floor(code / 0x1000) % 0x40,
+    0x80 + floor(code / 0x40) % 0x40, 0x80 + code % 0x40)
+end
+
+-- An integer literal's exact value, or nil when this Lua cannot hold it
+-- exactly: 64-bit integers on 5.3+, doubles (up to 2^53) before.
+local MAX_EXACT = "9007199254740992"
+local function exact_integer(literal)
+  if tointeger then return tointeger(tonumber(literal)) end
+  local digits = literal:match("%d+"):match("^0*(%d.-)$")
+  if #digits > #MAX_EXACT or (#digits == #MAX_EXACT and digits > MAX_EXACT) then return nil end
+  return tonumber(literal)
+end
+local TOO_BIG = tointeger and "does not fit in 64 bits" or ("is beyond 2^53, the largest integer "
+  .. _VERSION .. " keeps exact,")
 
 -- M.encode(value) -> json | nil, message
 function M.encode(value)
@@ -45,7 +98,7 @@ local function decode_string(text, pos)
     local c = text:sub(stop, stop)
     if c == '"' then
       local s = table.concat(parts)
-      if not utf8.len(s) then fail(text, pos, "invalid UTF-8 in a string") end
+      if not utf8_len(s) then fail(text, pos, "invalid UTF-8 in a string") end
       return s, stop + 1
     elseif c == "\\" then
       local e = text:sub(stop + 1, stop + 1)
@@ -63,12 +116,12 @@ local function decode_string(text, pos)
           if not low or low < 0xDC00 or low > 0xDFFF then
             fail(text, stop, "unpaired surrogate in a \\u escape")
           end
-          code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+          code = 0x10000 + (code - 0xD800) * 0x400 + (low - 0xDC00)
           i = i + 6
         elseif code >= 0xDC00 and code <= 0xDFFF then
           fail(text, stop, "unpaired surrogate in a \\u escape")
         end
-        parts[#parts + 1] = utf8.char(code)
+        parts[#parts + 1] = utf8_char(code)
       else
         fail(text, stop, "bad escape")
       end
@@ -90,9 +143,9 @@ local function decode_number(text, pos)
   end
   local value
   if literal:match("^-?%d+$") then
-    value = math.tointeger(tonumber(literal))
+    value = exact_integer(literal)
     if not value then
-      fail(text, pos, "the integer " .. literal .. " does not fit in 64 bits and would be rounded"
+      fail(text, pos, "the integer " .. literal .. " " .. TOO_BIG .. " and would be rounded"
         .. " (send it as a string)")
     end
   else
@@ -182,10 +235,10 @@ M.null = null
 -- message (a server's, a file's) can go into a JSON line.
 function M.text(s)
   s = tostring(s)
-  if utf8.len(s) then return s end
+  if utf8_len(s) then return s end
   local out, i = {}, 1
   while i <= #s do
-    local _, bad = utf8.len(s, i)
+    local _, bad = utf8_len(s, i)
     if not bad then
       out[#out + 1] = s:sub(i)
       break
