@@ -206,7 +206,8 @@ function perform.list(route, account, params)
   end
   objects = listing.select(route.op, fields, objects, params)
   local format = params.truto_response_format
-  local page, problem = listing.page(objects, params, state.nonce, route.op.path, function(object)
+  local scope = route.op.path .. "@" .. account.id -- a cursor is good for this list only
+  local page, problem = listing.page(objects, params, state.nonce, scope, function(object)
     if format == "raw" and groups.is_groups(route.desc) then
       return groups.raw(account.integration, object)
     end

@@ -2,9 +2,10 @@
 -- list operation describes, sort_by, pages of `limit` with opaque cursors,
 -- truto_key_by.
 --
--- A cursor is base64url of "v1:<nonce>:<path>:<offset>": opaque to clients
--- (never a plain offset they could compute), refused after a reset (the
--- nonce changes) or on another resource. Pure Lua, no ngx; never validate
+-- A cursor is base64url of "v1:<nonce>:<scope>:<offset>" (scope: the list's
+-- path and account): opaque to clients (never a plain offset they could
+-- compute), refused after a reset (the nonce changes), on another resource
+-- or for another account. Pure Lua, no ngx; never validate
 -- parameter types here (mock.validate did).
 local json = require "mock.json"
 
@@ -53,16 +54,16 @@ local function unbase64url(text)
   return table.concat(out)
 end
 
-function listing.cursor(nonce, path, offset)
-  return base64url(("v1:%s:%s:%d"):format(nonce, path, offset))
+function listing.cursor(nonce, scope, offset)
+  return base64url(("v1:%s:%s:%d"):format(nonce, scope, offset))
 end
 
 -- The offset a cursor stands for, or nil when it is not one of this
--- mock's cursors for this path since the last reset.
-function listing.offset(cursor, nonce, path)
+-- mock's cursors for this scope since the last reset.
+function listing.offset(cursor, nonce, scope)
   local text = unbase64url(cursor)
-  local cursor_nonce, cursor_path, offset = (text or ""):match("^v1:([^:]*):([^:]*):(%d+)$")
-  if cursor_nonce ~= nonce or cursor_path ~= path then
+  local cursor_nonce, cursor_scope, offset = (text or ""):match("^v1:([^:]*):([^:]*):(%d+)$")
+  if cursor_nonce ~= nonce or cursor_scope ~= scope then
     return nil
   end
   return tonumber(offset)
@@ -147,14 +148,14 @@ function listing.select(op, fields, objects, params)
   return out
 end
 
--- listing.page(objects, params, nonce, path, render) -> page | nil, message
+-- listing.page(objects, params, nonce, scope, render) -> page | nil, message
 -- The page of `objects` the parameters ask for, each rendered, in list's
 -- envelope: { result, next_cursor, prev_cursor, result_count,
 -- is_partial_response }; next_cursor is null on the last page.
-function listing.page(objects, params, nonce, path, render)
+function listing.page(objects, params, nonce, scope, render)
   local offset = 0
   if params.next_cursor ~= nil then
-    offset = listing.offset(params.next_cursor, nonce, path)
+    offset = listing.offset(params.next_cursor, nonce, scope)
     if not offset or offset > #objects then
       return nil, "next_cursor is not a cursor this API gave out (or it has expired)"
     end
@@ -181,8 +182,8 @@ function listing.page(objects, params, nonce, path, render)
   local next_offset = offset + limit
   return json.object {
     result = result,
-    next_cursor = next_offset < #objects and listing.cursor(nonce, path, next_offset) or json.null,
-    prev_cursor = offset > 0 and listing.cursor(nonce, path, math.max(offset - limit, 0)) or json.null,
+    next_cursor = next_offset < #objects and listing.cursor(nonce, scope, next_offset) or json.null,
+    prev_cursor = offset > 0 and listing.cursor(nonce, scope, math.max(offset - limit, 0)) or json.null,
     result_count = #items,
     is_partial_response = false,
   }
