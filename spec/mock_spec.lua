@@ -994,6 +994,37 @@ describe("the mock's helper", function()
     m:stop()
   end)
 
+  it("starts with mock/run's --latency and --limits, which a reset restores", function()
+    local m = mock.start { latency = 0.05, limits = "account=2/10" }
+    finally(function() m:stop() end)
+    assert.same({ latency = 0.05, limits = "account=2/10" }, m:configure {})
+    m:configure { latency = 0, limits = false }
+    m:reset()
+    assert.same({ latency = 0.05, limits = "account=2/10" }, m:configure {})
+    local function list()
+      local _, status = http.request {
+        url = m.url .. schema.path .. "?integrated_account_id=" .. m.accounts.coupa,
+        headers = { authorization = "Bearer " .. m.token },
+        sink = ltn12.sink.null(),
+      }
+      return status
+    end
+    assert.same({ 200, 200, 429 }, { list(), list(), list() })
+  end)
+
+  it("documents its options in mock/run --help and refuses malformed ones", function()
+    local sh = require "spec.support.sh"
+    local ok, help = sh.run("mock/run --help")
+    assert.is_true(ok)
+    assert.matches("--latency SECONDS", help, 1, true)
+    assert.matches("--limits LIMITS", help, 1, true)
+    assert.matches("50/1,500/1", help, 1, true)
+    local started, refused = sh.run("mock/run --limits 50/x start")
+    assert.is_false(started)
+    assert.matches("REQUESTS/SECONDS", refused, 1, true)
+    assert.is_false((sh.run("mock/run --latency soon start")))
+  end)
+
   it("runs instances side by side on different ports", function()
     local a, b = mock.start(), mock.start()
     finally(function() a:stop() b:stop() end)
