@@ -55,7 +55,7 @@ demo: deps
 	@$(RUN_ENV) $(LUA) examples/demo.lua
 
 mock: deps
-	@$(RUN_ENV) mock/run
+	@$(RUN_ENV) mock/run $(MOCK_ARGS)
 
 # The same suite on every Lua (issue: runs everywhere Lua runs).
 test-all: deps

@@ -1,15 +1,22 @@
--- mock.api: the mock of Truto's API, POST /unified/user-directory/groups,
--- for everything nginx receives outside /__mock/.
+-- mock.api: the mock of Truto's unified API, for everything nginx receives
+-- outside /__mock/: every operation truto.api describes (groups: list, get,
+-- create, update, delete, remove-user), and any other unified resource
+-- (/unified/{model}/{resource}[/{id}|/{method}]) generically.
 --
--- Records every request, then answers it the way Truto would (auth, query
--- and body validation from truto.schema, per-integration rules, idempotent
--- replays, rate-limit headers), unless a scripted step (mock.control) says
--- to answer otherwise. Never repeat a fact of truto.schema here, and never
--- create a group for a scripted fault unless the step says `create`.
-local schema = require "truto.schema"
+-- Records every request, then answers it the way Truto would (rate limits,
+-- routing by method and path template, auth, query and body validation
+-- from the operation's description, per-integration rules, sandbox and
+-- blocked accounts, idempotent replays, objects kept per integrated
+-- account), after the configured latency, unless a scripted step
+-- (mock.control) says to answer otherwise. Never repeat a fact of truto.api
+-- here, and never change what is kept for a scripted fault unless the step
+-- says `create`.
+local api_description = require "truto.api"
 local json = require "mock.json"
 local query = require "mock.query"
 local validate = require "mock.validate"
+local router = require "mock.router"
+local listing = require "mock.listing"
 local groups = require "mock.groups"
 local answer = require "mock.answer"
 local state = require "mock.state"
@@ -21,14 +28,26 @@ if TOKEN == nil or TOKEN == "" then
   TOKEN = "mock-token"
 end
 
+-- Every integration some operation of truto.api describes.
+local known_integrations = {}
+for _, desc in pairs(api_description.resources) do
+  for _, op in pairs(desc.operations) do
+    for key in pairs(op.integrations or {}) do
+      known_integrations[key] = true
+    end
+  end
+end
+
 local accounts = {}
 for _, account in ipairs(require "mock.accounts") do
-  assert(schema.integrations[account.integration],
-    "mock/accounts.lua: " .. account.id .. " names an integration truto.schema does not know")
+  assert(known_integrations[account.integration],
+    "mock/accounts.lua: " .. account.id .. " names an integration truto.api does not know")
   accounts[account.id] = account
 end
 
 local STREAM_PIECES = 3
+local WRITES = { POST = true, PATCH = true, DELETE = true }
+local REPLAYED = { POST = true, PATCH = true }
 
 local function iso8601_now()
   local now = ngx.now()
@@ -60,16 +79,19 @@ local function read_request()
   end
   local authorization = first_value(headers.authorization)
   local idempotency_key = first_value(headers["idempotency-key"])
+  local params = query.parse(ngx.var.args)
   return {
     request_line = ngx.var.request,
     method = ngx.req.get_method(),
     path = ngx.var.request_uri:match("^[^?]*"),
     query = ngx.var.args,
+    params = params,
     raw_header = ngx.req.raw_header(),
     headers = headers,
     body = body or "",
     token = authorization and authorization:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(.-) *$"),
     idempotency_key = idempotency_key ~= "" and idempotency_key or nil,
+    account = type(params.integrated_account_id) == "string" and params.integrated_account_id or nil,
   }
 end
 
@@ -79,14 +101,17 @@ local function new_record(request)
     method = request.method,
     path = request.path,
     query = request.query or json.null,
+    params = request.params,
     raw_header = request.raw_header,
     headers = request.headers,
     body = request.body,
     idempotency_key = request.idempotency_key or json.null,
+    operation = json.null,
     created = json.null,
     status = json.null,
     replayed = false,
     scripted = json.null,
+    at = ngx.now(),
   }
 end
 
@@ -94,82 +119,217 @@ local function refusal(problem)
   return answer.error(problem.status, problem.message, problem.insight)
 end
 
-local function render(integration_key, group, params)
-  local format = params.truto_response_format
-  if format == "raw" then
-    return answer.json(201, groups.raw(integration_key, group))
+-- The ratelimit-* headers of a verdict of state.count_request.
+local function rate_headers(verdict)
+  if verdict.counting then
+    return {
+      { "ratelimit-limit", state.rate_limit_header },
+      { "ratelimit-remaining", tostring(verdict.remaining) },
+      { "ratelimit-reset", state.rate_reset_header },
+    }
   end
-  local shown = groups.unified(group, params.truto_exclude_fields, params.truto_ignore_remote_data == "true")
-  local created = answer.json(201, shown)
-  if format == "stream" then
-    created.headers = { { "Content-Type", "application/octet-stream" } }
-    created.chunks = answer.split(created.body, STREAM_PIECES)
-    created.body = nil
-  end
-  return created
+  return {
+    { "ratelimit-limit", ("%d;w=%g"):format(verdict.limit, verdict.window) },
+    { "ratelimit-remaining", tostring(verdict.remaining) },
+    { "ratelimit-reset", tostring(math.ceil(verdict.reset)) },
+  }
 end
 
--- Validates and, when commit is true, really creates. Returns the answer and
--- the id of the group created (nil when none was).
-local function create_group(request, commit)
-  local params = query.parse(request.query)
-  local problem = validate.query(params)
+-- Truto's own 429: the envelope, Retry-After (whole seconds until the
+-- window that refused is over) and which limit it was.
+local function rate_limited(verdict)
+  local scope = verdict.refused == "account" and "integrated account" or "API token"
+  local limited = answer.error(429, ("Rate limit exceeded for this %s: %d requests per %g s")
+    :format(scope, verdict.limit, verdict.window), json.object {
+      rate_limit_error = json.object { scope = verdict.refused, limit = verdict.limit,
+        window = verdict.window },
+    })
+  local headers = rate_headers(verdict)
+  table.insert(headers, 1, { "Retry-After", tostring(math.max(math.ceil(verdict.reset), 1)) })
+  return answer.with_headers(limited, headers)
+end
+
+-- The answer with one object: unified (fields excluded as asked), raw (a
+-- group under its provider's names), or streamed in pieces.
+local function render_object(desc, integration_key, object, params, status)
+  local format = params.truto_response_format
+  if format == "raw" and groups.is_groups(desc) then
+    return answer.json(status, groups.raw(integration_key, object))
+  end
+  local shown = groups.unified(object, params.truto_exclude_fields, params.truto_ignore_remote_data == "true")
+  local rendered = answer.json(status, shown)
+  if format == "stream" then
+    rendered.headers = { { "Content-Type", "application/octet-stream" } }
+    rendered.chunks = answer.split(rendered.body, STREAM_PIECES)
+    rendered.body = nil
+  end
+  return rendered
+end
+
+local function not_found(desc, id)
+  return answer.error(404, ("No %s with id %s in this integrated account"):format(desc.resource, id))
+end
+
+-- Per operation: (route, account, params, body, commit) -> answer, id created.
+-- Nothing kept changes unless commit is true.
+local perform = {}
+
+function perform.create(route, account, params, body, commit)
+  local collection = state.collection(account.id, route.key)
+  local id = state.new_id()
+  local object
+  if groups.is_groups(route.desc) then
+    object = groups.create(account.integration, id, params, body, iso8601_now())
+  else
+    object = groups.create_generic(id, body)
+  end
+  if commit then
+    collection.ids[#collection.ids + 1] = id
+    collection.by_id[id] = object
+    state.created = state.created + 1
+  end
+  return render_object(route.desc, account.integration, object, params, 201), commit and id or nil
+end
+
+function perform.list(route, account, params)
+  local collection = state.collection(account.id, route.key)
+  local objects = {}
+  for i, id in ipairs(collection.ids) do
+    objects[i] = collection.by_id[id]
+  end
+  local fields
+  if groups.is_groups(route.desc) then
+    fields = {}
+    for _, field in ipairs(route.desc.object) do
+      fields[field.name] = true
+    end
+  end
+  objects = listing.select(route.op, fields, objects, params)
+  local format = params.truto_response_format
+  local scope = route.op.path .. "@" .. account.id -- a cursor is good for this list only
+  local page, problem = listing.page(objects, params, state.nonce, scope, function(object)
+    if format == "raw" and groups.is_groups(route.desc) then
+      return groups.raw(account.integration, object)
+    end
+    return groups.unified(object, params.truto_exclude_fields, params.truto_ignore_remote_data == "true")
+  end)
+  if not page then
+    return answer.error(400, problem, json.object { invalid_query_parameters = json.array { "next_cursor" } })
+  end
+  return answer.json(200, page)
+end
+
+function perform.get(route, account, params)
+  local object = state.collection(account.id, route.key).by_id[route.id]
+  if not object then
+    return not_found(route.desc, route.id)
+  end
+  return render_object(route.desc, account.integration, object, params, 200)
+end
+
+function perform.update(route, account, params, body, commit)
+  local collection = state.collection(account.id, route.key)
+  local object = collection.by_id[route.id]
+  if not object then
+    return not_found(route.desc, route.id)
+  end
+  local updated
+  if groups.is_groups(route.desc) then
+    updated = groups.update(account.integration, object, params, body, iso8601_now())
+  else
+    updated = groups.update_generic(object, body)
+  end
+  if commit then
+    collection.by_id[route.id] = updated
+  end
+  return render_object(route.desc, account.integration, updated, params, 200)
+end
+
+function perform.delete(route, account, _, _, commit)
+  local collection = state.collection(account.id, route.key)
+  if not collection.by_id[route.id] then
+    return not_found(route.desc, route.id)
+  end
+  if commit then
+    collection.by_id[route.id] = nil
+    for i, id in ipairs(collection.ids) do
+      if id == route.id then
+        table.remove(collection.ids, i)
+        break
+      end
+    end
+  end
+  return answer.json(200, json.object { id = route.id })
+end
+
+-- A custom method: groups' remove-user needs the group to exist; every
+-- custom method answers { result = <the body as sent> }.
+function perform.custom(route, account, _, body)
+  if groups.is_groups(route.desc) and type(body.group_id) == "string"
+    and not state.collection(account.id, route.key).by_id[body.group_id] then
+    return not_found(route.desc, body.group_id)
+  end
+  return answer.json(200, json.object { result = body })
+end
+
+-- Validates and runs one operation on one account.
+local function run_operation(route, request, commit)
+  local op, params = route.op, request.params
+  local problem = validate.query(op, params)
   if problem then
     return refusal(problem)
   end
   local account = accounts[params.integrated_account_id]
   if not account then
     return answer.error(404, "Integrated account " .. params.integrated_account_id .. " not found")
-  elseif account.state == "sandbox" then
+  elseif account.state == "sandbox" and WRITES[op.method] then
     return answer.error(405, "Sandbox integrated accounts are read-only")
   elseif account.state == "blocked" then
     return answer.error(503, "Integrated account " .. account.id .. " is blocked: reconnect it")
   end
   local body
-  body, problem = validate.body(request.body)
-  problem = problem or validate.integration(account.integration, params, body)
+  if op.body or op.open_body then
+    body, problem = validate.body(op, request.body, params)
+  end
+  problem = problem or validate.integration(op, account.integration, params, body)
   if problem then
     return refusal(problem)
   end
-  local id = state.new_id()
-  local group = groups.create(account.integration, id, params, body, iso8601_now())
-  if commit then
-    state.created = state.created + 1
-  end
-  return render(account.integration, group, params), commit and id or nil
+  local name = (route.custom or op.answer == "wrapped") and "custom" or route.name
+  return perform[name](route, account, params, body, commit)
 end
 
--- The answer Truto would give. Returns the answer, the id of the group
--- created (or nil) and whether it is an idempotent replay. With commit false
--- nothing is created and nothing is kept for replays (a dry run, for
--- scripted faults that only need a realistic answer).
-local function respond(request, remaining, commit)
-  local rate_headers = {
-    { "ratelimit-limit", state.rate_limit_header },
-    { "ratelimit-remaining", tostring(remaining) },
-    { "ratelimit-reset", state.rate_reset_header },
-  }
-  if request.path ~= schema.path then
-    return answer.with_headers(answer.error(404, "No route for " .. request.method .. " " .. request.path),
-      rate_headers)
-  elseif request.method ~= schema.method then
-    local refused = answer.error(405, request.method .. " is not allowed on " .. schema.path)
-    table.insert(rate_headers, 1, { "Allow", schema.method })
-    return answer.with_headers(refused, rate_headers)
-  elseif request.token ~= TOKEN then
-    return answer.with_headers(answer.error(401, "Invalid API token"), rate_headers)
+-- The answer Truto would give. Returns the answer, the id of the object
+-- created (or nil) and whether it is an idempotent replay. With commit
+-- false nothing kept changes and nothing is kept for replays (a dry run,
+-- for scripted faults that only need a realistic answer).
+local function respond(request, route, verdict, commit)
+  if verdict.refused then
+    return rate_limited(verdict)
   end
-  local replay_key = request.idempotency_key and request.token .. "\n" .. request.idempotency_key
+  local headers = rate_headers(verdict)
+  if route.status == 404 then
+    return answer.with_headers(answer.error(404, "No route for " .. request.method .. " " .. request.path),
+      headers)
+  elseif route.status == 405 then
+    local refused = answer.error(405, request.method .. " is not allowed on " .. request.path)
+    table.insert(headers, 1, { "Allow", route.allow })
+    return answer.with_headers(refused, headers)
+  elseif request.token ~= TOKEN then
+    return answer.with_headers(answer.error(401, "Invalid API token"), headers)
+  end
+  local replay_key = REPLAYED[request.method] and request.idempotency_key
+    and table.concat({ request.token, request.account or "", request.path, request.idempotency_key }, "\n")
   local first = replay_key and state.replays[replay_key]
   if first then
     return answer.with_headers(first, { { "Idempotent-Replayed", "true" } }), nil, true
   end
-  local created, id = create_group(request, commit)
-  created = answer.with_headers(created, rate_headers)
+  local chosen, id = run_operation(route, request, commit)
+  chosen = answer.with_headers(chosen, headers)
   if commit and replay_key then
-    state.replays[replay_key] = created
+    state.replays[replay_key] = chosen
   end
-  return created, id, false
+  return chosen, id, false
 end
 
 -- The answer a step gives by itself (nil when it reuses Truto's answer).
@@ -199,7 +359,7 @@ local function sorted_header_pairs(headers)
 end
 
 -- Answers a request as a scripted step says (see mock.control for steps).
-local function play(step, request, record, remaining)
+local function play(step, request, route, record, verdict)
   record.scripted = step
   local own = scripted_answer(step)
   local breaks_connection = step.reset or step.raw or step.close_after
@@ -207,7 +367,7 @@ local function play(step, request, record, remaining)
   if commit == nil then
     commit = own == nil and not breaks_connection
   end
-  local normal, created, replayed = respond(request, remaining, commit)
+  local normal, created, replayed = respond(request, route, verdict, commit)
   record.created = created or json.null
   record.replayed = replayed
   local chosen = answer.with_headers(own or normal, sorted_header_pairs(step.headers))
@@ -235,12 +395,20 @@ end
 function api.handle()
   local request = read_request()
   local record = state.record(new_record(request))
-  local remaining = state.count_request(request.token or "")
-  local step = state.next_step()
-  if step then
-    return play(step, request, record, remaining)
+  local route = router.route(request.method, request.path)
+  if route.op then
+    route.key = route.desc.model .. "/" .. route.desc.resource
+    record.operation = route.key .. " " .. route.name
   end
-  local chosen, created, replayed = respond(request, remaining, true)
+  local verdict = state.count_request(request.token or "", request.account, ngx.now())
+  local step = state.next_step()
+  if state.latency > 0 then
+    ngx.sleep(state.latency)
+  end
+  if step then
+    return play(step, request, route, record, verdict)
+  end
+  local chosen, created, replayed = respond(request, route, verdict, true)
   record.created = created or json.null
   record.replayed = replayed
   record.status = chosen.status

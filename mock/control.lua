@@ -5,9 +5,15 @@
 --   GET  /__mock/health    200 "ok"
 --   GET  /__mock/requests  the records of every API request, in order
 --   GET  /__mock/stats     {"created": N, "requests": N}
---   POST /__mock/reset     forget records, steps, replays and counters
+--   POST /__mock/reset     forget records, steps, replays, objects and
+--                          counters; latency and limits back to mock/run's
 --   POST /__mock/script    queue steps (a JSON array); each next API request
 --                          consumes one, first in first out
+--   GET  /__mock/config    {"latency": seconds, "limits": "account=50/1,token=500/1"}
+--   POST /__mock/config    change them: {"latency": 0.08, "limits": "50/1,500/1"}
+--                          (either may be left out; limits in mock.limits'
+--                          written form, "off" or false for none); new
+--                          limits start new windows
 --
 -- A step (every field optional; unknown fields are refused):
 --   status, headers, body  answer exactly this (body sent verbatim)
@@ -28,6 +34,7 @@
 local json = require "mock.json"
 local answer = require "mock.answer"
 local state = require "mock.state"
+local limits = require "mock.limits"
 
 local control = {}
 
@@ -112,6 +119,39 @@ local function queue_steps()
   return answer.json(200, json.object { queued = state.add_steps(steps) })
 end
 
+local function current_config()
+  return answer.json(200, json.object { latency = state.latency, limits = limits.format(state.limits) })
+end
+
+local function configure()
+  local config, err = read_json_body()
+  if not json.is_object(config) then
+    return answer.error(400, "POST /__mock/config wants a JSON object" .. (err and ": " .. err or ""))
+  end
+  local latency, parsed = config.latency, nil
+  for name in pairs(config) do
+    if name ~= "latency" and name ~= "limits" then
+      return answer.error(400, "config: unknown field " .. tostring(name))
+    end
+  end
+  if latency ~= nil and (type(latency) ~= "number" or latency < 0) then
+    return answer.error(400, "config: latency must be seconds (a number, 0 or more)")
+  end
+  if config.limits == false then
+    parsed = {}
+  elseif config.limits ~= nil then
+    if type(config.limits) ~= "string" then
+      return answer.error(400, "config: limits must be a string such as \"50/1,500/1\", or false")
+    end
+    parsed, err = limits.parse(config.limits)
+    if not parsed then
+      return answer.error(400, "config: " .. err)
+    end
+  end
+  state.configure(latency, parsed)
+  return current_config()
+end
+
 local routes = {
   ["/__mock/health"] = { GET = function()
     return { status = 200, headers = { { "Content-Type", "text/plain" } }, body = "ok" }
@@ -127,6 +167,7 @@ local routes = {
     return answer.json(200, json.object { reset = true })
   end },
   ["/__mock/script"] = { POST = queue_steps },
+  ["/__mock/config"] = { GET = current_config, POST = configure },
 }
 
 function control.handle()

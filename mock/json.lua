@@ -14,15 +14,17 @@ json.null = dkjson.null
 local OBJECT = { __jsontype = "object" }
 local ARRAY = { __jsontype = "array" }
 
--- Key order for every object the mock writes: the error envelope, then the
--- group fields in the schema's order, then request records. Keys not listed
--- follow in any order.
-local key_order = { "statusCode", "error", "message", "truto_error_insight" }
-for _, field in ipairs(require("truto.schema").response) do
+-- Key order for every object the mock writes: the error envelope, then
+-- list's envelope, then the group fields in truto.api's order, then request
+-- records. Keys not listed follow in any order.
+local key_order = { "statusCode", "error", "message", "truto_error_insight",
+  "result", "next_cursor", "prev_cursor", "result_count", "is_partial_response" }
+for _, field in ipairs(require("truto.api").resources.groups.object) do
   key_order[#key_order + 1] = field.name
 end
-for _, key in ipairs { "request_line", "method", "path", "query", "raw_header", "headers",
-                       "body", "idempotency_key", "created", "status", "replayed", "scripted" } do
+for _, key in ipairs { "request_line", "method", "path", "query", "params", "raw_header", "headers",
+                       "body", "idempotency_key", "operation", "created", "status", "replayed",
+                       "scripted", "at" } do
   key_order[#key_order + 1] = key
 end
 

@@ -2,7 +2,7 @@
 -- truto_response_format=raw ("the unprocessed, raw response from the remote API").
 --
 -- Only the names that differ from the unified ones are listed; which fields
--- an integration answers with comes from truto.schema, never from here.
+-- an integration answers with comes from truto.api, never from here.
 -- Invented but plausible (no real provider was asked); specs may rely on
 -- them only to tell raw from unified.
 return {

@@ -208,11 +208,15 @@ describe("the Truto mock", function()
       assert.equal(201, coupa_create(nil, { name = "x", colour = "blue" }).status)
     end)
 
-    it("answers 404 off the API path and 405 for another method", function()
-      assert.equal(404, post { path = "/unified/user-directory/users", query = account_query("coupa") }.status)
+    it("answers 404 off the unified API's paths and 405 with Allow for another method", function()
+      assert.equal(404, post { path = "/unified/user-directory", query = account_query("coupa") }.status)
+      assert.equal(404, post { path = "/v1/groups", query = account_query("coupa") }.status)
       local r = post { method = "PUT", query = account_query("coupa") }
       assert.equal(405, r.status)
-      assert.equal("POST", r.headers.allow)
+      assert.equal("GET, POST", r.headers.allow)
+      r = post { method = "POST", path = schema.path .. "/1001", query = account_query("coupa") }
+      assert.equal(405, r.status)
+      assert.equal("DELETE, GET, PATCH", r.headers.allow)
     end)
   end)
 
@@ -531,6 +535,451 @@ describe("the Truto mock", function()
       assert.equal(200, script_status("[]"))
     end)
   end)
+
+  -- Any API request. opts: query (raw string or list of {k, v}), body
+  -- (string or table; nil sends none and no Content-Type), headers, token.
+  local function send(method, path, opts)
+    opts = opts or {}
+    local query = type(opts.query) == "table" and query_string(opts.query) or opts.query
+    local body = type(opts.body) == "table" and cjson.encode(opts.body) or opts.body
+    local headers = {}
+    if body then
+      headers["content-type"] = "application/json"
+      headers["content-length"] = #body
+    end
+    if opts.token ~= false then
+      headers.authorization = "Bearer " .. (opts.token or TOKEN)
+    end
+    for k, v in pairs(opts.headers or {}) do
+      headers[k] = v
+    end
+    local chunks = {}
+    local ok, status, response_headers = http.request {
+      url = m.url .. path .. (query and "?" .. query or ""),
+      method = method,
+      headers = headers,
+      source = body and ltn12.source.string(body) or nil,
+      sink = ltn12.sink.table(chunks),
+      create = function()
+        local c = socket.tcp()
+        c:settimeout(10)
+        return c
+      end,
+    }
+    assert(ok, status)
+    local text = table.concat(chunks)
+    local decoded_ok, decoded = pcall(cjson.decode, text)
+    return { status = status, headers = response_headers, text = text, json = decoded_ok and decoded or nil }
+  end
+
+  local function group_path(id)
+    return schema.path .. "/" .. id
+  end
+
+  -- Creates groups with these names on an account; returns their ids.
+  local function make_groups(account, names, extra)
+    local ids = {}
+    for i, name in ipairs(names) do
+      local r = post { query = account_query(account, extra), body = { name = name, description = "d" .. i } }
+      assert.equal(201, r.status, r.text)
+      ids[i] = r.json.id
+    end
+    return ids
+  end
+
+  local function list(account, extra)
+    return send("GET", schema.path, { query = account_query(account, extra) })
+  end
+
+  local function assert_envelope(status, r)
+    assert.equal(status, r.status, r.text)
+    assert.equal(status, r.json.statusCode)
+    assert.is_string(r.json.error)
+    assert.is_string(r.json.message)
+  end
+
+  describe("when listing groups", function()
+    it("pages with limit and opaque cursors until next_cursor is null", function()
+      local ids = make_groups("coupa", { "g1", "g2", "g3", "g4", "g5", "g6", "g7" })
+      local seen, pages, cursor = {}, {}, nil
+      repeat
+        local extra = { { "limit", "3" } }
+        if cursor then extra[#extra + 1] = { "next_cursor", cursor } end
+        local r = list("coupa", extra)
+        assert.equal(200, r.status, r.text)
+        pages[#pages + 1] = r.json
+        for _, group in ipairs(r.json.result) do seen[#seen + 1] = group.id end
+        assert.equal(#r.json.result, r.json.result_count)
+        assert.is_false(r.json.is_partial_response)
+        cursor = r.json.next_cursor
+        if cursor ~= cjson.null then
+          assert.is_string(cursor)
+          assert.is_nil(cursor:match("^%d+$"), "a cursor is not a plain offset")
+        end
+      until cursor == cjson.null or #pages > 5
+      assert.equal(3, #pages)
+      assert.same({ 3, 3, 1 }, { pages[1].result_count, pages[2].result_count, pages[3].result_count })
+      assert.same(ids, seen)
+      assert.equal(cjson.null, pages[1].prev_cursor)
+      assert.is_string(pages[2].prev_cursor)
+      assert.not_equal(pages[2].next_cursor, pages[1].next_cursor)
+      local back = list("coupa", { { "limit", "3" }, { "next_cursor", pages[3].prev_cursor } })
+      assert.equal(ids[4], back.json.result[1].id)
+    end)
+
+    it("answers every group in one page by default and with truto_ignore_limit", function()
+      local ids = make_groups("coupa", { "a", "b", "c" })
+      local r = list("coupa")
+      assert.equal(3, #r.json.result)
+      assert.equal(cjson.null, r.json.next_cursor)
+      r = list("coupa", { { "limit", "1" }, { "truto_ignore_limit", "true" } })
+      assert.equal(3, r.json.result_count)
+      assert.equal(ids[3], r.json.result[3].id)
+      assert.equal(cjson.null, r.json.next_cursor)
+    end)
+
+    it("answers an empty page for an account without groups", function()
+      make_groups("coupa", { "elsewhere" })
+      local r = list("files.com")
+      assert.equal(200, r.status)
+      assert.same({}, r.json.result)
+      assert.matches('"result":%[%]', r.text)
+      assert.equal(0, r.json.result_count)
+    end)
+
+    it("refuses a garbled, unknown or pre-reset cursor with 400 in Truto's envelope", function()
+      make_groups("coupa", { "a", "b" })
+      local cursor = list("coupa", { { "limit", "1" } }).json.next_cursor
+      assert_envelope(400, list("coupa", { { "next_cursor", "garbage!" } }))
+      assert_envelope(400, list("coupa", { { "next_cursor", "1" } }))
+      assert_envelope(400, list("coupa", { { "next_cursor", cursor:sub(1, -3) } }))
+      make_groups("jira", { "a", "b" })
+      assert_envelope(400, list("jira", { { "next_cursor", cursor } })) -- another account's
+      m:reset()
+      make_groups("coupa", { "a", "b" })
+      local r = list("coupa", { { "next_cursor", cursor } })
+      assert_envelope(400, r)
+      assert.matches("next_cursor", r.json.message)
+    end)
+
+    it("keys result by the truto_key_by field", function()
+      local ids = make_groups("coupa", { "Alpha", "Beta" })
+      local r = list("coupa", { { "truto_key_by", "name" } })
+      assert.equal(200, r.status)
+      assert.equal(ids[1], r.json.result.Alpha.id)
+      assert.equal(ids[2], r.json.result.Beta.id)
+      assert.equal(2, r.json.result_count)
+      r = list("coupa", { { "truto_key_by", "id" }, { "limit", "1" } })
+      assert.same({ ids[1] }, keys_of(r.json.result))
+    end)
+
+    it("filters by name and group_type, sorts by sort_by and leaves out excluded fields", function()
+      make_groups("coupa", { "Zeta" }, { { "group_type", "team" } })
+      make_groups("coupa", { "Alpha" }, { { "group_type", "department" } })
+      make_groups("coupa", { "Mid" }, { { "group_type", "team" } })
+      local r = list("coupa", { { "name", "Alpha" } })
+      assert.equal(1, #r.json.result)
+      assert.equal("department", r.json.result[1].group_type)
+      r = list("coupa", { { "group_type", "team" }, { "sort_by", "name" } })
+      assert.same({ "Mid", "Zeta" }, { r.json.result[1].name, r.json.result[2].name })
+      r = list("coupa", { { "truto_exclude_fields%5B%5D", "description" }, { "truto_ignore_remote_data", "true" } })
+      assert.is_nil(r.json.result[1].description)
+      assert.is_nil(r.json.result[1].remote_data)
+      assert.equal(0, list("coupa", { { "user_id", "u1" } }).json.result_count)
+    end)
+
+    it("refuses parameters outside the description's types", function()
+      assert_envelope(400, list("coupa", { { "limit", "0" } }))
+      assert_envelope(400, list("coupa", { { "limit", "ten" } }))
+      assert_envelope(400, list("coupa", { { "sort_by", "colour" } }))
+      assert_envelope(400, list("coupa", { { "truto_ignore_limit", "yes" } }))
+      assert_envelope(400, send("GET", schema.path))
+    end)
+
+    it("requires organization_id for Asana", function()
+      local r = list("asana")
+      assert_envelope(400, r)
+      assert.same({ missing_required_query_parameters = { "organization_id" } }, r.json.truto_error_insight)
+      assert.equal(200, list("asana", { { "organization_id", "org-1" } }).status)
+    end)
+  end)
+
+  describe("when getting, updating and deleting a group", function()
+    it("answers the kept group, and 404 in Truto's envelope for an unknown id", function()
+      local id = make_groups("coupa", { "Kept" })[1]
+      local r = send("GET", group_path(id), { query = account_query("coupa") })
+      assert.equal(200, r.status)
+      assert.equal("Kept", r.json.name)
+      assert.equal(id, r.json.id)
+      r = send("GET", group_path("nope"), { query = account_query("coupa") })
+      assert.equal(404, r.status)
+      assert.same({ "error", "message", "statusCode" }, keys_of(r.json))
+      assert.equal("Not Found", r.json.error)
+      assert.equal(404, send("GET", group_path(id), { query = account_query("jira") }).status)
+    end)
+
+    it("reads the id as one percent-decoded path segment", function()
+      local r = send("GET", group_path("a%2Fb%20c"), { query = account_query("coupa") })
+      assert.equal(404, r.status)
+      assert.matches("a/b c", r.json.message, 1, true)
+      assert.equal("groups", m:last().operation:match("groups"))
+    end)
+
+    it("updates with PATCH: body fields as for create, remote_data merged, updated_at new", function()
+      local created = post { query = account_query("coupa"), body = { name = "Old", remote_data = { a = 1 } } }.json
+      socket.sleep(0.01)
+      local r = send("PATCH", group_path(created.id), { query = account_query("coupa"),
+        body = { name = "New", remote_data = { b = 2 } } })
+      assert.equal(200, r.status, r.text)
+      assert.equal("New", r.json.name)
+      assert.equal(created.description, r.json.description)
+      assert.equal(created.created_at, r.json.created_at)
+      assert.not_equal(created.updated_at, r.json.updated_at)
+      assert.same({ id = created.id, a = 1, b = 2 }, r.json.remote_data)
+      assert.equal("New", send("GET", group_path(created.id), { query = account_query("coupa") }).json.name)
+      assert_envelope(404, send("PATCH", group_path("nope"), { query = account_query("coupa"), body = { name = "x" } }))
+      assert_envelope(400, send("PATCH", group_path(created.id),
+        { query = account_query("coupa"), body = { name = 1 } }))
+      assert_envelope(400, send("PATCH", group_path(created.id), { query = account_query("coupa"), body = "[]" }))
+    end)
+
+    it("deletes, answering { id }, after which the group is gone", function()
+      local ids = make_groups("coupa", { "a", "b" })
+      local r = send("DELETE", group_path(ids[1]), { query = account_query("coupa") })
+      assert.equal(200, r.status)
+      assert.same({ id = ids[1] }, r.json)
+      assert_envelope(404, send("GET", group_path(ids[1]), { query = account_query("coupa") }))
+      assert_envelope(404, send("DELETE", group_path(ids[1]), { query = account_query("coupa") }))
+      assert.same({ ids[2] }, { list("coupa").json.result[1].id, list("coupa").json.result[2] })
+    end)
+
+    it("requires group_type=team for a BlackLine delete", function()
+      local id = make_groups("blackline", { "Ops" }, { { "group_type", "team" } })[1]
+      local r = send("DELETE", group_path(id), { query = account_query("blackline") })
+      assert_envelope(400, r)
+      assert.same({ missing_required_query_parameters = { "group_type" } }, r.json.truto_error_insight)
+      local function typed(group_type)
+        return { query = account_query("blackline", { { "group_type", group_type } }) }
+      end
+      assert_envelope(400, send("DELETE", group_path(id), typed("group")))
+      assert.equal(200, send("DELETE", group_path(id), typed("team")).status)
+    end)
+
+    it("removes a user with remove-user, answering a wrapped result", function()
+      local id = make_groups("coupa", { "Team" })[1]
+      local path = schema.path .. "/remove-user"
+      local r = send("POST", path, { query = account_query("coupa"), body = { group_id = id, user_id = "u1" } })
+      assert.equal(200, r.status, r.text)
+      assert.same({ result = { group_id = id, user_id = "u1" } }, r.json)
+      r = send("POST", path, { query = account_query("coupa"), body = { group_id = id } })
+      assert_envelope(400, r)
+      assert.same({ missing_required_body_fields = { "user_id" } }, r.json.truto_error_insight)
+      assert_envelope(404, send("POST", path,
+        { query = account_query("coupa"), body = { group_id = "nope", user_id = "u1" } }))
+      assert.equal("user-directory/groups remove_user", m:requests()[2].operation)
+    end)
+
+    it("refuses every write on the sandbox account with 405 and still reads", function()
+      local query = account_query("coupa_sandbox")
+      assert_envelope(405, send("POST", schema.path, { query = query, body = { name = "x" } }))
+      assert_envelope(405, send("PATCH", group_path("1"), { query = query, body = { name = "x" } }))
+      assert_envelope(405, send("DELETE", group_path("1"), { query = query }))
+      assert_envelope(405, send("POST", schema.path .. "/remove-user", { query = query,
+        body = { group_id = "1", user_id = "u" } }))
+      assert_envelope(405, send("POST", "/unified/crm/contacts/merge", { query = query, body = {} }))
+      assert.equal(200, send("GET", schema.path, { query = query }).status)
+      assert_envelope(404, send("GET", group_path("1"), { query = query }))
+    end)
+
+    it("replays a PATCH with the same Idempotency-Key without updating again", function()
+      local id = make_groups("coupa", { "Start" })[1]
+      local key = { ["idempotency-key"] = "patch-1" }
+      local function rename(name)
+        return send("PATCH", group_path(id), { query = account_query("coupa"), body = { name = name }, headers = key })
+      end
+      local first, again = rename("One"), rename("Two")
+      assert.equal(200, again.status)
+      assert.equal(first.text, again.text)
+      assert.equal("true", again.headers["idempotent-replayed"])
+      assert.is_true(m:last().replayed)
+      assert.equal("One", send("GET", group_path(id), { query = account_query("coupa") }).json.name)
+      local other = send("PATCH", group_path(id), { query = account_query("coupa"), body = { name = "Three" },
+        headers = { ["idempotency-key"] = "patch-2" } })
+      assert.equal("Three", other.json.name)
+    end)
+
+    it("keys replays by account and path as well as the key", function()
+      local key = { ["idempotency-key"] = "shared" }
+      local a = post { query = account_query("coupa"), body = { name = "A" }, headers = key }
+      local b = post { query = account_query("files.com"), body = { name = "B" }, headers = key }
+      assert.not_equal(a.json.id, b.json.id)
+      local u = send("PATCH", group_path(a.json.id),
+        { query = account_query("coupa"), body = { name = "A2" }, headers = key })
+      assert.equal("A2", u.json.name)
+      assert.is_nil(u.headers["idempotent-replayed"])
+      assert.equal(2, m:stats().created)
+    end)
+
+    it("records a GET and a DELETE with no body, their raw and decoded query", function()
+      local raw_query = "integrated_account_id=" .. m.accounts.coupa .. "&limit=2&remote_query%5Ba%5D=b"
+      send("GET", schema.path, { query = raw_query })
+      send("DELETE", group_path("x"), { query = account_query("coupa") })
+      local records = m:requests()
+      assert.equal("GET", records[1].method)
+      assert.equal("", records[1].body)
+      assert.is_nil(records[1].headers["content-type"])
+      assert.equal(raw_query, records[1].query)
+      assert.same({ integrated_account_id = m.accounts.coupa, limit = "2", remote_query = { a = "b" } },
+        records[1].params)
+      assert.equal("user-directory/groups list", records[1].operation)
+      assert.equal("DELETE", records[2].method)
+      assert.equal("", records[2].body)
+      assert.equal(404, records[2].status)
+      assert.is_number(records[2].at)
+    end)
+  end)
+
+  describe("on a unified resource it does not describe", function()
+    local base = "/unified/crm/contacts"
+
+    it("creates, lists, gets, updates and deletes objects as sent", function()
+      local query = account_query("coupa")
+      local created = send("POST", base, { query = query, body = { first_name = "Ada", tags = { "x" } } })
+      assert.equal(201, created.status, created.text)
+      local id = created.json.id
+      assert.is_string(id)
+      assert.equal("Ada", created.json.first_name)
+      assert.equal(1, send("GET", base, { query = query }).json.result_count)
+      assert.equal("Ada", send("GET", base .. "/" .. id, { query = query }).json.first_name)
+      local updated = send("PATCH", base .. "/" .. id, { query = query, body = { first_name = "Grace" } })
+      assert.equal("Grace", updated.json.first_name)
+      assert.same({ "x" }, updated.json.tags)
+      assert.same({ id = id }, send("DELETE", base .. "/" .. id, { query = query }).json)
+      assert_envelope(404, send("GET", base .. "/" .. id, { query = query }))
+      assert.equal(0, list("coupa").json.result_count) -- groups are another resource
+      assert.equal("crm/contacts create", m:requests()[1].operation)
+    end)
+
+    it("answers a custom method with the body wrapped in result", function()
+      local r = send("POST", base .. "/merge", { query = account_query("coupa"), body = { a = 1, b = { "c" } } })
+      assert.equal(200, r.status, r.text)
+      assert.same({ result = { a = 1, b = { "c" } } }, r.json)
+      assert.equal("crm/contacts merge", m:last().operation)
+    end)
+
+    it("passes undescribed query parameters and still checks the common ones", function()
+      local query = account_query("coupa", { { "anything", "goes" } })
+      assert.equal(200, send("GET", base, { query = query }).status)
+      local bad_format = account_query("coupa", { { "truto_response_format", "xml" } })
+      assert_envelope(400, send("GET", base, { query = bad_format }))
+      assert_envelope(400, send("GET", base))
+      assert_envelope(400, send("POST", base, { query = account_query("coupa"), body = "[1]" }))
+      assert_envelope(405, send("PUT", base, { query = account_query("coupa"), body = {} }))
+    end)
+
+    it("pages like groups do", function()
+      for i = 1, 5 do
+        send("POST", "/unified/user-directory/users", { query = account_query("jira"), body = { n = i } })
+      end
+      local r = send("GET", "/unified/user-directory/users", { query = account_query("jira", { { "limit", "2" } }) })
+      assert.equal(2, r.json.result_count)
+      local n, cursor = 2, r.json.next_cursor
+      while cursor ~= cjson.null do
+        r = send("GET", "/unified/user-directory/users",
+          { query = account_query("jira", { { "limit", "2" }, { "next_cursor", cursor } }) })
+        n, cursor = n + r.json.result_count, r.json.next_cursor
+      end
+      assert.equal(5, n)
+    end)
+  end)
+
+  describe("with rate limits", function()
+    it("refuses over the per-account limit with Truto's 429, Retry-After and ratelimit-* headers", function()
+      assert.same({ latency = 0, limits = "account=3/5" }, m:configure { limits = "3/5" })
+      for i = 1, 3 do
+        local r = list("coupa")
+        assert.equal(200, r.status)
+        assert.equal("3;w=5", r.headers["ratelimit-limit"])
+        assert.equal(tostring(3 - i), r.headers["ratelimit-remaining"])
+        assert.matches("^%d+$", r.headers["ratelimit-reset"])
+      end
+      local r = list("coupa")
+      assert_envelope(429, r)
+      assert.equal("Too Many Requests", r.json.error)
+      assert.equal("account", r.json.truto_error_insight.rate_limit_error.scope)
+      assert.is_true(tonumber(r.headers["retry-after"]) >= 1 and tonumber(r.headers["retry-after"]) <= 5)
+      assert.equal("0", r.headers["ratelimit-remaining"])
+      assert.equal(429, m:last().status)
+      assert.equal(200, list("jira").status) -- another account has its own budget
+    end)
+
+    it("refuses over the per-token limit across accounts, counting each token alone", function()
+      m:configure { limits = "token=2/5" }
+      assert.equal(200, list("coupa").status)
+      assert.equal(200, list("jira").status)
+      local r = list("files.com")
+      assert.equal(429, r.status)
+      assert.equal("token", r.json.truto_error_insight.rate_limit_error.scope)
+      assert.equal(401, send("GET", schema.path, { query = account_query("coupa"), token = "other" }).status)
+    end)
+
+    it("refuses nothing that would have been refused alone and counts no refused request", function()
+      m:configure { limits = "account=2/5,token=3/5" }
+      assert.equal(200, list("coupa").status)
+      assert.equal(200, list("coupa").status)
+      assert.equal(429, list("coupa").status)
+      local r = list("jira")
+      assert.equal(200, r.status)
+      assert.equal("0", r.headers["ratelimit-remaining"]) -- the token's third
+      assert.equal(429, list("jira").status)
+    end)
+
+    it("lets requests through again once the window is over", function()
+      m:configure { limits = "2/0.5" }
+      assert.equal(200, list("coupa").status)
+      assert.equal(200, list("coupa").status)
+      assert.equal(429, list("coupa").status)
+      socket.sleep(0.6)
+      assert.equal(200, list("coupa").status)
+    end)
+
+    it("goes back to counting headers only on reset or with limits = false", function()
+      m:configure { limits = "1/10" }
+      list("coupa")
+      assert.equal(429, list("coupa").status)
+      m:reset()
+      assert.same({ latency = 0, limits = "off" }, m:configure {})
+      assert.equal("110;w=10", list("coupa").headers["ratelimit-limit"])
+      m:configure { limits = "1/10" }
+      list("coupa")
+      m:configure { limits = false }
+      assert.equal(200, list("coupa").status)
+    end)
+
+    it("refuses a malformed configuration", function()
+      assert.has_error(function() m:configure { limits = "fast" } end)
+      assert.has_error(function() m:configure { latency = -1 } end)
+      assert.has_error(function() m:configure { limits = "account=1/1,account=2/1" } end)
+    end)
+  end)
+
+  describe("with a latency", function()
+    it("waits that long before every answer, scripted ones included, until reset", function()
+      m:configure { latency = 0.3 }
+      local started = socket.gettime()
+      assert.equal(200, list("coupa").status)
+      assert.is_true(socket.gettime() - started >= 0.28)
+      m:script { { status = 500 } }
+      started = socket.gettime()
+      assert.equal(500, list("coupa").status)
+      assert.is_true(socket.gettime() - started >= 0.28)
+      started = socket.gettime()
+      m:stats()
+      assert.is_true(socket.gettime() - started < 0.28, "control calls have no latency")
+      m:reset()
+      assert.equal(0, m:configure {}.latency)
+    end)
+  end)
 end)
 
 describe("the mock's helper", function()
@@ -543,6 +992,37 @@ describe("the mock's helper", function()
       io.open("/proc/" .. pid .. "/cmdline"):read("*a"):match("nginx"))
     assert.is_nil(io.open(m.dir .. "/nginx.conf"))
     m:stop()
+  end)
+
+  it("starts with mock/run's --latency and --limits, which a reset restores", function()
+    local m = mock.start { latency = 0.05, limits = "account=2/10" }
+    finally(function() m:stop() end)
+    assert.same({ latency = 0.05, limits = "account=2/10" }, m:configure {})
+    m:configure { latency = 0, limits = false }
+    m:reset()
+    assert.same({ latency = 0.05, limits = "account=2/10" }, m:configure {})
+    local function list()
+      local _, status = http.request {
+        url = m.url .. schema.path .. "?integrated_account_id=" .. m.accounts.coupa,
+        headers = { authorization = "Bearer " .. m.token },
+        sink = ltn12.sink.null(),
+      }
+      return status
+    end
+    assert.same({ 200, 200, 429 }, { list(), list(), list() })
+  end)
+
+  it("documents its options in mock/run --help and refuses malformed ones", function()
+    local sh = require "spec.support.sh"
+    local ok, help = sh.run("mock/run --help")
+    assert.is_true(ok)
+    assert.matches("--latency SECONDS", help, 1, true)
+    assert.matches("--limits LIMITS", help, 1, true)
+    assert.matches("50/1,500/1", help, 1, true)
+    local started, refused = sh.run("mock/run --limits 50/x start")
+    assert.is_false(started)
+    assert.matches("REQUESTS/SECONDS", refused, 1, true)
+    assert.is_false((sh.run("mock/run --latency soon start")))
   end)
 
   it("runs instances side by side on different ports", function()

@@ -3,9 +3,12 @@
 --
 --   local mock = require "spec.support.mock"
 --   local m = mock.start { token = "t" }     -- token optional (mock-token)
+--   mock.start { latency = 0.08, limits = "50/1,500/1" } -- as mock/run's flags
 --   m.url, m.token, m.dir, m.accounts.coupa   -- accounts: name -> id (mock/accounts.lua)
 --   m:script { { status = 429, headers = { ["Retry-After"] = "2" } } }
---   m:requests(), m:last(), m:stats(), m:reset()
+--   m:configure { latency = 0.08, limits = "50/1,500/1" }  -- at run time;
+--                                             -- limits = false turns them off
+--   m:requests(), m:last(), m:stats(), m:reset()  -- reset: latency and limits too
 --   m:deliver { url = ..., secret = ..., event = {...} }  -- a signed webhook (mock/deliver.lua)
 --   m:stop()                                  -- in teardown; safe to call twice
 --
@@ -88,7 +91,8 @@ function Mock:last()
   return records[#records]
 end
 
--- Forgets records, scripted steps, idempotent replays and counters.
+-- Forgets records, scripted steps, idempotent replays, kept objects and
+-- counters, and puts latency and limits back to what the mock started with.
 function Mock:reset()
   self:control("POST", "/__mock/reset")
 end
@@ -99,7 +103,21 @@ function Mock:script(steps)
   return self:control("POST", "/__mock/script", body).queued
 end
 
--- { created = groups really created, requests = API requests recorded }.
+-- Sets the latency (seconds before every API answer) and/or the rate
+-- limits (mock/run's --limits form, e.g. "50/1,500/1"; false for none).
+-- Returns the configuration now in force: { latency, limits }.
+function Mock:configure(config)
+  local body = {}
+  if config.latency ~= nil then
+    body[#body + 1] = '"latency":' .. cjson.encode(config.latency)
+  end
+  if config.limits ~= nil then
+    body[#body + 1] = '"limits":' .. cjson.encode(config.limits)
+  end
+  return self:control("POST", "/__mock/config", "{" .. table.concat(body, ",") .. "}")
+end
+
+-- { created = objects really created, requests = API requests recorded }.
 function Mock:stats()
   return self:control("GET", "/__mock/stats")
 end
@@ -127,7 +145,8 @@ Mock.__gc = Mock.stop
 Mock.__close = Mock.stop
 
 -- Starts a mock. opts: token (default "mock-token"), dir (an instance dir
--- to use and keep; default a new temp dir removed by stop).
+-- to use and keep; default a new temp dir removed by stop), latency and
+-- limits (mock/run's --latency and --limits, kept across m:reset()).
 function mock.start(opts)
   opts = opts or {}
   local root = repo_root()
@@ -137,6 +156,8 @@ function mock.start(opts)
   end
   local token = opts.token or "mock-token"
   local command = "MOCK_TOKEN=" .. shell_quote(token) .. " " .. shell_quote(root .. "/mock/run")
+    .. (opts.latency and " --latency " .. shell_quote(tostring(opts.latency)) or "")
+    .. (opts.limits and " --limits " .. shell_quote(opts.limits) or "")
     .. " start" .. (opts.dir and " " .. shell_quote(opts.dir) or "") .. " 2>&1"
   local pipe = assert(io.popen(command))
   local output = pipe:read("*a")
