@@ -21,6 +21,7 @@
 #include "compat.h"
 #include "http_parse.h"
 #include "request.h"
+#include "signals.h"
 #include "transport_curl.h"
 
 /* core.now() -> seconds on a monotonic clock (for elapsed and deadlines) */
@@ -205,6 +206,7 @@ int luaopen_truto_core(lua_State *L) {
   transport_multi_open(L);
   http_parse_open(L);
   luaL_newlib(L, plain);
+  signals_open(L);            /* core.signals */
 
   /* the array marker's metatable, shared by truto.array and the encoders */
   lua_newtable(L);

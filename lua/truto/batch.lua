@@ -25,7 +25,7 @@ local M = {}
 local now, uuid4 = core.now, core.uuid4
 local endpoint = client_mod.endpoint
 
-local BATCH_OPTIONS = { concurrency = true, on_result = true, on_progress = true }
+local BATCH_OPTIONS = { concurrency = true, on_result = true, on_progress = true, should_stop = true }
 local ITEM_KEYS = { body = true, query = true, idempotency_key = true }
 
 local function bad(field, detail) return nil, errors.invalid(field, detail) end
@@ -46,7 +46,7 @@ local function split_options(c, options)
   if type(n) ~= "number" or n ~= n or n % 1 ~= 0 or n < 1 then
     return bad("concurrency", "must be a positive whole number (got " .. tostring(n) .. ")")
   end
-  for _, f in ipairs{ "on_result", "on_progress" } do
+  for _, f in ipairs{ "on_result", "on_progress", "should_stop" } do
     if batch[f] ~= nil and type(batch[f]) ~= "function" then
       return bad(f, "must be a function (got " .. type(batch[f]) .. ")")
     end
@@ -102,6 +102,14 @@ local function prepare(c, i, item, query, o)
   }
 end
 
+-- The result of an item the batch was told to stop (should_stop): never
+-- started (sent = false), or abandoned in flight or between attempts
+-- (sent = whether a request may have reached the server).
+local function cancelled(sent)
+  return errors.new("cancelled", sent and "stopped while in flight: the request may have been sent"
+    or "not sent: the batch was stopped first", { sent = sent and true or false, retryable = false })
+end
+
 -- The curl path: one multi handle, Lua deciding. Items are prepared only
 -- when a slot is free for them (next_job), so building overlaps the
 -- network and a finished item's request is garbage at once.
@@ -147,6 +155,8 @@ local function run_multi(c, next_job, o, batch, finish)
       sent = r[5]
     end
     err.attempts = job.attempts
+    job.sent = job.sent or sent
+    err.sent = job.sent
     err.retryable = retry.may_retry(err, sent, job.key ~= false)
     local left = o.deadline and (job.started + o.deadline - clock()) or nil
     local wait = retry.plan(err, sent, job.key ~= false, o, job.attempts, left)
@@ -160,7 +170,27 @@ local function run_multi(c, next_job, o, batch, finish)
     waiting[#waiting + 1] = job
   end
 
+  local stopping = false
   while fresh or #retries > 0 or #waiting > 0 or inflight > 0 do
+    if batch.should_stop then
+      local verdict = batch.should_stop() or (stopping and "stop")
+      if verdict then
+        -- start nothing more: what waits for a retry is settled as cancelled
+        stopping = true
+        if fresh then finish(fresh.index, nil, nil, cancelled(false)) end
+        fresh = next_job(true)
+        for _, job in ipairs(retries) do waiting[#waiting + 1] = job end
+        for _, job in ipairs(waiting) do finish(job.index, nil, nil, cancelled(job.sent)) end
+        retries, waiting = {}, {}
+      end
+      if verdict == "abandon" and inflight > 0 then
+        -- stop waiting: every transfer still running is dropped with its handle
+        c.transport.multi_handle:close()
+        c.transport.multi_handle = nil
+        for index in pairs(by_index) do finish(index, nil, nil, cancelled(true)) end
+        by_index, inflight = {}, 0
+      end
+    end
     local t = clock()
     -- jobs whose wait is over go before any fresh item
     if #waiting > 0 then
@@ -186,6 +216,8 @@ local function run_multi(c, next_job, o, batch, finish)
     end
     if inflight > 0 then
       local wait = due and math.max(0, math.min(1, due - t)) or 1
+      -- a stop is asked for between transfers: look again soon
+      if batch.should_stop then wait = math.min(wait, 0.1) end
       local done = multi:perform(wait)
       for k = 1, #done do settle(done[k]) end
     elseif due then
@@ -207,7 +239,7 @@ local function run_each(c, next_job, items, query, options, batch, finish)
   for k, v in pairs(options or {}) do if not BATCH_OPTIONS[k] then call[k] = v end end
   local function worker()
     while true do
-      local job = next_job()
+      local job = next_job(batch.should_stop and batch.should_stop() and true)
       if not job then return end
       local item = items[job.index]
       local body, own = item, nil
@@ -254,7 +286,12 @@ function M.create_many(c, items, query, options)
   -- items are prepared one at a time, as they are about to start;
   -- an invalid one gets its result at once and the next is taken
   local next_item = 1
-  local function next_job()
+  local function next_job(stop)
+    if stop then
+      -- told to stop: every item not started yet is cancelled, unsent
+      for i = next_item, total do finish(i, nil, nil, cancelled(false)) end
+      next_item = total + 1
+    end
     while next_item <= total do
       local i = next_item
       next_item = i + 1

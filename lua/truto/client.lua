@@ -377,7 +377,7 @@ function Client:create_group(body, query, options)
   }
   local started = now()
   local deadline_at = o.deadline and started + o.deadline
-  local attempt = 0
+  local attempt, ever_sent = 0, false
   while true do
     attempt = attempt + 1
     local limits = attempt_limits(o, deadline_at and deadline_at - now())
@@ -398,6 +398,8 @@ function Client:create_group(body, query, options)
       err = M.transport_error(self, rheaders, rbody, which, o, limits)
     end
     err.attempts = attempt
+    ever_sent = ever_sent or sent or false -- any attempt may have reached Truto
+    err.sent = ever_sent
     err.retryable = retry.may_retry(err, sent, keyed) and not sank
     local wait, stop
     if err.retryable then
@@ -406,7 +408,7 @@ function Client:create_group(body, query, options)
     if not wait then
       if stop == "deadline" and not (err.kind == "timeout" and err.timeout == "deadline") then
         err = deadline_error(o, attempt, err)
-        err.attempts, err.retryable = attempt, false
+        err.attempts, err.retryable, err.sent = attempt, false, ever_sent
       end
       return nil, errors.redact(err, token)
     end

@@ -2,7 +2,7 @@
 --
 -- An error is a plain table with a stable `kind` and a `message`, plus the
 -- fields that apply (status, body, field, retryable, retry_after, attempts,
--- remote, insight, timeout, cause). tostring(err) is one readable line.
+-- remote, insight, timeout, cause, sent). tostring(err) is one readable line.
 -- Must never let the client's token into any field: `redact` scrubs every
 -- string an error carries, including an error body the server echoed.
 
@@ -11,6 +11,7 @@ local M = {}
 M.KINDS = {
   invalid_argument = true, http = true, rate_limited = true, timeout = true,
   connect = true, tls = true, network = true, decode = true, too_large = true,
+  cancelled = true, -- create_many told to stop (should_stop); `sent` says whether it may have been sent
 }
 
 local Error = {}
