@@ -517,7 +517,7 @@ describe("the truto-groups command", function()
         r = run({ "import", "g.csv", "--account", ACCOUNT, "--results", "r.jsonl", "--resume" })
         assert.equal(2, r.code)
         assert.matches("does not match the run recorded in r.jsonl", r.err)
-        assert.matches("row 1 %(line 2%): its request differs from the one recorded", r.err)
+        assert.matches("row 1 %(line 2%): its request differs from the one recorded as created", r.err)
         assert.matches("%-%-resume%-changed=new", r.err)
         assert.equal(0, m:stats().requests)
         assert.equal(before, read_file(tmp .. "/r.jsonl"))
@@ -534,6 +534,37 @@ describe("the truto-groups command", function()
         r = run({ "import", "g.csv", "--account", ACCOUNT, "--results", "r.jsonl", "--resume" })
         assert.equal(0, r.code)
         assert.matches("4 rows: 4 created %(4 by an earlier run%)", r.err)
+        assert.equal(0, m:stats().requests)
+      end)
+
+    it("on --resume sends a row fixed since it failed, saying so, but refuses one moved onto a failed row's place",
+      function()
+        write_file(tmp .. "/bl.csv", "name,group_type\nTeam A,team\nTeam B,\n")
+        local r = run({ "import", "bl.csv", "--account", m.accounts.blackline, "--results", "r.jsonl",
+          "--concurrency", "1" })
+        assert.equal(1, r.code)
+        local first = by_row(decode_lines(read_file(tmp .. "/r.jsonl")))
+        assert.equal("failed", first[2].result)
+        m:reset()
+        -- the fix: Team B gets its group_type
+        write_file(tmp .. "/bl.csv", "name,group_type\nTeam A,team\nTeam B,team\n")
+        r = run({ "import", "bl.csv", "--account", m.accounts.blackline, "--results", "r.jsonl", "--resume" })
+        assert.equal(0, r.code)
+        assert.matches("row 2 %(line 3%): changed since it was last tried %(failed%): sent as a new row", r.err)
+        assert.equal(1, m:stats().requests)
+        assert.equal('{"name":"Team B"}', m:last().body)
+        assert.are_not.equal(first[2].idempotency_key, m:last().idempotency_key)
+
+        -- a created row moved onto the place of a failed one is refused
+        write_file(tmp .. "/g.csv", "name,group_type\nX,department\nY,team\n")
+        r = run({ "import", "g.csv", "--account", m.accounts.blackline, "--results", "s.jsonl",
+          "--concurrency", "1" })
+        assert.equal(1, r.code) -- X is refused by BlackLine, Y is created
+        m:reset()
+        write_file(tmp .. "/g.csv", "name,group_type\nY,team\n")
+        r = run({ "import", "g.csv", "--account", m.accounts.blackline, "--results", "s.jsonl", "--resume" })
+        assert.equal(2, r.code)
+        assert.matches("row 1 %(line 2%): its request differs from the one recorded as failed", r.err)
         assert.equal(0, m:stats().requests)
       end)
 
