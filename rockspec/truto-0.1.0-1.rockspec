@@ -30,6 +30,7 @@ build = {
         "csrc/headers.c",
         "csrc/http_parse.c",
         "csrc/request.c",
+        "csrc/signals.c",
         "csrc/strbuf.c",
         "csrc/transfer.c",
         "csrc/transport_curl.c",
