@@ -182,6 +182,19 @@ describe("create_many's should_stop hook", function()
     assert.equal(2, m:stats().requests)
   end)
 
+  it("stops within a moment during a long Retry-After pause, cancelling the item that waits", function()
+    m:script{ { status = 429, headers = { ["Retry-After"] = "20" } } }
+    local started = core.now()
+    local results = client.groups.create_many(names(1), nil, {
+      should_stop = function() return core.now() - started > 0.5 and "stop" or nil end,
+    })
+    assert.is_true(core.now() - started < 8)
+    assert.equal("cancelled", results[1].err.kind)
+    -- its first attempt was answered: it reached the server
+    assert.is_true(results[1].err.sent)
+    assert.equal(1, m:stats().requests)
+  end)
+
   it("hears a signal while a transfer blocks, and stops within a moment", function()
     m:script{ { delay = 30 } }
     core.signals.watch{ "TERM" }

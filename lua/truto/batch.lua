@@ -222,6 +222,7 @@ local function run_multi(c, next_job, o, batch, finish)
       for k = 1, #done do settle(done[k]) end
     elseif due then
       local w = due - t
+      if batch.should_stop then w = math.min(w, 0.1) end -- look again soon
       if w > 0 then
         local before = now()
         c.sleep(w)
@@ -306,7 +307,7 @@ function M.create_many(c, items, query, options)
     local ok, failure = pcall(run_multi, c, next_job, o, batch, finish)
     if not ok then
       -- a callback raised: stop every transfer, then let the error through
-      c.transport.multi_handle:close()
+      if c.transport.multi_handle then c.transport.multi_handle:close() end
       c.transport.multi_handle = nil
       error(failure, 0)
     end
