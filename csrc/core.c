@@ -22,6 +22,7 @@
 #include "hmac.h"
 #include "http_parse.h"
 #include "operation.h"
+#include "signals.h"
 #include "transport_curl.h"
 
 /* core.now() -> seconds on a monotonic clock (for elapsed and deadlines) */
@@ -206,6 +207,7 @@ int luaopen_truto_core(lua_State *L) {
   http_parse_open(L);
   luaL_newlib(L, plain);
   hmac_open(L);              /* core.hmac_sha256, core.hmac_sha256_verify */
+  signals_open(L);            /* core.signals */
 
   /* the array marker's metatable, shared by truto.array and the encoders */
   lua_newtable(L);

@@ -1,9 +1,10 @@
 -- Specs of bin/truto-groups, the command-line tool: the real command run as
 -- a subprocess (lua5.4, this tree's modules via LUA_PATH/LUA_CPATH) against
 -- the real mock, asserting what the mock received, what the command printed
--- and wrote, and its exit code. Interrupted runs are driven with real
--- SIGINTs sent to the command's process group, as a terminal's Ctrl-C is,
--- while the mock holds a request in flight (a scripted `delay`).
+-- and wrote, and its exit code. Stopped runs are driven with real signals
+-- (SIGTERM, SIGINT, SIGHUP, SIGKILL) sent to the command's pid, and SIGINT
+-- to its process group as a terminal's Ctrl-C is, while the mock holds
+-- requests in flight (a scripted `delay`).
 -- This file runs under any Lua busted runs on; the command is always lua5.4.
 local mock = require "spec.support.mock"
 local cjson = require "cjson"
@@ -40,12 +41,6 @@ local function command_cpath()
   end
   return table.concat(parts, ";")
 end
-
--- Makes the command's lua5.4 see no truto.client.create_many, so the
--- sequential fallback runs (in the command and in its worker process).
-local SEQUENTIAL_INIT = "local c = require 'truto.client'; local new = c.new; "
-  .. "c.new = function(...) local cl, e = new(...); if cl then cl.groups.create_many = nil end; "
-  .. "return cl, e end"
 
 local function wait_for(what, check, seconds)
   local deadline = socket.gettime() + (seconds or 30)
@@ -140,21 +135,6 @@ describe("the truto-groups command", function()
     }
   end
 
-  -- Starts the command in its own process group, the way a shell runs a
-  -- foreground job, and returns that group's id. Its exit code lands in
-  -- tmp/rc; the group's first process ignores SIGINT only so it can write it.
-  local function start(argv, opts)
-    os.remove(tmp .. "/rc")
-    os.remove(tmp .. "/pid")
-    local script = "trap '' INT; echo $$ > pid; " .. command_line(argv, opts)
-      .. " </dev/null >out 2>err; echo $? > rc"
-    os.execute("cd " .. shell_quote(tmp) .. " && setsid sh -c " .. shell_quote(script) .. " >/dev/null 2>&1 &")
-    return wait_for("the command to start", function()
-      local pid = read_file(tmp .. "/pid")
-      return pid and pid:match("%d+")
-    end)
-  end
-
   local function finished()
     return wait_for("the command to exit", function()
       local rc = read_file(tmp .. "/rc")
@@ -162,10 +142,6 @@ describe("the truto-groups command", function()
         code = tonumber(rc), out = read_file(tmp .. "/out") or "", err = read_file(tmp .. "/err") or "",
       }
     end, 60)
-  end
-
-  local function ctrl_c(group)
-    assert(os.execute("/bin/kill -s INT -- -" .. group) ~= false)
   end
 
   local function created_records()
@@ -260,6 +236,10 @@ describe("the truto-groups command", function()
         { { "import", "--account", A }, "needs exactly one FILE" },
         { { "import", "a.csv", "--account", A, "--resume" }, "%-%-resume needs %-%-results" },
         { { "import", "a.csv", "--account", A, "--concurrency", "0" }, "%-%-concurrency must be" },
+        { { "import", "a.csv", "--account", A, "--grace", "-1" }, "%-%-grace must be" },
+        { { "import", "a.csv", "--account", A, "--results", "r", "--resume", "--resume-changed", "x" },
+          "%-%-resume%-changed must be refuse or new" },
+        { { "import", "a.csv", "--account", A, "--resume-changed", "new" }, "goes with %-%-resume" },
         { { "import", "missing.csv", "--account", A }, "cannot read missing.csv" },
       }
       for _, case in ipairs(cases) do
@@ -290,6 +270,7 @@ describe("the truto-groups command", function()
       r = run({ "import", "--help" })
       assert.equal(0, r.code)
       for _, flag in ipairs({ "--account", "--concurrency", "--results", "--resume", "--dry-run",
+        "--resume-changed", "--grace",
         "--integration", "--base-url", "--help" }) do
         assert.truthy(r.out:find(flag, 1, true), flag)
       end
@@ -520,6 +501,129 @@ describe("the truto-groups command", function()
         assert.equal(2, m:stats().created)
       end)
 
+    it("refuses a --resume after a row was inserted at the top, sending nothing, and --resume-changed=new "
+      .. "sends only the new row", function()
+        write_file(tmp .. "/g.csv", "name\nA\nB\nC\n")
+        local r = run({ "import", "g.csv", "--account", ACCOUNT, "--results", "r.jsonl" })
+        assert.equal(0, r.code)
+        assert.equal(3, m:stats().created)
+        for _, line in ipairs(decode_lines(read_file(tmp .. "/r.jsonl"))) do
+          assert.is_string(line.fingerprint)
+          assert.equal(ACCOUNT, line.account)
+        end
+        m:reset()
+        write_file(tmp .. "/g.csv", "name\nNew\nA\nB\nC\n")
+        local before = read_file(tmp .. "/r.jsonl")
+        r = run({ "import", "g.csv", "--account", ACCOUNT, "--results", "r.jsonl", "--resume" })
+        assert.equal(2, r.code)
+        assert.matches("does not match the run recorded in r.jsonl", r.err)
+        assert.matches("row 1 %(line 2%): its request differs from the one recorded as created", r.err)
+        assert.matches("%-%-resume%-changed=new", r.err)
+        assert.equal(0, m:stats().requests)
+        assert.equal(before, read_file(tmp .. "/r.jsonl"))
+
+        r = run({ "import", "g.csv", "--account", ACCOUNT, "--results", "r.jsonl", "--resume",
+          "--resume-changed=new" })
+        assert.equal(0, r.code)
+        assert.matches("4 rows: 4 created %(3 by an earlier run%)", r.err)
+        assert.equal(1, m:stats().requests)
+        assert.equal('{"name":"New"}', m:last().body)
+        assert.equal(1, m:stats().created)
+        -- the record now names every row by its new number: a plain resume agrees
+        m:reset()
+        r = run({ "import", "g.csv", "--account", ACCOUNT, "--results", "r.jsonl", "--resume" })
+        assert.equal(0, r.code)
+        assert.matches("4 rows: 4 created %(4 by an earlier run%)", r.err)
+        assert.equal(0, m:stats().requests)
+      end)
+
+    it("on --resume sends a row fixed since it failed, saying so, but refuses one moved onto a failed row's place",
+      function()
+        write_file(tmp .. "/bl.csv", "name,group_type\nTeam A,team\nTeam B,\n")
+        local r = run({ "import", "bl.csv", "--account", m.accounts.blackline, "--results", "r.jsonl",
+          "--concurrency", "1" })
+        assert.equal(1, r.code)
+        local first = by_row(decode_lines(read_file(tmp .. "/r.jsonl")))
+        assert.equal("failed", first[2].result)
+        m:reset()
+        -- the fix: Team B gets its group_type
+        write_file(tmp .. "/bl.csv", "name,group_type\nTeam A,team\nTeam B,team\n")
+        r = run({ "import", "bl.csv", "--account", m.accounts.blackline, "--results", "r.jsonl", "--resume" })
+        assert.equal(0, r.code)
+        assert.matches("row 2 %(line 3%): changed since it was last tried %(failed%): sent as a new row", r.err)
+        assert.equal(1, m:stats().requests)
+        assert.equal('{"name":"Team B"}', m:last().body)
+        assert.are_not.equal(first[2].idempotency_key, m:last().idempotency_key)
+
+        -- a created row moved onto the place of a failed one is refused
+        write_file(tmp .. "/g.csv", "name,group_type\nX,department\nY,team\n")
+        r = run({ "import", "g.csv", "--account", m.accounts.blackline, "--results", "s.jsonl",
+          "--concurrency", "1" })
+        assert.equal(1, r.code) -- X is refused by BlackLine, Y is created
+        m:reset()
+        write_file(tmp .. "/g.csv", "name,group_type\nY,team\n")
+        r = run({ "import", "g.csv", "--account", m.accounts.blackline, "--results", "s.jsonl", "--resume" })
+        assert.equal(2, r.code)
+        assert.matches("row 1 %(line 2%): its request differs from the one recorded as failed", r.err)
+        assert.equal(0, m:stats().requests)
+      end)
+
+    it("refuses a --resume under a different --account, naming both, and sends nothing", function()
+      write_file(tmp .. "/g.csv", "name\nA\nB\n")
+      m:script({ {}, { status = 400 } })
+      local r = run({ "import", "g.csv", "--account", ACCOUNT, "--results", "r.jsonl", "--concurrency", "1" })
+      assert.equal(1, r.code)
+      m:reset()
+      r = run({ "import", "g.csv", "--account", m.accounts.jira, "--results", "r.jsonl", "--resume" })
+      assert.equal(2, r.code)
+      assert.truthy(r.err:find("row 1 (line 2): recorded for --account " .. ACCOUNT .. ", not "
+        .. m.accounts.jira, 1, true), r.err)
+      assert.truthy(r.err:find("row 2 (line 3): recorded for --account", 1, true), r.err)
+      assert.equal(0, m:stats().requests)
+      -- under the flag, every row is new to that account
+      r = run({ "import", "g.csv", "--account", m.accounts.jira, "--results", "r.jsonl", "--resume",
+        "--resume-changed", "new" })
+      assert.equal(0, r.code)
+      assert.equal(2, m:stats().created)
+      for _, rec in ipairs(m:requests()) do
+        assert.equal("integrated_account_id=" .. m.accounts.jira, rec.query)
+      end
+    end)
+
+    it("skips rows whose cells are all empty (a spreadsheet's trailing ,,) and says so", function()
+      write_file(tmp .. "/g.csv", "name,description,group_type\nA,,team\n,,\nB,b,\n,,\n,,\n")
+      local r = run({ "import", "g.csv", "--account", ACCOUNT, "--results", "r.jsonl" })
+      assert.equal(0, r.code)
+      assert.matches("2 rows: 2 created; 3 rows with every cell empty skipped %(lines 3, 5, 6%)", r.err)
+      assert.equal(2, m:stats().requests)
+      assert.equal(2, m:stats().created)
+      for _, rec in ipairs(m:requests()) do assert.is_string(cjson.decode(rec.body).name) end
+      local rows = by_row(decode_lines(read_file(tmp .. "/r.jsonl")))
+      assert.equal("created", rows[1].result)
+      assert.equal("created", rows[3].result)
+      assert.is_nil(rows[2])
+      r = run({ "import", "g.csv", "--account", ACCOUNT, "--dry-run" })
+      assert.equal(0, r.code)
+      assert.matches("3 empty rows skipped", r.err)
+    end)
+
+    it("records a connect_timeout (nothing was sent) as failed, not unknown", function()
+      -- a listener that accepts TCP and never answers the TLS handshake
+      local silent = assert(socket.bind("127.0.0.1", 0))
+      local _, port = silent:getsockname()
+      write_file(tmp .. "/g.csv", "name\nA\n")
+      local init = "local t = require 'truto'; local new = t.new; t.new = function(c) "
+        .. "c.connect_timeout, c.max_retries = 0.3, 0; return new(c) end"
+      local r = run({ "import", "g.csv", "--account", ACCOUNT, "--results", "r.jsonl",
+        "--base-url", "https://127.0.0.1:" .. port }, { env = { LUA_INIT = init } })
+      silent:close()
+      assert.equal(1, r.code)
+      local line = decode_lines(read_file(tmp .. "/r.jsonl"))[1]
+      assert.equal("timeout", line.kind)
+      assert.matches("connect_timeout", line.message)
+      assert.equal("failed", line.result)
+    end)
+
     it("draws a progress bar on stderr only when it is a terminal", function()
       write_file(tmp .. "/g.csv", "name\nA\nB\n")
       local r = run({ "import", "g.csv", "--account", ACCOUNT, "--results", "plain.jsonl" })
@@ -535,158 +639,230 @@ describe("the truto-groups command", function()
     end)
   end)
 
-  local variants = {
-    { name = "through create_many", env = {} },
-    { name = "through sequential creates (no create_many)", env = { LUA_INIT = SEQUENTIAL_INIT } },
-  }
+  describe("an import stopped by a signal", function()
+    local ROWS = 6
 
-  for _, variant in ipairs(variants) do
-    describe("an import interrupted " .. variant.name, function()
-      local ROWS = 6
+    local function write_input()
+      local lines = {}
+      for i = 1, ROWS do
+        lines[i] = string.format('{"name":"G%d","remote_data":{"n":%d}}', i, 9007199254740990 + i)
+      end
+      write_file(tmp .. "/g.jsonl", table.concat(lines, "\n") .. "\n")
+    end
 
-      local function write_input()
-        local lines = {}
-        for i = 1, ROWS do
-          lines[i] = string.format('{"name":"G%d","remote_data":{"n":%d}}', i, 9007199254740990 + i)
+    local function argv(extra)
+      local a = { "import", "g.jsonl", "--account", ACCOUNT, "--results", "r.jsonl", "--concurrency", "2" }
+      for _, x in ipairs(extra or {}) do a[#a + 1] = x end
+      return a
+    end
+
+    -- Starts the command as a shell's background job in its own process
+    -- group (the group's leader, a shell that ignores SIGINT, only waits
+    -- to write the exit code). Returns the command's pid and the group id.
+    local function start_job(args)
+      for _, f in ipairs({ "rc", "pid", "cmdpid" }) do os.remove(tmp .. "/" .. f) end
+      local script = "trap '' INT; echo $$ > pid; " .. command_line(args)
+        .. " </dev/null >out 2>err & echo $! > cmdpid; wait $!; echo $? > rc"
+      os.execute("cd " .. shell_quote(tmp) .. " && setsid sh -c " .. shell_quote(script) .. " >/dev/null 2>&1 &")
+      local group = wait_for("the job to start", function()
+        local pid = read_file(tmp .. "/pid")
+        return pid and pid:match("%d+")
+      end)
+      local pid = wait_for("the command to start", function()
+        local p = read_file(tmp .. "/cmdpid")
+        return p and p:match("%d+")
+      end)
+      return pid, group
+    end
+
+    local function signal(name, target)
+      assert(os.execute("/bin/kill -s " .. name .. " -- " .. target) ~= false)
+    end
+
+    -- Every process of the job is gone (the command and its group).
+    local function assert_nothing_left(pid, group)
+      wait_for("every process of the job to exit", function()
+        for pgid in capture("ps -eo pgid="):gmatch("%d+") do
+          if pgid == group then return false end
         end
-        write_file(tmp .. "/g.jsonl", table.concat(lines, "\n") .. "\n")
+        return true
+      end, 20)
+      assert.is_nil(capture("ps -o pid= -p " .. pid):find("%d"))
+    end
+
+    local function results_by_row()
+      local lines = decode_lines(read_file(tmp .. "/r.jsonl"))
+      assert.equal(ROWS, #lines)
+      return by_row(lines)
+    end
+
+    -- After the resume: every row created exactly once, by name and count.
+    local function assert_each_created_once()
+      assert.equal(ROWS, m:stats().created)
+      local names, keys = {}, {}
+      for _, rec in ipairs(created_records()) do
+        local name = cjson.decode(rec.body).name
+        assert.is_nil(names[name], "created twice: " .. name)
+        names[name] = true
+        assert.is_nil(keys[rec.idempotency_key])
+        keys[rec.idempotency_key] = true
       end
+      for i = 1, ROWS do assert.is_true(names["G" .. i]) end
+    end
 
-      local function argv(extra)
-        local a = { "import", "g.jsonl", "--account", ACCOUNT, "--results", "r.jsonl", "--concurrency", "2" }
-        for _, x in ipairs(extra or {}) do a[#a + 1] = x end
-        return a
-      end
-
-      -- After the resume: every row created exactly once, by name and count.
-      local function assert_each_created_once()
-        assert.equal(ROWS, m:stats().created)
-        local names, keys = {}, {}
-        for _, rec in ipairs(created_records()) do
-          local name = cjson.decode(rec.body).name
-          assert.is_nil(names[name], "created twice: " .. name)
-          names[name] = true
-          assert.is_nil(keys[rec.idempotency_key])
-          keys[rec.idempotency_key] = true
-        end
-        for i = 1, ROWS do assert.is_true(names["G" .. i]) end
-      end
-
-      it("stops starting rows at the first Ctrl-C, finishes those in flight, and a resume creates the rest once",
-        function()
-          write_input()
-          m:script({ {}, { delay = 3 } })
-          local group = start(argv(), { env = variant.env })
-          wait_for("two requests in flight or done", function() return m:stats().requests >= 2 end)
-          ctrl_c(group)
-          local r = finished()
-          assert.equal(1, r.code)
-          assert.matches("stopping: waiting for the rows in flight", r.err)
-          assert.equal(2, m:stats().requests)
-          local first = decode_lines(read_file(tmp .. "/r.jsonl"))
-          assert.equal(ROWS, #first)
-          local rows = by_row(first)
-          assert.equal("created", rows[1].result)
-          assert.equal("created", rows[2].result)
-          for i = 3, ROWS do
-            assert.equal("not_started", rows[i].result)
-            assert.equal("interrupted", rows[i].kind)
-          end
-          assert.equal(2, m:stats().created)
-
-          r = run(argv({ "--resume" }), { env = variant.env })
-          assert.equal(0, r.code)
-          local all = decode_lines(read_file(tmp .. "/r.jsonl"))
-          assert.equal(ROWS + ROWS - 2, #all)
-          assert_each_created_once()
-          for _, rec in ipairs(m:requests()) do
-            local i = tonumber(cjson.decode(rec.body).name:match("%d+"))
-            assert.equal(string.format('{"name":"G%d","remote_data":{"n":%d}}', i, 9007199254740990 + i),
-              rec.body)
-          end
-        end)
-
-      it("records rows abandoned by a second Ctrl-C as unknown, and a resume replays their keys", function()
+    it("SIGTERM to its pid: starts no more rows, abandons those in flight after --grace as unknown, exits 143",
+      function()
         write_input()
-        m:script({ {}, { delay = 8 } })
-        local group = start(argv(), { env = variant.env })
-        wait_for("two requests in flight or done", function() return m:stats().requests >= 2 end)
-        ctrl_c(group)
-        wait_for("the first Ctrl-C to be taken", function()
+        m:script({ {}, { delay = 30 }, { delay = 30 } })
+        local pid, group = start_job(argv({ "--grace", "2" }))
+        wait_for("two requests in flight", function() return m:stats().requests >= 3 end)
+        local sent_at = socket.gettime()
+        signal("TERM", pid)
+        local r = finished()
+        local took = socket.gettime() - sent_at
+        assert.equal(143, r.code)
+        assert.is_true(took >= 1.5 and took < 20, tostring(took))
+        assert_nothing_left(pid, group)
+        assert.matches("caught SIGTERM: stopping", r.err)
+        assert.matches("abandoning the rows in flight %(%-%-grace is over%)", r.err)
+        local rows = results_by_row()
+        local delayed = {}
+        for i, rec in ipairs(m:requests()) do if i > 1 then delayed[rec.idempotency_key] = true end end
+        assert.equal("created", rows[1].result)
+        for i = 2, ROWS do
+          assert.equal("interrupted", rows[i].kind)
+          if delayed[rows[i].idempotency_key] then
+            assert.equal("unknown", rows[i].result)
+          else
+            assert.equal("not_started", rows[i].result)
+          end
+        end
+        assert.equal(2, count(decode_lines(read_file(tmp .. "/r.jsonl")),
+          function(l) return l.result == "unknown" end))
+        assert.equal(3, m:stats().requests)
+        -- the mock creates before it stalls: the keys make that harmless
+        assert.equal(3, m:stats().created)
+        r = run(argv({ "--resume" }))
+        assert.equal(0, r.code)
+        assert_each_created_once()
+      end)
+
+    it("SIGINT to its pid: lets the rows in flight finish within --grace, records the rest, exits 130", function()
+      write_input()
+      m:script({ {}, { delay = 3 }, { delay = 3 } })
+      local pid, group = start_job(argv())
+      wait_for("two requests in flight", function() return m:stats().requests >= 3 end)
+      signal("INT", pid)
+      local r = finished()
+      assert.equal(130, r.code)
+      assert_nothing_left(pid, group)
+      assert.matches("caught SIGINT: stopping", r.err)
+      assert.is_nil(r.err:find("abandoning", 1, true))
+      local rows = results_by_row()
+      local created = 0
+      for i = 1, ROWS do
+        if rows[i].result == "created" then
+          created = created + 1
+        else
+          assert.equal("not_started", rows[i].result)
+          assert.equal("interrupted", rows[i].kind)
+        end
+      end
+      assert.equal(3, created)
+      assert.equal(3, m:stats().requests)
+      assert.equal(3, m:stats().created)
+      r = run(argv({ "--resume" }))
+      assert.equal(0, r.code)
+      assert.equal(ROWS + ROWS - 3, #decode_lines(read_file(tmp .. "/r.jsonl")))
+      assert_each_created_once()
+      for _, rec in ipairs(m:requests()) do
+        local i = tonumber(cjson.decode(rec.body).name:match("%d+"))
+        assert.equal(string.format('{"name":"G%d","remote_data":{"n":%d}}', i, 9007199254740990 + i),
+          rec.body)
+      end
+    end)
+
+    it("a second SIGHUP abandons the rows in flight at once; exits 129 and a resume replays their keys",
+      function()
+        write_input()
+        m:script({ {}, { delay = 30 }, { delay = 30 } })
+        local pid, group = start_job(argv({ "--grace", "60" }))
+        wait_for("two requests in flight", function() return m:stats().requests >= 3 end)
+        signal("HUP", pid)
+        wait_for("the first signal to be taken", function()
           return (read_file(tmp .. "/err") or ""):find("stopping", 1, true)
         end)
-        ctrl_c(group)
+        local sent_at = socket.gettime()
+        signal("HUP", pid)
         local r = finished()
-        assert.equal(1, r.code)
-        assert.matches("abandoning the rows in flight", r.err)
-        local rows = by_row(decode_lines(read_file(tmp .. "/r.jsonl")))
-        local delayed = m:requests()[2]
-        local unknown
+        assert.is_true(socket.gettime() - sent_at < 15)
+        assert.equal(129, r.code)
+        assert_nothing_left(pid, group)
+        assert.matches("abandoning the rows in flight %(a second signal%)", r.err)
+        local rows = results_by_row()
+        local delayed = {}
+        for i, rec in ipairs(m:requests()) do if i > 1 then delayed[rec.idempotency_key] = rec end end
+        local unknown = {}
         for i = 1, ROWS do
           if rows[i].result == "unknown" then
-            assert.is_nil(unknown, "only the delayed row is unknown")
-            unknown = rows[i]
+            assert.is_table(delayed[rows[i].idempotency_key], "only the delayed rows are unknown")
+            assert.equal("interrupted", rows[i].kind)
+            unknown[rows[i].idempotency_key] = rows[i]
           end
         end
-        assert.is_table(unknown)
-        assert.equal(delayed.idempotency_key, unknown.idempotency_key)
-        assert.equal("interrupted", unknown.kind)
-        assert.equal(1, count(decode_lines(read_file(tmp .. "/r.jsonl")),
-          function(l) return l.result == "created" end))
-        -- the mock created the delayed group before it stalled: the record
-        -- cannot know that, the key makes it harmless
-        assert.equal(2, m:stats().created)
+        assert.equal(2, count(decode_lines(read_file(tmp .. "/r.jsonl")),
+          function(l) return l.result == "unknown" end))
+        assert.equal(3, m:stats().created)
 
-        r = run(argv({ "--resume" }), { env = variant.env })
+        r = run(argv({ "--resume" }))
         assert.equal(0, r.code)
         assert_each_created_once()
         local replayed = 0
         for _, rec in ipairs(m:requests()) do
           if rec.replayed then
             replayed = replayed + 1
-            assert.equal(unknown.idempotency_key, rec.idempotency_key)
+            assert.is_table(unknown[rec.idempotency_key])
           end
         end
-        assert.equal(1, replayed)
+        assert.equal(2, replayed)
         local final = {}
         for _, l in ipairs(decode_lines(read_file(tmp .. "/r.jsonl"))) do final[l.row] = l end
         for i = 1, ROWS do assert.equal("created", final[i].result) end
-        assert.equal(delayed.created, final[unknown.row].id)
+        for key, line in pairs(unknown) do assert.equal(delayed[key].created, final[line.row].id) end
       end)
 
-      it("creates nothing twice when resumed after everything was killed with SIGKILL mid-request", function()
-        write_input()
-        m:script({ {}, { delay = 8 } })
-        local group = start(argv(), { env = variant.env })
-        wait_for("two requests in flight or done", function() return m:stats().requests >= 2 end)
-        -- the worker runs in its own session: find it under the supervisor
-        local processes = capture("ps -eo pid=,ppid=,pgid=,args=")
-        local supervisor, job
-        for pid, pgid, args in processes:gmatch("(%d+)%s+%d+%s+(%d+)%s+([^\n]*)") do
-          if pgid == group and args:find("__worker", 1, true) and args:find("^sh ") then
-            supervisor, job = pid, args:match("dir='(/[^']*/truto%-groups%.%w+)'")
-          end
-        end
-        assert.is_string(supervisor)
-        local worker
-        for pid, ppid in processes:gmatch("(%d+)%s+(%d+)%s+%d+%s+[^\n]*") do
-          if ppid == supervisor then worker = pid end
-        end
-        assert.is_string(worker)
-        assert.is_string(job)
-        os.execute("/bin/kill -s KILL -- " .. worker .. " -" .. group)
-        wait_for("the worker to die", function()
-          return not capture("ps -o pid= -p " .. worker):find("%d")
-        end)
-        -- the killed run could not remove its job directory
-        os.execute("rm -rf " .. shell_quote(job))
-        local lines = decode_lines(read_file(tmp .. "/r.jsonl"))
-        assert.is_true(#lines < ROWS)
-        local r = run(argv({ "--resume" }), { env = variant.env })
-        assert.equal(0, r.code)
-        assert_each_created_once()
-        assert.is_true(count(m:requests(), function(rec) return rec.replayed end) >= 1)
-      end)
+    it("Ctrl-C to its process group stops it like SIGINT (130), with every row recorded", function()
+      write_input()
+      m:script({ {}, { delay = 30 }, { delay = 30 } })
+      local pid, group = start_job(argv({ "--grace", "1" }))
+      wait_for("two requests in flight", function() return m:stats().requests >= 3 end)
+      signal("INT", "-" .. group)
+      local r = finished()
+      assert.equal(130, r.code)
+      assert_nothing_left(pid, group)
+      local rows = results_by_row()
+      assert.equal(2, count(decode_lines(read_file(tmp .. "/r.jsonl")),
+        function(l) return l.result == "unknown" end))
+      assert.equal("created", rows[1].result)
+      for i = 2, ROWS do assert.equal("interrupted", rows[i].kind) end
+      assert.equal(3, m:stats().requests)
     end)
-  end
+
+    it("creates nothing twice when resumed after it was killed with SIGKILL mid-request", function()
+      write_input()
+      m:script({ {}, { delay = 8 } })
+      local pid, group = start_job(argv())
+      wait_for("two requests in flight or done", function() return m:stats().requests >= 2 end)
+      signal("KILL", pid)
+      local r = finished()
+      assert.equal(137, r.code)
+      assert_nothing_left(pid, group)
+      local lines = decode_lines(read_file(tmp .. "/r.jsonl"))
+      assert.is_true(#lines < ROWS)
+      r = run(argv({ "--resume" }))
+      assert.equal(0, r.code)
+      assert_each_created_once()
+      assert.is_true(count(m:requests(), function(rec) return rec.replayed end) >= 1)
+    end)
+  end)
 end)

@@ -417,7 +417,8 @@ function M.settle(c, job, status, rheaders, rbody, sent, which)
     err = M.transport_error(c, rheaders, rbody, which, o, job.limits)
     sent = sent ~= false
   end
-  err.attempts, err.sent = job.attempts, sent
+  -- sent: some attempt of this call may have reached the server
+  err.attempts, err.sent = job.attempts, sent or job.maybe_sent
   if job.op.kind == "delete" and err.status == 404 and job.maybe_sent then
     -- an earlier attempt may have been delivered: it may be what deleted it
     err.maybe_done = true

@@ -2,7 +2,7 @@
 --
 -- An error is a plain table with a stable `kind` and a `message`, plus the
 -- fields that apply (status, body, field, retryable, retry_after, attempts,
--- remote, insight, timeout, cause). tostring(err) is one readable line.
+-- remote, insight, timeout, cause, sent). tostring(err) is one readable line.
 -- Must never let the client's token into any field: `redact` scrubs every
 -- string an error carries, including an error body the server echoed.
 

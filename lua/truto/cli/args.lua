@@ -27,6 +27,10 @@ local FLAGS = {
   concurrency = { value = true, arg = "N", help = "rows in flight at once (default 8)" },
   results = { value = true, arg = "FILE", help = "write one JSON line per row to FILE as each completes" },
   resume = { help = "continue the run recorded in --results FILE: skip rows already created" },
+  ["resume-changed"] = { value = true, arg = "refuse|new",
+    help = "rows that changed since the recorded run: refuse (default) or send as new rows" },
+  grace = { value = true, arg = "SECONDS",
+    help = "after a signal, wait this long for rows in flight (default 10)" },
   ["dry-run"] = { help = "check every row offline and print what would be sent; send nothing" },
   integration = { value = true, arg = "NAME",
     help = "check rows against " .. table.concat(rows.integration_names(), "|") .. " before sending" },
@@ -49,7 +53,7 @@ M.COMMANDS = {
     about = "Create a group for every row of FILE (CSV with a header row, or JSON Lines;\n"
       .. "\"-\" reads standard input). Columns/keys: name, description, remote_data (JSON\n"
       .. "object), group_type, remote_query (JSON object).",
-    flags = { "concurrency", "results", "resume", "dry-run" },
+    flags = { "concurrency", "results", "resume", "resume-changed", "grace", "dry-run" },
     positional = 1,
   },
 }
@@ -76,7 +80,8 @@ function M.help(command)
       "  import   create a group for every row of a CSV or JSON Lines file",
       "",
       "The API token is read from TRUTO_API_TOKEN only (never a flag: flags show in ps).",
-      "Exit status: 0 every group was created, 1 some were not, 2 usage error.",
+      "Exit status: 0 every group was created, 1 some were not, 2 usage error;",
+      "an import stopped by SIGINT, SIGTERM or SIGHUP exits 130, 143 or 129.",
       "Run `truto-groups COMMAND --help` for a command's options; see truto-groups(1).",
       "",
     }, "\n")
@@ -91,6 +96,10 @@ function M.help(command)
   lines[#lines + 1] = ""
   lines[#lines + 1] = "environment: TRUTO_API_TOKEN (required to send), TRUTO_BASE_URL,"
   lines[#lines + 1] = "TRUTO_INTEGRATED_ACCOUNT_ID. Exit status: 0 all created, 1 some not, 2 usage."
+  if command == "import" then
+    lines[#lines + 1] = "SIGINT, SIGTERM or SIGHUP stops starting rows, waits --grace seconds for those"
+    lines[#lines + 1] = "in flight, records every row and exits 130, 143 or 129."
+  end
   lines[#lines + 1] = ""
   return table.concat(lines, "\n")
 end
@@ -209,6 +218,19 @@ function M.parse(argv)
       return nil, "--concurrency must be a whole number from 1 to 256 (got " .. o.concurrency .. ")"
     end
     o.concurrency = math.tointeger(n)
+  end
+  if o.grace then
+    local n = tonumber(o.grace)
+    if not n or n ~= n or n < 0 or n > 86400 then
+      return nil, "--grace must be a number of seconds from 0 to 86400 (got " .. o.grace .. ")"
+    end
+    o.grace = n
+  end
+  if o["resume-changed"] then
+    if o["resume-changed"] ~= "refuse" and o["resume-changed"] ~= "new" then
+      return nil, "--resume-changed must be refuse or new (got " .. o["resume-changed"] .. ")"
+    end
+    if not o.resume then return nil, "--resume-changed goes with --resume" end
   end
   if o.resume and not o.results then return nil, "--resume needs --results FILE (the run to continue)" end
   if o["dry-run"] and o.resume then return nil, "--dry-run and --resume do not go together" end

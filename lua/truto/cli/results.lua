@@ -1,11 +1,13 @@
 -- truto.cli.results: the results file of `truto-groups import`, JSON Lines,
 -- one line per input row a run handles:
 --
---   {"row":3,"line":4,"idempotency_key":"...","result":"created","id":"1003"}
---   {"row":4,"line":5,"idempotency_key":"...","result":"failed","kind":"http","status":400,"message":"..."}
+--   {"row":3,"account":"...","fingerprint":"...","id":"1003","idempotency_key":"...","line":4,"result":"created"}
+--   {"row":4,...,"kind":"http","message":"...","result":"failed","status":400}
 --   result: created | failed (nothing was created) | unknown (the group may
 --   exist: --resume resends with the same key) | not_started (interrupted
 --   before it was sent)
+--   fingerprint: of the row's exact request and account (rows.fingerprint);
+--   --resume refuses a row whose fingerprint changed since.
 --
 -- Each line is written whole with one write and flushed, so a killed run
 -- leaves only complete lines (a torn last line is ignored when read back).
@@ -18,13 +20,14 @@ local json = require "truto.cli.json"
 local M = {}
 
 -- Whether an error means the group may have been created anyway: the
--- request may have reached Truto and no definite answer came back.
+-- request may have reached Truto (err.sent, which the module computes; an
+-- error without it was never sent) and no definite answer came back.
 function M.outcome_unknown(err)
+  if err.sent ~= true then return false end
   local kind = err.kind
-  if kind == "timeout" then return err.timeout ~= "connect" end
-  if kind == "network" or kind == "decode" or kind == "too_large" then return true end
   if kind == "http" then return (err.status or 0) >= 500 and err.status ~= 503 end
-  return false
+  if kind == "rate_limited" or kind == "invalid_argument" then return false end
+  return true
 end
 
 -- The line for one row (without the newline): {"row":N, then the other
@@ -47,9 +50,13 @@ function M.line(fields)
   return encoded
 end
 
--- The fields of a row's line from a create's outcome.
-function M.from_outcome(row, key, group, err)
-  local fields = { row = row.row, line = row.line, idempotency_key = key }
+-- The fields of a row's line from a create's outcome. row: { row, line,
+-- account, fingerprint }. A `cancelled` error (the run was stopped by a
+-- signal) is `not_started` when nothing was sent, else `unknown`; both
+-- with kind `interrupted`. stopped_by: the signal's name, for the message.
+function M.from_outcome(row, key, group, err, stopped_by)
+  local fields = { row = row.row, line = row.line, idempotency_key = key, account = row.account,
+    fingerprint = row.fingerprint }
   if group ~= nil then
     fields.result = "created"
     local id = type(group) == "table" and group.id or nil
@@ -57,6 +64,19 @@ function M.from_outcome(row, key, group, err)
       fields.id = id
     else
       fields.message = "Truto answered 2xx without a group id"
+    end
+    return fields
+  end
+  if err.kind == "cancelled" then
+    local why = "the run was stopped" .. (stopped_by and (" (SIG" .. stopped_by .. ")") or "")
+    fields.kind = "interrupted"
+    if err.sent then
+      fields.result = "unknown"
+      fields.message = "abandoned in flight when " .. why .. ": the group may exist; --resume"
+        .. " resends it with this key, which cannot create it twice"
+    else
+      fields.result = "not_started"
+      fields.message = "not sent: " .. why .. " first; --resume sends it"
     end
     return fields
   end
@@ -73,8 +93,10 @@ local Writer = {}
 Writer.__index = Writer
 
 -- M.open(path, echo) -> writer | nil, message. echo: also print each line
--- on stdout. A torn last line (no newline) is ended first.
+-- on stdout; path nil: stdout only. A torn last line (no newline) is ended
+-- first. writer.lines: the fields of every line written, in order.
 function M.open(path, echo)
+  if path == nil then return setmetatable({ echo = true, lines = {} }, Writer) end
   local f, why = io.open(path, "a+b")
   if not f then return nil, why end
   local size = f:seek("end")
@@ -85,13 +107,16 @@ function M.open(path, echo)
     if last ~= "\n" then f:write("\n") f:flush() end
   end
   f:setvbuf("full", 64 * 1024)
-  return setmetatable({ file = f, echo = echo }, Writer)
+  return setmetatable({ file = f, echo = echo, lines = {} }, Writer)
 end
 
 function Writer:write(fields)
   local text = M.line(fields) .. "\n"
-  assert(self.file:write(text))
-  assert(self.file:flush())
+  self.lines[#self.lines + 1] = fields
+  if self.file then
+    assert(self.file:write(text))
+    assert(self.file:flush())
+  end
   if self.echo then
     io.stdout:write(text)
     io.stdout:flush()

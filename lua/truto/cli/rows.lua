@@ -141,8 +141,16 @@ local function split(fields)
   return body, query
 end
 
+-- Whether every cell of a CSV record is empty (the `,,` lines spreadsheet
+-- exports end with): such a row is skipped, never a nameless group.
+local function all_empty(cells)
+  for _, cell in ipairs(cells) do if cell ~= "" then return false end end
+  return true
+end
+
 -- M.from_csv(header, records, header_problem) -> rows
--- rows: { row, line, body, query } or { row, line, problem }
+-- rows: { row, line, body, query } or { row, line, problem } or
+-- { row, line, empty = true } (every cell empty: not sent, not recorded)
 function M.from_csv(header, records, header_problem)
   local problem = header_problem
   if not problem and header then
@@ -164,6 +172,8 @@ function M.from_csv(header, records, header_problem)
     local row = { row = r.row, line = r.line }
     if r.problem then
       row.problem = r.problem
+    elseif all_empty(r.cells) then
+      row.empty = true
     elseif problem then
       row.problem = problem
     elseif #r.cells ~= #header then
@@ -249,6 +259,16 @@ function M.base_key(results_path, account, row)
   local request = row.target and (row.target .. "\n" .. row.json) or "(not sendable)"
   return uuid_from(sha256(table.concat({ "truto-groups key 1", results_path, account or "",
     tostring(row.row), request }, "\0")))
+end
+
+-- M.fingerprint(account, row) -> hex: what a resumed run compares to know
+-- that a recorded row is still the same row: the account and the exact
+-- request (target and body bytes), or the problem of a row that cannot be
+-- sent.
+function M.fingerprint(account, row)
+  local request = row.target and ("request\0" .. row.target .. "\n" .. row.json)
+    or ("invalid\0" .. tostring(row.problem))
+  return sha256(table.concat({ "truto-groups fingerprint 1", account or "", request }, "\0"))
 end
 
 -- M.next_key(key) -> the key a definitively failed row is retried with on

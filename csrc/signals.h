@@ -1,0 +1,13 @@
+/*
+ * signals.h - core.signals: a job learns that SIGINT, SIGTERM or SIGHUP
+ * arrived and stops on its own terms (see signals.c).
+ */
+#ifndef TRUTO_SIGNALS_H
+#define TRUTO_SIGNALS_H
+
+#include "compat.h"
+
+/* Sets core.signals on the table at the top of the stack. */
+void signals_open(lua_State *L);
+
+#endif
