@@ -342,7 +342,7 @@ local function run(c, total, prepare_item, options, shape)
   -- why: "never" (not started), "retry" (waiting for a retry), "inflight"
   -- (abandoned while running: it may have been delivered)
   local CANCELLED = {
-    never = "stopped before it was sent",
+    never = "not sent: the batch was stopped before it started",
     retry = "stopped while waiting for a retry",
     inflight = "abandoned while in flight: it may have been delivered",
   }
