@@ -135,7 +135,8 @@ local function quoted(s) return string.format("%q", s) end
 -- `key` is the change's identity in a results file ("name:X", "row:N").
 function M.plan(all, groups, options)
   local by_id = options.match == "id"
-  local plan = { creates = {}, updates = {}, deletes = {}, unchanged = 0, unnamed = 0, problems = {} }
+  local plan = { creates = {}, updates = {}, deletes = {}, unchanged = 0, unnamed = 0, skipped = 0,
+    problems = {} }
   local function problem(text) plan.problems[#plan.problems + 1] = text end
 
   -- the account's groups by what rows match them with
@@ -202,9 +203,7 @@ function M.plan(all, groups, options)
         problem(string.format("%s name the same %s %s: skipped, never guessed at",
           table.concat(places, " and "), what, quoted(k)))
       end
-    elseif k and index[k] and #index[k] > 1 then
-      -- reported above
-    elseif k and index[k] then
+    elseif k and index[k] and #index[k] == 1 then
       local g = index[k][1]
       local body, changes = {}, {}
       for _, f in ipairs(COMPARED) do
@@ -220,6 +219,8 @@ function M.plan(all, groups, options)
       else
         plan.unchanged = plan.unchanged + 1
       end
+    elseif k and index[k] then
+      plan.skipped = plan.skipped + 1 -- two groups with this name: reported above
     elseif by_id and k then
       problem(where(row) .. ": no group with id " .. quoted(k) .. " in the account: skipped"
         .. " (leave the id empty to create it)")
