@@ -118,6 +118,43 @@ local function harness(backend, api)
     return read_file(h.tmp .. "/tty.out") or ""
   end
 
+  local function wait_for(what, check, seconds)
+    local deadline = os.time() + (seconds or 60)
+    while os.time() <= deadline do
+      local value = check()
+      if value then return value end
+      os.execute("sleep 0.05")
+    end
+    error("timed out waiting for " .. what, 2)
+  end
+  h.wait_for = wait_for
+
+  -- Starts the command in its own process group, as a shell runs a
+  -- foreground job; returns the group id. h.finished() waits for its end.
+  function h.start(argv)
+    os.remove(h.tmp .. "/rc")
+    os.remove(h.tmp .. "/pid")
+    local script = "trap '' INT; echo $$ > pid; " .. h.command_line(argv) .. " </dev/null >out 2>err; echo $? > rc"
+    os.execute("cd " .. shell_quote(h.tmp) .. " && setsid sh -c " .. shell_quote(script) .. " >/dev/null 2>&1 &")
+    return wait_for("the command to start", function()
+      local pid = read_file(h.tmp .. "/pid")
+      return pid and pid:match("%d+")
+    end)
+  end
+
+  function h.finished()
+    return wait_for("the command to exit", function()
+      local rc = read_file(h.tmp .. "/rc")
+      return rc and rc:match("%d+") and {
+        code = tonumber(rc), out = read_file(h.tmp .. "/out") or "", err = read_file(h.tmp .. "/err") or "",
+      }
+    end)
+  end
+
+  function h.ctrl_c(group)
+    assert(os.execute("/bin/kill -s INT -- -" .. group) ~= false)
+  end
+
   -- The groups of the account, as `list` prints them.
   function h.groups()
     local r = h.run({ "list" })
@@ -558,6 +595,32 @@ function M.sync(backend, api)
     assert.equal(1, #posts)
     assert.equal(first_key, posts[1].headers["idempotency-key"])
     assert.same({ "Lost=nil" }, names(h.groups()))
+  end)
+
+  it("records a create in flight at a Ctrl-C as unknown, and a --resume creates nothing twice", function()
+    h.seed({})
+    write_file(h.tmp .. "/want.csv", "name\nSlow\n")
+    -- the listing, then a create answered only after 4 s
+    h.script({ { delay = 0 }, { delay = 4 } })
+    local group = h.start({ "sync", "want.csv", "--results", "r.jsonl" })
+    h.wait_for("the create to be sent", function() return #sent_by("POST") >= 1 end)
+    os.execute("sleep 0.3")
+    h.ctrl_c(group)
+    local r = h.finished()
+    assert.equal(1, r.code)
+    assert.matches("interrupted %(Ctrl%-C%): the changes left without an answer are recorded as unknown", r.err)
+    local line = decode_lines(read_file(h.tmp .. "/r.jsonl"))[1]
+    assert.equal("unknown", line.result)
+    local key = sent_by("POST")[1].headers["idempotency-key"]
+    assert.equal(key, line.idempotency_key)
+    h.script({})
+    local before = #h.requests()
+    r = h.run({ "sync", "want.csv", "--results", "r.jsonl", "--resume" })
+    assert.equal(0, r.code, r.err)
+    for i, req in ipairs(h.requests()) do
+      if i > before and req.method == "POST" then assert.equal(key, req.headers["idempotency-key"]) end
+    end
+    assert.same({ "Slow=nil" }, names(h.groups()))
   end)
 end
 

@@ -178,7 +178,14 @@ function Fake:request(req)
   end
   record.status = status
   if self.save then self.save(state) end
-  if delay and delay > 0 then os.execute("sleep " .. delay) end
+  if delay and delay > 0 then
+    -- in short steps of the module's own sleep, not os.execute (which
+    -- ignores SIGINT): a Ctrl-C meanwhile reaches the command as it would
+    -- while the mock held the answer back
+    local core = require "truto.core"
+    local until_t = core.now() + delay
+    while core.now() < until_t do core.sleep(0.05) end
+  end
   return status, { ["content-type"] = "application/json" }, text
 end
 

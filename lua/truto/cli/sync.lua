@@ -482,9 +482,10 @@ function M.run(o, tool)
     end, close = function() end }
   end
 
-  local counts = { created = 0, updated = 0, deleted = 0, failed = 0, unknown = 0 }
+  local counts = { created = 0, updated = 0, deleted = 0, failed = 0, unknown = 0, not_started = 0 }
   local failures = {}
   local written = {}
+  local interrupted = false
   local function record(i, value, err)
     if written[i] then return end
     written[i] = true
@@ -503,7 +504,12 @@ function M.run(o, tool)
         if not fields.id then fields.message = "Truto answered 2xx without a group id" end
       end
     else
-      fields.result = results.outcome_unknown(err) and "unknown" or "failed"
+      if err.kind == "cancelled" then
+        -- stopped (tool.should_stop): in flight or not yet sent
+        fields.result = err.sent and "unknown" or "not_started"
+      else
+        fields.result = results.outcome_unknown(err) and "unknown" or "failed"
+      end
       fields.kind, fields.status = err.kind, err.status
       fields.message = json.text(err.message or tostring(err))
       if err.attempts and err.attempts > 1 then fields.attempts = err.attempts end
@@ -518,11 +524,22 @@ function M.run(o, tool)
   end
 
   if #calls > 0 then
-    local out, err = client:batch(calls, { concurrency = o.concurrency or 8,
-      on_result = record,
+    -- lua5.4 turns a Ctrl-C into an error raised where Lua runs next: the
+    -- batch stops, and the changes without a line may have been sent
+    local ok, out, err = pcall(client.batch, client, calls, { concurrency = o.concurrency or 8,
+      on_result = record, should_stop = tool.should_stop,
       on_progress = function(done, total) progress.show(done .. "/" .. total .. " changes") end })
     progress.done()
-    if not out then
+    if not ok then
+      if not tostring(out):find("interrupted!$") then error(out, 0) end
+      interrupted = true
+      local lost = { kind = "cancelled", sent = true,
+        message = "interrupted (Ctrl-C) while the changes were being sent: it may have been made" }
+      setmetatable(lost, { __tostring = function(e) return e.kind .. ": " .. e.message end })
+      for i = 1, #calls do
+        if not written[i] then record(i, nil, lost) end
+      end
+    elseif not out then
       for i = 1, #calls do record(i, nil, err) end
     else
       for i = 1, #calls do
@@ -534,11 +551,15 @@ function M.run(o, tool)
   writer:close()
   client:close()
 
-  local not_done = counts.failed + counts.unknown
+  local not_done = counts.failed + counts.unknown + counts.not_started
+  if interrupted then
+    tool.say("interrupted (Ctrl-C): the changes left without an answer are recorded as unknown")
+  end
   tool.say("sync: ", counts_text({
     { counts.created, "created" }, { counts.updated, "updated" }, { counts.deleted, "deleted" },
     { plan.unchanged, "unchanged", always = true },
     { before, "done by an earlier run" }, { counts.failed, "failed" }, { counts.unknown, "unknown" },
+    { counts.not_started, "not started" },
     { #plan.problems, "skipped for problems" } }))
   for _, f in ipairs(failures) do io.stderr:write(f, "\n") end
   if not_done > #failures then io.stderr:write("  ... and ", not_done - #failures, " more failures\n") end
