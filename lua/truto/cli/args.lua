@@ -87,6 +87,7 @@ M.COMMANDS = {
     usage = "truto-groups delete ID... [options]",
     about = "Delete groups by id, after asking on the terminal (--yes: without asking).",
     flags = { "yes", "group-type", "concurrency" },
+    own = { concurrency = { value = true, arg = "N", help = "deletes in flight at once (default 8)" } },
     positional = 1, more = true, arg = "ID",
   },
   sync = {
@@ -96,8 +97,14 @@ M.COMMANDS = {
       .. "--prune delete those FILE does not name. Rows match groups by name (--match id:\n"
       .. "by an id column). Two groups or rows with one name are reported, never guessed at.",
     flags = { "match", "prune", "dry-run", "results", "resume", "concurrency", "page-size" },
-    own = { match = { value = true, arg = "KEY", values = { "name", "id" },
-      help = "match rows to groups by name (default) or id" } },
+    own = {
+      match = { value = true, arg = "KEY", values = { "name", "id" },
+        help = "match rows to groups by name (default) or id" },
+      results = { value = true, arg = "FILE", help = "write one JSON line per change to FILE as each completes" },
+      resume = { help = "continue the run recorded in --results FILE: skip the changes it records as done" },
+      ["dry-run"] = { help = "list the account and print the plan (one line per change); send no change" },
+      concurrency = { value = true, arg = "N", help = "changes in flight at once (default 8)" },
+    },
     positional = 1,
   },
 }
