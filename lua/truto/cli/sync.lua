@@ -15,7 +15,8 @@
 --
 -- Must never: send a change when the listing failed (a partial list would
 -- create groups twice); delete without --prune, or while any row of the
--- file could not be read (it might name a group to keep); guess between
+-- file could not be read (it might name a group to keep), or because the
+-- file has no rows at all (a truncated file is likelier); guess between
 -- groups with one name; repeat a change the results file records as done.
 
 local core = require "truto.core"
@@ -348,6 +349,11 @@ function M.run(o, tool)
   local text, read_problem = read_input(path)
   if not text then return tool.usage_error("cannot read " .. path .. ": " .. tostring(read_problem), "sync") end
   local all = M.read(text, path, { query = { integrated_account_id = account }, integration = o.integration })
+  if #all == 0 and o.prune then
+    -- most likely a truncated or wrong file; `list` and `delete` empty an account on purpose
+    return tool.usage_error(path .. " has no rows: --prune would delete every group of the account;"
+      .. " refusing (use list and delete to empty an account)", "sync")
+  end
 
   -- the record: checked before anything is sent
   local previous, key_base = {}, nil
