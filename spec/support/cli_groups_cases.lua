@@ -534,10 +534,14 @@ function M.sync(backend, api)
     local seeded = h.seed({ { "A", "a" }, { "B", "b" } })
     local r = h.run({ "list", "--format", "csv" })
     local text = r.out:gsub(",A,a,", ",Renamed,a,") .. ",New,n,,,,\n424242,Ghost,,,,,\n"
+      .. ",B,again,,,,\n,Twin,1,,,,\n,Twin,2,,,,\n"
     write_file(h.tmp .. "/edited.csv", text)
     r = h.run({ "sync", "edited.csv", "--match", "id" })
     assert.equal(1, r.code)
     assert.matches('no group with id "424242" in the account', r.err)
+    assert.truthy(r.err:find('the account already has a group named "B" (id ' .. seeded[2].id .. ")", 1, true),
+      r.err)
+    assert.matches('2 rows without an id name "Twin": skipped', r.err)
     assert.same({ "B=b", "New=n", "Renamed=a" }, names(h.groups()))
     local patches = sent_by("PATCH")
     assert.equal(1, #patches)

@@ -133,7 +133,8 @@ local function quoted(s) return string.format("%q", s) end
 -- plan: { creates = { { row, key } }, updates = { { row, group, body, changes } },
 --         deletes = { { group } }, unchanged = n, unnamed = n (groups left
 --         alone for want of --prune), problems = { text } }
--- `key` is the change's identity in a results file ("name:X", "row:N").
+-- `key` is the change's identity in a results file: "create:NAME" (or
+-- "create:row N" for a row without a name), "update:ID", "delete:ID".
 function M.plan(all, groups, options)
   local by_id = options.match == "id"
   local plan = { creates = {}, updates = {}, deletes = {}, unchanged = 0, unnamed = 0, skipped = 0,
@@ -193,6 +194,18 @@ function M.plan(all, groups, options)
   for _, k in ipairs(order) do
     if #index[k] > 1 and (wanted[k] or options.prune) then duplicate_groups(k) end
   end
+  -- with --match id, the rows without an id are creates: by name, they
+  -- must not repeat each other nor a group the account already has
+  local new_names, names_in_account = {}, {}
+  if by_id then
+    for _, item in ipairs(good) do
+      local name = item.row.body.name
+      if not item.key and type(name) == "string" then new_names[name] = (new_names[name] or 0) + 1 end
+    end
+    for _, g in ipairs(groups) do
+      if type(g.name) == "string" then names_in_account[g.name] = names_in_account[g.name] or g end
+    end
+  end
   local seen_rows = {}
   for _, item in ipairs(good) do
     local row, k = item.row, item.key
@@ -225,6 +238,13 @@ function M.plan(all, groups, options)
     elseif by_id and k then
       problem(where(row) .. ": no group with id " .. quoted(k) .. " in the account: skipped"
         .. " (leave the id empty to create it)")
+    elseif by_id and new_names[row.body.name] and new_names[row.body.name] > 1 then
+      problem(where(row) .. ": " .. new_names[row.body.name] .. " rows without an id name "
+        .. quoted(row.body.name) .. ": skipped, never guessed at")
+    elseif by_id and names_in_account[row.body.name] then
+      problem(where(row) .. ": the account already has a group named " .. quoted(row.body.name)
+        .. " (id " .. tostring(names_in_account[row.body.name].id) .. "): skipped; give its id to"
+        .. " update it")
     else
       local name = row.body.name
       plan.creates[#plan.creates + 1] = { row = row,
