@@ -220,7 +220,7 @@ describe("the truto-groups command", function()
       local A = ACCOUNT
       local cases = {
         { {}, "no command" },
-        { { "delete" }, "unknown command" },
+        { { "frobnicate" }, "unknown command" },
         { { "create", "--account", A }, "create needs %-%-name" },
         { { "create", "--name", "X", "--account", A, "--token", "t" }, "there is no %-%-token flag" },
         { { "create", "--name", "X", "--account", A, "--colour", "red" }, "unknown option %-%-colour" },

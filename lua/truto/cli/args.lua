@@ -37,6 +37,10 @@ local FLAGS = {
   ["base-url"] = { value = true, arg = "URL",
     help = "Truto's base URL (default: $TRUTO_BASE_URL or https://api.truto.one)" },
   help = { help = "show this help" },
+  ["page-size"] = { value = true, arg = "N", help = "groups per page asked of Truto (sent as limit)" },
+  yes = { help = "do not ask for confirmation (needed when standard input is not a terminal)" },
+  match = { value = true, arg = "KEY", help = "match rows to groups by name (default) or id" },
+  prune = { help = "also delete the account's groups the file does not name" },
 }
 
 local COMMON = { "account", "integration", "base-url", "help" }
@@ -56,15 +60,75 @@ M.COMMANDS = {
     flags = { "concurrency", "results", "resume", "resume-changed", "grace", "dry-run" },
     positional = 1,
   },
+  -- the commands of truto.cli.commands and truto.cli.sync; `common`
+  -- replaces COMMON, `own` gives a flag another meaning for one command,
+  -- `more` takes one or more positional arguments named `arg`
+  list = {
+    usage = "truto-groups list [options]",
+    about = "Print every group of the account, following every page: one JSON object a line\n"
+      .. "(--format jsonl, the default) or CSV with a header row (--format csv).",
+    flags = { "format", "page-size" },
+    own = { format = { value = true, arg = "FORMAT", values = { "jsonl", "csv" },
+      help = "output: jsonl (default) or csv" } },
+    common = { "account", "base-url", "help" },
+    positional = 0,
+  },
+  get = {
+    usage = "truto-groups get ID [options]",
+    about = "Print one group as JSON.",
+    flags = {},
+    common = { "account", "base-url", "help" },
+    positional = 1, arg = "ID",
+  },
+  update = {
+    usage = "truto-groups update ID [--name NAME] [--description TEXT] [options]",
+    about = "Change a group's name, description or remote data and print it as JSON.",
+    flags = { "name", "description", "remote-data", "group-type" },
+    common = { "account", "base-url", "help" },
+    positional = 1, arg = "ID",
+  },
+  delete = {
+    usage = "truto-groups delete ID... [options]",
+    about = "Delete groups by id, after asking on the terminal (--yes: without asking).",
+    flags = { "yes", "group-type", "concurrency" },
+    own = { concurrency = { value = true, arg = "N", help = "deletes in flight at once (default 8)" } },
+    positional = 1, more = true, arg = "ID",
+  },
+  sync = {
+    usage = "truto-groups sync FILE [options]",
+    about = "Make the account's groups match FILE (CSV or JSON Lines, as for import): create\n"
+      .. "the groups it lacks, update those whose name or description differ, and with\n"
+      .. "--prune delete those FILE does not name. Rows match groups by name (--match id:\n"
+      .. "by an id column). Two groups or rows with one name are reported, never guessed at.",
+    flags = { "match", "prune", "dry-run", "results", "resume", "concurrency", "page-size" },
+    own = {
+      match = { value = true, arg = "KEY", values = { "name", "id" },
+        help = "match rows to groups by name (default) or id" },
+      results = { value = true, arg = "FILE", help = "write one JSON line per change to FILE as each completes" },
+      resume = { help = "continue the run recorded in --results FILE: skip the changes it records as done" },
+      ["dry-run"] = { help = "list the account and print the plan (one line per change); send no change" },
+      concurrency = { value = true, arg = "N", help = "changes in flight at once (default 8)" },
+    },
+    positional = 1,
+  },
 }
+
+-- The commands in the order the overview lists them.
+M.ORDER = { "create", "import", "list", "get", "update", "delete", "sync" }
 
 local FORMATS = { unified = true, raw = true, normalized = true }
 
 local function flag_list(command)
   local list = {}
   for _, n in ipairs(M.COMMANDS[command].flags) do list[#list + 1] = n end
-  for _, n in ipairs(COMMON) do list[#list + 1] = n end
+  for _, n in ipairs(M.COMMANDS[command].common or COMMON) do list[#list + 1] = n end
   return list
+end
+
+-- A command's flag: its own meaning of the name, else the shared one.
+local function flag_of(command, name)
+  local own = M.COMMANDS[command].own
+  return own and own[name] or FLAGS[name]
 end
 
 -- M.help(command) -> text (command nil: the overview)
@@ -78,9 +142,14 @@ function M.help(command)
       "commands:",
       "  create   create one group and print it as JSON",
       "  import   create a group for every row of a CSV or JSON Lines file",
+      "  list     print every group of the account (JSON Lines or CSV)",
+      "  get      print one group as JSON",
+      "  update   change a group's name or description",
+      "  delete   delete groups by id (asks first unless --yes)",
+      "  sync     make the account's groups match a CSV or JSON Lines file",
       "",
       "The API token is read from TRUTO_API_TOKEN only (never a flag: flags show in ps).",
-      "Exit status: 0 every group was created, 1 some were not, 2 usage error;",
+      "Exit status: 0 everything asked was done, 1 some of it was not, 2 usage error;",
       "an import stopped by SIGINT, SIGTERM or SIGHUP exits 130, 143 or 129.",
       "Run `truto-groups COMMAND --help` for a command's options; see truto-groups(1).",
       "",
@@ -89,13 +158,13 @@ function M.help(command)
   local c = M.COMMANDS[command]
   local lines = { "usage: " .. c.usage, "", c.about, "", "options:" }
   for _, name in ipairs(flag_list(command)) do
-    local f = FLAGS[name]
+    local f = flag_of(command, name)
     local left = "--" .. name .. (f.arg and (" " .. f.arg) or "")
     lines[#lines + 1] = string.format("  %-22s %s", left, f.help)
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "environment: TRUTO_API_TOKEN (required to send), TRUTO_BASE_URL,"
-  lines[#lines + 1] = "TRUTO_INTEGRATED_ACCOUNT_ID. Exit status: 0 all created, 1 some not, 2 usage."
+  lines[#lines + 1] = "TRUTO_INTEGRATED_ACCOUNT_ID. Exit status: 0 all done, 1 some not, 2 usage."
   if command == "import" then
     lines[#lines + 1] = "SIGINT, SIGTERM or SIGHUP stops starting rows, waits --grace seconds for those"
     lines[#lines + 1] = "in flight, records every row and exits 130, 143 or 129."
@@ -140,12 +209,14 @@ end
 -- with dashes), repeated flags as lists, remote_query as a nested table.
 function M.parse(argv)
   local command = argv[1]
-  if command == nil then return nil, "no command given (create or import)" end
+  if command == nil then return nil, "no command given (" .. table.concat(M.ORDER, ", ") .. ")" end
   if command == "--help" or command == "-h" or command == "help" then
     return { command = nil, help = true }
   end
   local spec = M.COMMANDS[command]
-  if not spec then return nil, "unknown command " .. string.format("%q", command) .. " (create or import)" end
+  if not spec then
+    return nil, "unknown command " .. string.format("%q", command) .. " (" .. table.concat(M.ORDER, ", ") .. ")"
+  end
   local allowed = {}
   for _, n in ipairs(flag_list(command)) do allowed[n] = true end
   local o = { command = command, positional = {} }
@@ -161,7 +232,7 @@ function M.parse(argv)
     else
       local name, inline = a:match("^%-%-([^=]+)=(.*)$")
       if not name then name = a:match("^%-%-(.+)$") end
-      local f = name and FLAGS[name]
+      local f = name and flag_of(command, name)
       if not f or not allowed[name] then
         if name == "token" then
           return nil, "there is no --token flag: set TRUTO_API_TOKEN (flags show in ps)"
@@ -192,16 +263,25 @@ function M.parse(argv)
     i = i + 1
   end
   if o.help then return o end
-  if #o.positional ~= spec.positional then
+  if spec.more and #o.positional < spec.positional then
+    return nil, command .. " needs at least one " .. spec.arg
+  elseif not spec.more and #o.positional ~= spec.positional then
     if spec.positional == 0 then
       return nil, command .. " takes no arguments (got " .. string.format("%q", o.positional[1]) .. ")"
     end
-    return nil, command .. " needs exactly one FILE (or - for standard input)"
+    return nil, command .. " needs exactly one " .. (spec.arg or "FILE (or - for standard input)")
   end
   if command == "create" and (o.name == nil or o.name == "") then
     return nil, "create needs --name NAME"
   end
-  if o.format and not FORMATS[o.format] then
+  for name, f in pairs(spec.own or {}) do
+    local known = o[name] == nil or not f.values
+    for _, v in ipairs(f.values or {}) do known = known or v == o[name] end
+    if not known then
+      return nil, "--" .. name .. " must be " .. table.concat(f.values, " or ") .. " (got " .. o[name] .. ")"
+    end
+  end
+  if o.format and not (spec.own and spec.own.format) and not FORMATS[o.format] then
     return nil, "--format must be unified, raw or normalized (got " .. o.format .. ")"
   end
   if o.integration then
@@ -231,6 +311,13 @@ function M.parse(argv)
       return nil, "--resume-changed must be refuse or new (got " .. o["resume-changed"] .. ")"
     end
     if not o.resume then return nil, "--resume-changed goes with --resume" end
+  end
+  if o["page-size"] then
+    local n = tonumber(o["page-size"])
+    if not n or n % 1 ~= 0 or n < 1 or n > 100000 then
+      return nil, "--page-size must be a whole number from 1 to 100000 (got " .. o["page-size"] .. ")"
+    end
+    o["page-size"] = math.floor(n)
   end
   if o.resume and not o.results then return nil, "--resume needs --results FILE (the run to continue)" end
   if o["dry-run"] and o.resume then return nil, "--dry-run and --resume do not go together" end
