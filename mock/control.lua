@@ -5,6 +5,7 @@
 --   GET  /__mock/health    200 "ok"
 --   GET  /__mock/requests  the records of every API request, in order
 --   GET  /__mock/stats     {"created": N, "requests": N}
+--   POST /__mock/forget    forget records and steps only (objects stay)
 --   POST /__mock/reset     forget records, steps, replays, objects and
 --                          counters; latency and limits back to mock/run's
 --   POST /__mock/script    queue steps (a JSON array); each next API request
@@ -161,6 +162,10 @@ local routes = {
   end },
   ["/__mock/stats"] = { GET = function()
     return answer.json(200, json.object { created = state.created, requests = #state.records })
+  end },
+  ["/__mock/forget"] = { POST = function()
+    state.forget_requests()
+    return answer.json(200, json.object { forgotten = true })
   end },
   ["/__mock/reset"] = { POST = function()
     state.reset()

@@ -39,6 +39,13 @@ function state.reset()
 end
 state.reset()
 
+-- Forgets the records and scripted steps only: the objects stay (a spec
+-- that set up data through the API then watches what comes next).
+function state.forget_requests()
+  state.records = json.array()
+  state.steps = {}
+end
+
 -- Appends the record of a request and returns it (to fill in as it goes).
 function state.record(record)
   state.records[#state.records + 1] = record

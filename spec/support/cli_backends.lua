@@ -11,12 +11,15 @@ function M.mock()
   local mock = require "spec.support.mock"
   local m
   return {
+    -- a real server: transfers in flight can be abandoned
+    abandons = true,
     start = function()
       m = mock.start()
       return { token = m.token, url = m.url, accounts = m.accounts }
     end,
     stop = function() if m then m:stop() end end,
-    reset = function() m:reset() end,
+    -- records and steps only: the groups a spec seeded through the API stay
+    reset = function() m:forget_requests() end,
     requests = function() return m:requests() end,
     script = function(steps) m:script(steps) end,
   }

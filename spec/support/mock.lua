@@ -97,6 +97,11 @@ function Mock:reset()
   self:control("POST", "/__mock/reset")
 end
 
+-- Forgets the records and scripted steps, keeping the objects.
+function Mock:forget_requests()
+  self:control("POST", "/__mock/forget")
+end
+
 -- Queues steps (see mock/control.lua); returns how many are queued now.
 function Mock:script(steps)
   local body = #steps == 0 and "[]" or cjson.encode(steps)
