@@ -5,3 +5,6 @@ globals = { "ngx" }
 max_line_length = 120
 files["spec/"] = { std = "+busted" }
 exclude_files = { "build/", "fuzz/corpus-*/" }
+-- HAProxy's Lua API is the `core` global (the example and the spec's services)
+files["examples/haproxy/"] = { read_globals = { "core" } }
+files["spec/support/haproxy_services.lua"] = { std = "+busted", read_globals = { "core" } }

@@ -191,7 +191,7 @@ end
 local METHODS = { GET = true, HEAD = true, PUT = true, POST = true, DELETE = true }
 
 -- transport:request(req): see the header comment and the README.
-function M:request(req)
+function M.request(_, req)
   local hcore = haproxy_core()
   local method, url, lines, body = req.method, req.url, req.headers, req.body
   if not METHODS[method] then
