@@ -7,7 +7,7 @@
 --   if haproxy.installed() then ... end
 --   local h = haproxy.start { env = { TRUTO_BASE_URL = ... },
 --     global = "lua-load ...", frontend = "http-request use-service ...",
---     replace = { { pattern, replacement }, ... } }
+--     replace = { { pattern, replacement }, ... }, sections = "frontend ... backend ..." }
 --   h.url, h.port, h.dir, h:running(), h:log() (its stdout and stderr), h:stop()
 --
 -- Builds the Lua 5.3 core first (`make LUA=lua5.3`): HAProxy embeds Lua
@@ -58,7 +58,7 @@ function haproxy.render(port, opts)
   -- spec lines go last in the global section, after the example's paths
   text = swap(text, "\ndefaults\n", "\n" .. (opts.global or "") .. "\ndefaults\n", "defaults section")
   for _, r in ipairs(opts.replace or {}) do text = swap(text, r[1], r[2], r[1]) end
-  return text
+  return text .. (opts.sections or "")
 end
 
 local Haproxy = {}
