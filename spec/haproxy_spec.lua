@@ -277,6 +277,14 @@ describe_haproxy("truto inside HAProxy", function()
       assert.are.equal("1001", cjson.decode(d.chunks).id)
     end)
 
+    it("runs create_many's items one after another, each with its own key", function()
+      local d = in_haproxy(h, input_for(m, { many = 3, concurrency = 3 }))
+      assert.are.equal("haproxy", d.transport)
+      assert.are.equal(3, d.created)
+      assert.are.equal(3, d.distinct_keys)
+      assert.are.equal(3, m:stats().created)
+    end)
+
     for _, case in ipairs {
       { "ca_file", "/etc/ssl/certs/ca-certificates.crt", "httpclient.ssl.ca-file" },
       { "insecure", true, "httpclient.ssl.verify" },
