@@ -57,6 +57,7 @@ build = {
     ["truto.schema"] = "lua/truto/schema.lua",
     ["truto.transport.curl"] = "lua/truto/transport/curl.lua",
     ["truto.transport.ngx"] = "lua/truto/transport/ngx.lua",
+    ["truto.transport.haproxy"] = "lua/truto/transport/haproxy.lua",
   },
   install = {
     bin = { ["truto-groups"] = "bin/truto-groups" },
