@@ -9,7 +9,8 @@
 --           follow_redirects }
 --   headers come back as a table with lower-case names. `sent` is false
 --   only when the request cannot have reached the server.
---   transport:close() is idempotent.
+--   transport:close() is idempotent. README "Transports" documents the
+--   contract in full (each failure kind, what `sent` must mean).
 
 local core = require "truto.core"
 
