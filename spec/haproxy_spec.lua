@@ -243,6 +243,18 @@ describe_haproxy("truto inside HAProxy", function()
       assert.is_true(d.retryable) -- sent, but with a key the retry is a replay
     end)
 
+    it("turns HAProxy's own 504 after a silent server into a stall_timeout", function()
+      -- stall_timeout is the httpclient's inactivity timeout; it re-sends
+      -- (3 times in 2.6) and then answers its own 504 page
+      m:script { { delay = 2 }, { delay = 2 }, { delay = 2 }, { delay = 2 } }
+      local d = in_haproxy(h, input_for(m, { options = { stall_timeout = 0.2, timeout = 10 },
+        config = { max_retries = 0 } }))
+      assert.is_false(d.ok)
+      assert.are.equal("timeout", d.kind, d.message)
+      assert.are.equal("stall_timeout", d.timeout)
+      assert.is_true(d.handler_seconds < 5, tostring(d.handler_seconds))
+    end)
+
     it("retries a timed-out create with the same key, and Truto replays it", function()
       m:script { { delay = 2 } }
       local d = in_haproxy(h, input_for(m, { options = { timeout = 0.5 } }))
