@@ -69,6 +69,7 @@ build = {
     ["truto.schema"] = "lua/truto/schema.lua",
     ["truto.transport.curl"] = "lua/truto/transport/curl.lua",
     ["truto.transport.ngx"] = "lua/truto/transport/ngx.lua",
+    ["truto.transport.haproxy"] = "lua/truto/transport/haproxy.lua",
     ["truto.url"] = "lua/truto/url.lua",
     ["truto.webhooks"] = "lua/truto/webhooks.lua",
   },

@@ -29,11 +29,18 @@ local function in_nginx()
     and ngx.get_phase() ~= "init" and ngx.get_phase() ~= "init_worker"
 end
 
+-- HAProxy (2.5+) with its httpclient: its `core` global, not truto.core.
+local function in_haproxy()
+  local hcore = rawget(_G, "core")
+  return type(hcore) == "table" and type(hcore.httpclient) == "function"
+end
+
 local function open_transport(config)
   local t = config.transport
   if type(t) == "table" then return t end
-  if t == nil then t = in_nginx() and "ngx" or "curl" end
+  if t == nil then t = (in_nginx() and "ngx") or (in_haproxy() and "haproxy") or "curl" end
   if t == "ngx" then return require("truto.transport.ngx").new(config) end
+  if t == "haproxy" then return require("truto.transport.haproxy").new(config) end
   return require("truto.transport.curl").new(config)
 end
 
@@ -93,7 +100,10 @@ function M.new(config)
     accept = "Accept: application/json",
     user_agent = "User-Agent: truto-lua/" .. M.VERSION .. (c.user_agent and (" " .. c.user_agent) or ""),
   }
-  c.sleep = c.sleep or (in_nginx() and ngx.sleep) or core.sleep
+  c.sleep = c.sleep or (in_nginx() and ngx.sleep)
+    or (c.transport.name == "haproxy" and function(seconds) -- HAProxy's yielding sleep
+      rawget(_G, "core").msleep(math.floor(seconds * 1000 + 0.5)) end)
+    or core.sleep
   -- the rate budget: Truto's limits unless told otherwise; shared by every
   -- nginx worker through a lua_shared_dict when one is named
   local limits = c.rate_limits

@@ -99,8 +99,9 @@ local function check_option(name, spec, v)
         .. " whole number (got " .. shown(v) .. ")")
     end
   elseif t == "transport" then
-    if v ~= "curl" and v ~= "ngx" and not (type(v) == "table" and type(v.request) == "function") then
-      return bad(name, "must be \"curl\", \"ngx\" or a table with a request method")
+    if v ~= "curl" and v ~= "ngx" and v ~= "haproxy"
+      and not (type(v) == "table" and type(v.request) == "function") then
+      return bad(name, "must be \"curl\", \"ngx\", \"haproxy\" or a table with a request method")
     end
   elseif t == "key" then
     if v ~= false and type(v) ~= "string" then

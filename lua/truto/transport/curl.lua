@@ -12,6 +12,8 @@
 --   transport:close() is idempotent; it raises (closing nothing) when called
 --   from inside one of its own requests, from a sink. request() raises when
 --   called again from inside its own sink.
+--   transport:close() is idempotent. README "Transports" documents the
+--   contract in full (each failure kind, what `sent` must mean).
 
 local core = require "truto.core"
 
