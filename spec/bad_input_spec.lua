@@ -165,7 +165,7 @@ describe("hostile input", function()
       for _, case in ipairs(wrong{ "string", "false" }) do
         refused({ name = "x" }, nil, { idempotency_key = case[2] }, "idempotency_key", "must be a string")
       end
-      for _, case in ipairs(wrong{ "table", "array" }) do
+      for _, case in ipairs(wrong{ "table", "array", "function" }) do
         refused({ name = "x" }, nil, { headers = case[2] }, "headers", "must be a table")
       end
       for _, name in ipairs{ "retries", "Timeout", "token", "base_url", "sleep", "on_retry", "user_agent",
@@ -196,7 +196,8 @@ describe("hostile input", function()
         if spec.client then
           local allowed = ({ string = { "string" }, boolean = { "true", "false" }, ["function"] = { "function" },
             seconds = { "number", "float" }, count = { "number" },
-            transport = {} })[spec.type]
+            transport = {}, headers = { "table", "function" },
+            rate_limits = { "false", "table" } })[spec.type]
           for _, case in ipairs(wrong(allowed)) do
             local config = { token = "tok-12345" }
             config[name] = case[2]
@@ -205,7 +206,7 @@ describe("hostile input", function()
         end
       end
       refused_new({ nope = 1 }, "nope", "is not a client option")
-      refused_new({ headers = {} }, "headers", "give it per call")
+      refused_new({ sink = print }, "sink", "give it per call")
     end)
   end)
 

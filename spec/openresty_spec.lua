@@ -44,6 +44,22 @@ end
 -- The spec's own locations, added to the example's server block.
 local LOCATIONS = ([[
     location = /spec/ping { content_by_lua_block { ngx.say("pong") } }
+    location = /spec/shared-budget {
+      content_by_lua_block {
+        -- two clients (as two workers would make) on the example's shared
+        -- dict, with a budget of 2 per 60 s per account: the third send,
+        -- from the other client, must wait
+        local truto = require "truto"
+        local limits = { account = { limit = 2, window = 60 }, token = { limit = 100, window = 60 } }
+        local a = assert(truto.new{ token = "spec-token-1", rate_limits = limits, rate_limit_dict = "truto_rate" })
+        local b = assert(truto.new{ token = "spec-token-1", rate_limits = limits, rate_limit_dict = "truto_rate" })
+        local other = assert(truto.new{ token = "spec-token-2", rate_limits = limits, rate_limit_dict = "truto_rate" })
+        local now = require("truto.core").now()
+        local acc = "5a4db0c5-0000-4000-8000-0000000000aa"
+        ngx.say(a.pace:reserve(acc, now), " ", b.pace:reserve(acc, now), " ",
+          b.pace:reserve(acc, now) > 0 and "waits" or "goes", " ", other.pace:reserve(acc, now))
+      }
+    }
     location = /spec/create {
       client_max_body_size 1m;
       client_body_buffer_size 1m;
@@ -234,6 +250,30 @@ describe("truto inside nginx", function()
       assert.are.equal("invalid_argument", answer.error)
       assert.are.equal("group_type", answer.field)
       assert.are.equal(0, m:stats().requests)
+    end)
+
+    it("logs every call, counts it per status for /metrics in Prometheus text, and sends the request id", function()
+      m:script{ { status = 502 } }
+      local status = openresty.http(n.port, "POST", "/groups?integrated_account_id="
+        .. m.accounts.coupa .. "&group_type=team", '{"name":"Observed"}')
+      assert.are.equal(201, status)
+      local records = m:requests()
+      assert.are.equal(2, #records)
+      assert.matches("^%x+$", records[1].headers["x-request-id"])
+      assert.are.equal(records[1].headers["x-request-id"], records[2].headers["x-request-id"])
+      local mstatus, text = openresty.http(n.port, "GET", "/metrics")
+      assert.are.equal(200, mstatus)
+      assert.matches('truto_requests_total{operation="groups.create",status="502"} %d+', text)
+      assert.matches('truto_requests_total{operation="groups.create",status="201"} %d+', text)
+      assert.matches('truto_request_seconds_count{operation="groups.create"} %d+', text)
+      assert.matches("# TYPE truto_requests_total counter", text, 1, true)
+      assert.matches("truto groups.create POST attempt 1 %-> 502", n:log())
+    end)
+
+    it("shares one rate budget between clients (and workers) through the lua_shared_dict", function()
+      local status, body = openresty.http(n.port, "GET", "/spec/shared-budget")
+      assert.are.equal(200, status)
+      assert.are.equal("0 0 waits 0", body:gsub("%s+$", ""))
     end)
 
     it("passes Truto's rate limit on as 429 with Retry-After", function()

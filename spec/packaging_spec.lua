@@ -112,8 +112,9 @@ describe("luarocks make", function()
     local tree = dir .. "/tree"
     local loaded = h.run_lua([[
       local truto = require "truto"
-      for _, m in ipairs{ "truto.cli.args", "truto.cli.json", "truto.cli.results", "truto.cli.worker",
-        "truto.url", "truto.response" } do require(m) end
+      for _, m in ipairs{ "truto.cli.args", "truto.cli.json", "truto.cli.results", "truto.cli.progress",
+        "truto.cli.commands", "truto.cli.sync", "truto.url", "truto.response", "truto.pace",
+        "truto.webhooks" } do require(m) end
       local c = assert(truto.new{ token = "tok-12345", base_url = "HTTP://Example.com/" })
       io.write(c.base_url)]],
       -- ";;" adds Lua's default paths (lua-cjson's), never this tree's build/

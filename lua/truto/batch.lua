@@ -16,7 +16,6 @@
 -- Must never: drop or duplicate a result, reuse a key across items, retry
 -- what truto.retry forbids, or leave transfers running after it returns.
 
-local core = require "truto.core"
 local api = require "truto.api"
 local call = require "truto.call"
 local errors = require "truto.errors"
@@ -24,7 +23,6 @@ local options_mod = require "truto.options"
 
 local M = {}
 
-local now = core.now
 
 local BATCH_OPTIONS = { concurrency = true, on_result = true, on_progress = true, should_stop = true }
 local CALL_KEYS = { resource = true, model = true, op = true, id = true, body = true, query = true,

@@ -66,7 +66,8 @@ function M.check(v)
       out[k] = false
     else
       if type(rule) ~= "table" or type(rule.limit) ~= "number" or rule.limit < 1 or rule.limit % 1 ~= 0
-          or type(rule.window) ~= "number" or not (rule.window > 0) or rule.window == math.huge then
+          or type(rule.window) ~= "number" or rule.window ~= rule.window or rule.window <= 0
+          or rule.window == math.huge then
         return nil, k .. " must be { limit = whole number >= 1, window = seconds > 0 } or false"
       end
       out[k] = { limit = rule.limit, window = rule.window }

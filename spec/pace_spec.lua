@@ -1,0 +1,153 @@
+-- The rate budget (truto.pace): sends within Truto's limits per token and
+-- per integrated account, waiting instead of being refused; answers'
+-- ratelimit-* headers and 429s adjust it; a batch goes on with the
+-- accounts that are not at their limit. Against the mock with its limits
+-- switched on (m:configure), and the budget alone with a fake clock.
+local truto = require "truto"
+local pace = require "truto.pace"
+local mock = require "spec.support.mock"
+
+describe("truto.pace", function()
+  describe("the budget alone", function()
+    local limits = assert(pace.check{ token = { limit = 10, window = 1 }, account = { limit = 3, window = 1 } })
+
+    it("allows `limit` sends per window and account, then says how long to wait", function()
+      local b = pace.new(limits)
+      for _ = 1, 3 do assert.equal(0, b:reserve("a", 100.0)) end
+      local w = b:reserve("a", 100.0)
+      assert.is_true(w > 1 and w <= 1.1, tostring(w))
+      -- another account is not held back
+      assert.equal(0, b:reserve("b", 100.0))
+      -- once the window (and its margin) has passed, sends go again
+      assert.equal(0, b:reserve("a", 100.0 + w))
+    end)
+
+    it("holds the token's limit across accounts", function()
+      local b = pace.new(limits)
+      for i = 1, 10 do assert.equal(0, b:reserve("acc" .. i, 50.0)) end
+      assert.is_true(b:reserve("acc11", 50.0) > 0)
+    end)
+
+    it("follows ratelimit-remaining until its reset", function()
+      local b = pace.new(limits)
+      b:learn("a", 200, { limit = 3, window = 1, remaining = 0, reset = 5 }, nil, 10.0)
+      local w = b:reserve("a", 10.0)
+      assert.is_true(w >= 4.9 and w <= 5, tostring(w))
+      assert.equal(0, b:reserve("a", 15.1))
+    end)
+
+    it("takes a server's ratelimit-limit over the configured one", function()
+      local b = pace.new(limits)
+      b:learn("a", 200, { limit = 1, window = 2 }, nil, 10.0)
+      assert.equal(0, b:reserve("a", 10.0))
+      assert.is_true(b:reserve("a", 10.0) > 2)
+    end)
+
+    it("blocks only the account a 429 concerns, or the token when its limit is the token's", function()
+      local b = pace.new(limits)
+      assert.equal("account", b:learn("a", 429, nil, 4, 10.0))
+      assert.is_true(b:reserve("a", 10.0) >= 3.9)
+      assert.equal(0, b:reserve("b", 10.0))
+      assert.equal("token", b:learn("b", 429, { limit = 10, window = 1 }, 2, 10.0))
+      assert.is_true(b:reserve("c", 10.0) >= 1.9)
+    end)
+
+    it("checks the rate_limits option", function()
+      assert.is_false(pace.check(false))
+      assert.is_nil((pace.check{ account = { limit = 0, window = 1 } }))
+      assert.is_nil((pace.check{ acount = { limit = 1, window = 1 } }))
+      assert.is_nil((pace.check(5)))
+      local c, err = truto.new{ token = "t0ken-x", rate_limits = { account = { limit = 1.5, window = 1 } } }
+      assert.is_nil(c)
+      assert.equal("rate_limits", err.field)
+    end)
+  end)
+
+  describe("against the mock's limits", function()
+    local m
+    setup(function() m = mock.start() end)
+    teardown(function() if m then m:stop() end end)
+    before_each(function()
+      m:reset()
+      m:configure{ limits = "4/1,100/1" }
+    end)
+
+    local function statuses()
+      local n429, ok = 0, 0
+      for _, r in ipairs(m:requests()) do
+        if r.status == 429 then n429 = n429 + 1 elseif r.status and r.status < 300 then ok = ok + 1 end
+      end
+      return ok, n429
+    end
+
+    it("single calls wait for the budget instead of being refused, and say how long", function()
+      local c = assert(truto.new{ token = m.token, base_url = m.url,
+        integrated_account_id = m.accounts.coupa,
+        rate_limits = { account = { limit = 4, window = 1 }, token = { limit = 100, window = 1 } } })
+      local waited = 0
+      for i = 1, 8 do
+        local g, meta = c.groups.create{ name = "Paced " .. i }
+        assert.is_table(g, tostring(meta))
+        waited = waited + meta.rate_wait
+      end
+      local ok, n429 = statuses()
+      assert.equal(8, ok)
+      assert.equal(0, n429)
+      assert.is_true(waited > 0.5, tostring(waited))
+      c:close()
+    end)
+
+    it("without a budget (rate_limits = false) the same calls run into 429s", function()
+      local c = assert(truto.new{ token = m.token, base_url = m.url,
+        integrated_account_id = m.accounts.coupa, rate_limits = false, retry_cap = 5 })
+      for i = 1, 8 do assert(c.groups.create{ name = "Unpaced " .. i }) end
+      local _, n429 = statuses()
+      assert.is_true(n429 > 0)
+      c:close()
+    end)
+
+    it("a batch over two accounts keeps each within its limit and lets one go while the other waits", function()
+      local c = assert(truto.new{ token = m.token, base_url = m.url,
+        rate_limits = { account = { limit = 4, window = 1 }, token = { limit = 100, window = 1 } } })
+      local items = {}
+      for i = 1, 16 do
+        local account = i <= 12 and m.accounts.coupa or m.accounts["files.com"]
+        items[i] = { body = { name = "B" .. i }, query = { integrated_account_id = account } }
+      end
+      local done_at = {}
+      local started = require("truto.core").now()
+      local results = c.groups.create_many(items, nil, { concurrency = 8,
+        on_result = function(i) done_at[i] = require("truto.core").now() - started end })
+      for i = 1, 16 do assert.is_table(results[i].group, tostring(results[i].err)) end
+      local _, n429 = statuses()
+      assert.equal(0, n429)
+      -- the four files.com items did not wait behind coupa's twelve
+      for i = 13, 16 do assert.is_true(done_at[i] < 1, tostring(done_at[i])) end
+      -- coupa's twelve needed three windows
+      local last = 0
+      for i = 1, 12 do last = math.max(last, done_at[i]) end
+      assert.is_true(last >= 2, tostring(last))
+      local waited = 0
+      for i = 1, 12 do waited = waited + results[i].meta.rate_wait end
+      assert.is_true(waited > 0)
+      c:close()
+    end)
+
+    it("a 429 the budget did not foresee pauses only that account", function()
+      -- the mock allows less than the client believes: 429s come, and only
+      -- the refused account's items are held back by them
+      m:configure{ limits = "2/2,100/1" }
+      local c = assert(truto.new{ token = m.token, base_url = m.url, retry_cap = 5,
+        rate_limits = { account = { limit = 50, window = 1 }, token = { limit = 100, window = 1 } } })
+      local items = {}
+      for i = 1, 8 do
+        local account = i % 2 == 1 and m.accounts.coupa or m.accounts["files.com"]
+        items[i] = { body = { name = "C" .. i }, query = { integrated_account_id = account } }
+      end
+      local results = c.groups.create_many(items, nil, { concurrency = 4 })
+      for i = 1, 8 do assert.is_table(results[i].group, tostring(results[i].err)) end
+      assert.equal(8, m:stats().created)
+      c:close()
+    end)
+  end)
+end)
