@@ -189,8 +189,19 @@ function Budget:learn(account, status, rl, retry_after, now, remote)
       s:set(key .. "|W", rl.window, 3600, now)
     end
     if rl.remaining and rl.reset and rl.reset > 0 then
-      s:set(key .. "|R", rl.remaining, rl.reset + 1, now)
-      s:set(key .. "|U", now + rl.reset, rl.reset + 1, now)
+      -- ratelimit-reset is often whole seconds, rounded up: every answer of
+      -- one window bounds its end from above, so keep the earliest bound
+      -- (and the lowest remaining) until an answer names a later window
+      local u, known = now + rl.reset, s:get(key .. "|U")
+      local window = rl.window or self.limits[kind].window
+      if known and known > now and u < known + window then
+        if u < known then s:set(key .. "|U", u, rl.reset + 1, now) end
+        local left = s:get(key .. "|R")
+        if not left or rl.remaining < left then s:set(key .. "|R", rl.remaining, rl.reset + 1, now) end
+      else
+        s:set(key .. "|R", rl.remaining, rl.reset + 1, now)
+        s:set(key .. "|U", u, rl.reset + 1, now)
+      end
     end
   end
   if status == 429 then
