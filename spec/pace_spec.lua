@@ -36,6 +36,18 @@ describe("truto.pace", function()
       assert.equal(0, b:reserve("a", 15.1))
     end)
 
+    it("keeps the earliest end of a window that whole-second ratelimit-reset values bound", function()
+      local b = pace.new(limits)
+      -- a window ending at 11.0: answers at 10.08 and 10.59 both say reset 1
+      b:learn("a", 200, { limit = 3, window = 1, remaining = 1, reset = 1 }, nil, 10.08)
+      b:learn("a", 200, { limit = 3, window = 1, remaining = 0, reset = 1 }, nil, 10.59)
+      local w = b:reserve("a", 10.6)
+      assert.is_true(w > 0.47 and w < 0.49, tostring(w)) -- until 11.08, not 11.59
+      -- an answer of the next window starts over
+      b:learn("a", 200, { limit = 3, window = 1, remaining = 2, reset = 1 }, nil, 11.2)
+      assert.equal(0, b:reserve("a", 11.2))
+    end)
+
     it("takes a server's ratelimit-limit over the configured one", function()
       local b = pace.new(limits)
       b:learn("a", 200, { limit = 1, window = 2 }, nil, 10.0)
