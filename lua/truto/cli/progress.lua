@@ -13,9 +13,10 @@ local clock = core.now
 local function duration(seconds)
   seconds = math.floor(seconds + 0.5)
   if seconds >= 3600 then
-    return string.format("%d:%02d:%02d", seconds // 3600, seconds % 3600 // 60, seconds % 60)
+    return string.format("%d:%02d:%02d", math.floor(seconds / 3600), math.floor(seconds % 3600 / 60),
+      seconds % 60)
   end
-  return string.format("%d:%02d", seconds // 60, seconds % 60)
+  return string.format("%d:%02d", math.floor(seconds / 60), seconds % 60)
 end
 
 -- Progress.new(total, done_before, failed_before) -> bar
