@@ -244,12 +244,14 @@ function M.prepare(row, ctx)
   return row
 end
 
--- A UUID (version 8: derived, RFC 9562) from a SHA-256 hex digest.
+-- M.uuid_from(hex) -> a UUID (version 8: derived, RFC 9562) from a
+-- SHA-256 hex digest (also for sync's keys).
 local function uuid_from(hex)
   local variant = string.format("%x", tonumber(hex:sub(17, 17), 16) % 4 + 8)
   return hex:sub(1, 8) .. "-" .. hex:sub(9, 12) .. "-8" .. hex:sub(14, 16) .. "-"
     .. variant .. hex:sub(18, 20) .. "-" .. hex:sub(21, 32)
 end
+M.uuid_from = uuid_from
 
 -- M.base_key(results_path, account, row) -> the Idempotency-Key a row is
 -- first sent with in a run recorded in results_path: the same for the same

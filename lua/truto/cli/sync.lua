@@ -276,12 +276,7 @@ end
 
 ---------------------------------------------------------------- keys
 
--- A UUID (version 8: derived, RFC 9562) from a SHA-256 hex digest.
-local function uuid_from(hex)
-  local variant = string.format("%x", tonumber(hex:sub(17, 17), 16) % 4 + 8)
-  return hex:sub(1, 8) .. "-" .. hex:sub(9, 12) .. "-8" .. hex:sub(14, 16) .. "-"
-    .. variant .. hex:sub(18, 20) .. "-" .. hex:sub(21, 32)
-end
+local uuid_from = rows.uuid_from
 
 -- The key a create is first sent with in a run recorded in results_path:
 -- the same for the same file, account and change, so a run killed before
