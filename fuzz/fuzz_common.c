@@ -20,6 +20,8 @@ lua_State *fuzz_state(void) {
                        "local op = require('truto.call').compile(require('truto.api').resources.groups.operations.create)\n"
                        "endpoint = { build = function(_, ...) return op.build(...) end,\n"
                        "  encode_json = function(_, v, root) return core.encode_json(v, root) end }\n"
+                       "local any = require('truto.call').compile(require('truto.api').generic('crm', 'contacts').operations.update)\n"
+                       "generic = { build = function(_, ...) return any.build(...) end }\n"
                        "response = require 'truto.response'\n")) {
     fprintf(stderr, "fuzz: %s\n", lua_tostring(L, -1));
     abort();
