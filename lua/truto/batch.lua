@@ -363,7 +363,8 @@ local function run(c, total, prepare_item, options, shape)
         job.index = i
         return job
       end
-      finish(i, nil, err)
+      err.sent, err.attempts = false, err.attempts or 0
+      finish(i, nil, errors.redact(err, c.token))
     end
     return nil
   end
