@@ -433,6 +433,20 @@ describe("truto inside nginx", function()
         "create_many took " .. d.handler_seconds .. " s")
     end)
 
+    it("raises an error of on_result out of create_many in light threads, after the transfers end", function()
+      local steps = {}
+      for i = 1, 6 do steps[i] = { delay = 0.3 } end
+      m:script(steps)
+      local input = input_for(m, { many = 6, concurrency = 3 })
+      input.result_error = 1
+      input.config.transport = "ngx"
+      local d = in_nginx(n, input)
+      assert.are.equal("ngx", d.transport)
+      assert.are.equal("on_result failed on purpose", d.raised)
+      -- nothing new started after the error: the three in flight, at most
+      assert.is_true(m:stats().requests <= 3, tostring(m:stats().requests))
+    end)
+
     it("fails to connect to a port nobody listens on as connect, not sent", function()
       local input = input_for(m, { config = { transport = "ngx",
         base_url = "http://127.0.0.1:" .. openresty.free_port() }, options = { max_retries = 0 } })

@@ -6,7 +6,8 @@
 --
 --   input = { config = {...truto.new}, body = ..., query = ..., options = ...,
 --             sink = true (collect a stream), sink_error = true (a sink that raises),
---             many = N, concurrency = C (create_many over N items instead) }
+--             many = N, concurrency = C (create_many over N items instead),
+--             result_error = I (with many: on_result raises at item I) }
 --   describe(input) -> { ok, value, status, attempts, retries, chunks, ... }
 --                    | { ok = false, kind, status, timeout, attempts, ... }
 --                    | { raised = message }
@@ -43,7 +44,16 @@ function driver.describe(input)
     end
     options.idempotency_key = nil
     options.concurrency = input.concurrency
-    local results = client.groups.create_many(items, input.query, options)
+    if input.result_error then
+      options.on_result = function(i)
+        if i == input.result_error then error("on_result failed on purpose", 0) end
+      end
+    end
+    local ran, results = pcall(client.groups.create_many, items, input.query, options)
+    if not ran then
+      client:close()
+      return { raised = tostring(results), transport = client.transport.name }
+    end
     local created, keys = 0, {}
     for i = 1, input.many do
       if results[i].group then
