@@ -14,7 +14,7 @@ local response = require "truto.response"
 local payload = dofile("bench/payload.lua")
 
 local n = tonumber(arg[1]) or 20000
-local client = assert(truto.new{ token = payload.token, base_url = os.getenv("BENCH_BASE") })
+local client = assert(truto.new(dofile("bench/client_config.lua")(payload)))
 local build = require("truto.call").compile(require("truto.api").resources.groups.operations.create).build
 local body, query = payload.body, payload.query
 local target, json = build(body, query)

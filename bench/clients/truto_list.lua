@@ -13,8 +13,8 @@ local payload = dofile("bench/payload.lua")
 
 local n, warmup, mode = tonumber(arg[1]), tonumber(arg[2]) or 0, arg[3] or "each"
 local EXPECTED = 1000
-local client = assert(truto.new{ token = payload.token, base_url = os.getenv("BENCH_BASE"),
-  integrated_account_id = payload.query.integrated_account_id })
+local client = assert(truto.new(dofile("bench/client_config.lua")(payload,
+  { integrated_account_id = payload.query.integrated_account_id })))
 local groups = client.groups
 local list_query = payload.list_query
 
