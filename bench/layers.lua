@@ -14,15 +14,15 @@ local response = require "truto.response"
 local payload = dofile("bench/payload.lua")
 
 local n = tonumber(arg[1]) or 20000
-local client = assert(truto.new{ token = payload.token, base_url = os.getenv("BENCH_BASE") })
+local client = assert(truto.new(dofile("bench/client_config.lua")(payload)))
 local build = require("truto.call").compile(require("truto.api").resources.groups.operations.create).build
 local body, query = payload.body, payload.query
 local target, json = build(body, query)
 local req = {
   method = schema.method, url = client.base_url .. target, body = json, timeout = 30, connect_timeout = 10,
   max_response_bytes = 64 * 1024 * 1024,
-  headers = { client.headers[1], client.headers[2], client.headers[3], client.headers[4],
-    "Idempotency-Key: " .. core.uuid4() },
+  headers = { client.own_headers.authorization, client.own_headers.accept, client.own_headers.user_agent,
+    client.own_headers.content_type, "Idempotency-Key: " .. core.uuid4() },
 }
 local status, headers, answer = client.transport:request(req)
 assert(status == 201, "the canned server did not answer 201")

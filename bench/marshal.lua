@@ -10,7 +10,6 @@
 -- builder of a different request would prove nothing. The C core also
 -- validates against the schema (types, enums, uuid, UTF-8) and sorts the
 -- JSON keys; the plain-Lua builder does neither, which favours it.
-local core = require "truto.core"
 local schema = require "truto.schema"
 local cjson = require "cjson"
 local payload = dofile("bench/payload.lua")

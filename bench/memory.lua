@@ -34,7 +34,7 @@ local function rss_now()
   return status_kib("VmRSS")
 end
 
-local client = assert(truto.new{ token = payload.token, base_url = os.getenv("BENCH_BASE") })
+local client = assert(truto.new(dofile("bench/client_config.lua")(payload)))
 
 local function fail(message)
   io.stderr:write("memory: ", message, "\n")

@@ -1,7 +1,9 @@
 -- bench/payload.lua: the one typical group every benchmark row creates (a
--- Lua body and query, as a user of the module would pass them). Every other
--- client sends the exact bytes the C core builds from these tables, so all
--- rows put the same request on the wire. Pure data: never add behaviour.
+-- Lua body and query, as a user of the module would pass them), and the
+-- query of the list rows (with the client's integrated_account_id, the
+-- account of `query`). Every other client sends the exact bytes the C core
+-- builds from these tables, so all rows put the same requests on the wire.
+-- Pure data: never add behaviour.
 return {
   body = {
     name = "Platform Engineering",
@@ -17,5 +19,6 @@ return {
     group_type = "team",
     truto_exclude_fields = { "remote_data" },
   },
+  list_query = { limit = 100 },
   token = "bench-token",
 }

@@ -27,14 +27,14 @@ package.path = LUA_PATH .. ";" .. package.path
 package.cpath = LUA_CPATH .. ";" .. package.cpath
 
 local core = require "truto.core"
-local schema = require "truto.schema"
 local payload = dofile(REPO .. "/bench/payload.lua")
 
 local which = arg[1] or "all"
 local N = tonumber(arg[2]) or 20000
 local TRACE_N = 2000
 
-local TARGET, BODY = require("truto.call").compile(require("truto.api").resources.groups.operations.create).build(payload.body, payload.query)
+local TARGET, BODY = require("truto.call").compile(require("truto.api").resources.groups.operations.create)
+  .build(payload.body, payload.query)
 local USER_AGENT = "truto-lua/" .. require("truto.client").VERSION
 local HEADERS = { "Authorization: Bearer " .. payload.token, "Content-Type: application/json",
   "Accept: application/json", "User-Agent: " .. USER_AGENT, "Idempotency-Key: " .. core.uuid4() }

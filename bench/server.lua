@@ -1,7 +1,9 @@
 -- bench/server.lua: starts and stops the canned-response nginx of the
 -- benchmark (bench/nginx.conf filled in) in a temp dir of its own, on two
 -- free loopback ports: `base` (measured, no log) and `check_base` (logs
--- every request to DIR/check.log, for the preflight).
+-- every request to DIR/check.log, for the preflight). Both answer a create
+-- with bench/group.json and the list with the pages of bench/pages.lua
+-- (written to DIR/pages/ here).
 --
 --   local server = dofile("bench/server.lua").start(repo)  -- raises on failure
 --   server.base, server.check_base, server.dir, server:pid()
@@ -69,11 +71,24 @@ function M.start(repo)
   local server = setmetatable({ dir = out:gsub("\n$", "") }, Server)
   os.execute("mkdir -p " .. shell_quote(server.dir .. "/temp"))
   local template = assert(read_file(repo .. "/bench/nginx.conf"), "bench/nginx.conf is missing")
+  -- the pages of the list, one file each, and the map from cursor to file
+  local pages = dofile(repo .. "/bench/pages.lua")
+  local map = {}
+  -- nginx's workers may run as another user (nobody): they must reach the files
+  os.execute("mkdir -p " .. shell_quote(server.dir .. "/pages") .. " && chmod 0755 " .. shell_quote(server.dir)
+    .. " " .. shell_quote(server.dir .. "/pages"))
+  for page = 1, pages.COUNT do
+    local f = assert(io.open(server.dir .. "/pages/page-" .. page .. ".json", "wb"))
+    f:write(pages.body(page))
+    f:close()
+    assert(pages.cursors[page]:match("^[%w_-]+$"), "bench/pages.lua: a cursor nginx cannot quote")
+    map[#map + 1] = ('    "%s" "page-%d.json";'):format(pages.cursors[page], page)
+  end
   for _ = 1, 10 do
     local port, check_port = free_port(), free_port()
     if port ~= check_port then
       local conf = template:gsub("@([%u_]+)@", { PREFIX = server.dir, PORT = tostring(port),
-        CHECK_PORT = tostring(check_port), GROUP_JSON = group })
+        CHECK_PORT = tostring(check_port), GROUP_JSON = group, PAGE_MAP = table.concat(map, "\n") })
       local f = assert(io.open(server.dir .. "/nginx.conf", "wb"))
       f:write(conf)
       f:close()
