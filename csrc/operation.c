@@ -44,6 +44,7 @@ typedef struct builder {
 #define UV_ARRAY_MT lua_upvalueindex(1)
 #define UV_BUILDER lua_upvalueindex(2)
 #define UV_PLAN lua_upvalueindex(3)
+#define UV_SCRATCH lua_upvalueindex(4) /* kept across builds (walk_end empties it) */
 
 static int builder_gc(lua_State *L) {
   builder *b = (builder *)lua_touserdata(L, 1);
@@ -71,13 +72,12 @@ static builder *push_builder(lua_State *L) {
 
 /* ---- reading the plan ---- */
 
-/* Pushes side.fields[name] (a spec table) and returns 1, or pushes
- * nothing and returns 0 when the side does not describe the key. */
-static int push_spec(lua_State *L, int side, const char *name, size_t len) {
-  lua_getfield(L, side, "fields");
+/* Pushes fields[name] (a spec table; `fields` is side.fields) and returns
+ * 1, or pushes nothing and returns 0 when the side does not describe the
+ * key. */
+static int push_spec(lua_State *L, int fields, const char *name, size_t len) {
   lua_pushlstring(L, name, len);
-  lua_rawget(L, -2);
-  lua_remove(L, -2);
+  lua_rawget(L, fields);
   if (lua_istable(L, -1)) return 1;
   lua_pop(L, 1);
   return 0;
@@ -220,10 +220,10 @@ static int check_string_array(walk *w, const char *name, int idx) {
   return 0;
 }
 
-/* Checks the described value at idx against its spec (both sides). */
-static int check_field(walk *w, const char *name, int spec, int idx) {
+/* Checks the described value at idx against its spec (both sides);
+ * `type` is spec_type(spec). */
+static int check_field(walk *w, const char *name, int spec, int type, int idx) {
   lua_State *L = w->L;
-  int type = spec_type(L, spec);
   switch (type) {
     case FT_STRING: case FT_UUID: case FT_ENUM:
       return check_string(w, name, type, spec, idx);
@@ -297,8 +297,10 @@ static int check_required(walk *w, int side, int tbl, int account) {
 static int build_body(walk *w, int side, int idx) {
   lua_State *L = w->L;
   size_t first, count, i;
-  int open = side_flag(L, side, "open");
-  walk_begin(w, L, UV_ARRAY_MT, "body");
+  int open = side_flag(L, side, "open"), fields;
+  lua_getfield(L, side, "fields");
+  fields = lua_gettop(L);
+  walk_begin(w, L, UV_ARRAY_MT, "body", UV_SCRATCH);
   if (lua_isnoneornil(L, idx))
     return walk_fail_field(w, "body", "is required (a table of the fields to send)");
   if (!lua_istable(L, idx))
@@ -307,14 +309,20 @@ static int build_body(walk *w, int side, int idx) {
   strbuf_addc(&w->out, '{');
   for (i = 0; i < count; i++) {
     walk_key k = w->keys[first + i];
-    int described = push_spec(L, side, k.s, k.len), value;
+    int described = push_spec(L, fields, k.s, k.len), value;
     if (!described && !open) return fail_unknown(w, side, "body field", k.s, k.len);
     if (i > 0) strbuf_addc(&w->out, ',');
     if (encode_json_string(w, k.s, k.len) < 0) return -1;
     strbuf_addc(&w->out, ':');
     walk_push_value(w, k);
     value = lua_gettop(L);
-    if (described && check_field(w, k.s, value - 1, value) < 0) return -1;
+    if (described) {
+      int type = spec_type(L, value - 1);
+      /* a string field's bytes are checked as the encoder writes them */
+      if (!(type == FT_STRING && lua_type(L, value) == LUA_TSTRING) &&
+          check_field(w, k.s, value - 1, type, value) < 0)
+        return -1;
+    }
     walk_push_key(w, k.s, k.len);
     if (encode_json_value(w, value) < 0) return -1;
     walk_pop(w);
@@ -330,7 +338,7 @@ static int build_body(walk *w, int side, int idx) {
 static int encode_query_field(walk *w, builder *b, const char *name, size_t len, int spec, int idx) {
   lua_State *L = w->L;
   int type = spec ? spec_type(L, spec) : -1;
-  if (spec && check_field(w, name, spec, idx) < 0) return -1;
+  if (spec && check_field(w, name, spec, type, idx) < 0) return -1;
   switch (type) {
     case FT_STRING: case FT_UUID: case FT_ENUM: {
       size_t n;
@@ -376,14 +384,14 @@ static int encode_query_field(walk *w, builder *b, const char *name, size_t len,
 }
 
 /* Adds the client's default account as name=value. */
-static int add_account(walk *w, int side, int account) {
+static int add_account(walk *w, int side, int fields, int account) {
   lua_State *L = w->L;
   size_t alen, n;
   const char *aname, *s;
   int spec, rc;
   lua_getfield(L, side, "account");
   aname = lua_tolstring(L, -1, &alen);
-  if (!push_spec(L, side, aname, alen)) { lua_pop(L, 1); return 0; }
+  if (!push_spec(L, fields, aname, alen)) { lua_pop(L, 1); return 0; }
   spec = lua_gettop(L);
   rc = check_string(w, aname, spec_type(L, spec), spec, account);
   if (rc == 0) {
@@ -406,9 +414,11 @@ static int build_query(walk *w, builder *b, int side, int idx, int account) {
   lua_State *L = w->L;
   size_t first = 0, count = 0, i, alen = 0;
   const char *aname = NULL;
-  int open = side_flag(L, side, "open");
+  int open = side_flag(L, side, "open"), fields;
   int have_default = lua_type(L, account) == LUA_TSTRING;
-  walk_begin(w, L, UV_ARRAY_MT, "query");
+  lua_getfield(L, side, "fields");
+  fields = lua_gettop(L);
+  walk_begin(w, L, UV_ARRAY_MT, "query", UV_SCRATCH);
   if (!lua_isnoneornil(L, idx)) {
     if (!lua_istable(L, idx))
       return walk_fail_field(w, "query", "must be a table (got %s)", luaL_typename(L, idx));
@@ -423,7 +433,7 @@ static int build_query(walk *w, builder *b, int side, int idx, int account) {
   if (!open)
     for (i = 0; i < count; i++) {
       walk_key k = w->keys[first + i];
-      if (!push_spec(L, side, k.s, k.len)) return fail_unknown(w, side, "query parameter", k.s, k.len);
+      if (!push_spec(L, fields, k.s, k.len)) return fail_unknown(w, side, "query parameter", k.s, k.len);
       lua_pop(L, 1);
     }
   for (i = 0; i <= count; i++) {
@@ -436,7 +446,7 @@ static int build_query(walk *w, builder *b, int side, int idx, int account) {
         before = c < 0;
       }
       if (before && have_default) {
-        if (add_account(w, side, account) < 0) return -1;
+        if (add_account(w, side, fields, account) < 0) return -1;
         have_default = 0;
       }
     }
@@ -444,7 +454,7 @@ static int build_query(walk *w, builder *b, int side, int idx, int account) {
     {
       walk_key k = w->keys[first + i];
       int spec = 0, value;
-      if (push_spec(L, side, k.s, k.len)) spec = lua_gettop(L);
+      if (push_spec(L, fields, k.s, k.len)) spec = lua_gettop(L);
       walk_push_value(w, k);
       value = lua_gettop(L);
       if (!walk_is_null(L, value) && encode_query_field(w, b, k.s, k.len, spec, value) < 0) return -1;
@@ -527,14 +537,20 @@ static int operation_build(lua_State *L) {
   side = lua_gettop(L);
   has_body = lua_istable(L, side);
   if (has_body) {
-    if (build_body(w, side, 1) < 0 || w->out.failed) return push_failure(L, w);
+    int rc = build_body(w, side, 1);
+    walk_end(w);
+    if (rc < 0 || w->out.failed) return push_failure(L, w);
     strbuf_reset(&b->json);
     strbuf_add(&b->json, w->out.data, w->out.len);
   }
   lua_settop(L, 4);
   lua_getfield(L, plan, "query");
   side = lua_gettop(L);
-  if (build_query(w, b, side, 2, 3) < 0 || w->out.failed || b->prefix.failed) return push_failure(L, w);
+  {
+    int rc = build_query(w, b, side, 2, 3);
+    walk_end(w);
+    if (rc < 0 || w->out.failed || b->prefix.failed) return push_failure(L, w);
+  }
   if (w->out.len) {
     strbuf_addc(&b->target, '?');
     strbuf_add(&b->target, w->out.data, w->out.len);
@@ -560,7 +576,8 @@ static int operation_new(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(1));
   push_builder(L);
   lua_pushvalue(L, 1);
-  lua_pushcclosure(L, operation_build, 3);
+  lua_newtable(L);
+  lua_pushcclosure(L, operation_build, 4);
   return 1;
 }
 
@@ -569,7 +586,7 @@ static int operation_encode_json(lua_State *L) {
   builder *b = (builder *)lua_touserdata(L, UV_BUILDER);
   walk *w = &b->w;
   lua_settop(L, 2);
-  walk_begin(w, L, UV_ARRAY_MT, luaL_optstring(L, 2, "value"));
+  walk_begin(w, L, UV_ARRAY_MT, luaL_optstring(L, 2, "value"), 0);
   if (encode_json_value(w, 1) < 0 || w->out.failed) return push_failure(L, w);
   lua_pushlstring(L, w->out.data, w->out.len);
   return 1;

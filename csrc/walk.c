@@ -22,7 +22,7 @@ void walk_free(walk *w) {
   w->keycap = 0;
 }
 
-void walk_begin(walk *w, lua_State *L, int array_mt, const char *root) {
+void walk_begin(walk *w, lua_State *L, int array_mt, const char *root, int scratch) {
   w->L = L;
   w->root = root;
   strbuf_reset(&w->out);
@@ -30,9 +30,12 @@ void walk_begin(walk *w, lua_State *L, int array_mt, const char *root) {
   w->nkeys = 0;
   w->array_mt = array_mt;
   w->failed = 0;
-  lua_newtable(L);
-  w->scratch = lua_gettop(L);
-  w->nvalues = 0;
+  if (scratch == 0) {
+    lua_newtable(L);
+    scratch = lua_gettop(L);
+  }
+  w->scratch = scratch;
+  w->nvalues = w->maxvalues = 0;
   w->field[0] = w->message[0] = '\0';
 }
 
@@ -244,6 +247,7 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
       size_t len;
       const char *s;
       lua_rawseti(L, w->scratch, ++w->nvalues);
+      if (w->nvalues > w->maxvalues) w->maxvalues = w->nvalues;
       s = lua_tolstring(L, -1, &len);
       if (push_sort_key(w, s, len, w->nvalues) < 0) {
         w->nkeys = *first;
@@ -302,6 +306,15 @@ void walk_leave_table(walk *w, size_t first) {
     if (lowest == 0 || w->keys[i].slot < lowest) lowest = w->keys[i].slot;
   if (lowest) w->nvalues = lowest - 1;
   w->nkeys = first;
+}
+
+void walk_end(walk *w) {
+  int i;
+  for (i = 1; i <= w->maxvalues; i++) {
+    lua_pushnil(w->L);
+    lua_rawseti(w->L, w->scratch, i);
+  }
+  w->maxvalues = w->nvalues = 0;
 }
 
 void walk_push_value(walk *w, walk_key k) {

@@ -38,7 +38,8 @@ typedef struct walk {
   size_t nkeys, keycap;
   int array_mt;                           /* stack index of truto.array's metatable, or 0 */
   int scratch;                            /* stack index of the values of open keys */
-  int nvalues;                            /* slots used in scratch */
+  int nvalues;                            /* slots used in scratch now */
+  int maxvalues;                          /* slots used since walk_begin */
   const char *root;                       /* names the value itself in errors (depth 0) */
   char field[256];
   char message[WALK_ERR_SIZE];
@@ -49,11 +50,16 @@ enum walk_shape { SHAPE_OBJECT, SHAPE_ARRAY };
 
 void walk_init(walk *w);
 void walk_free(walk *w);
-/* Starts a walk: pushes the scratch table that holds the values of the
- * keys of open tables (a Lua table, not the Lua stack: a wide object must
- * not run into the C stack limit of Lua 5.1 and LuaJIT). The caller pops it
- * (or leaves it below its results). */
-void walk_begin(walk *w, lua_State *L, int array_mt, const char *root);
+/* Starts a walk. `scratch` is the stack index of a table that holds the
+ * values of the keys of open tables (a Lua table, not the Lua stack: a wide
+ * object must not run into the C stack limit of Lua 5.1 and LuaJIT); 0
+ * pushes a new one, which the caller pops (or leaves below its results).
+ * A kept scratch table is emptied by walk_end. */
+void walk_begin(walk *w, lua_State *L, int array_mt, const char *root, int scratch);
+
+/* Drops the references the scratch table holds (so a kept one does not
+ * keep the walked values alive). */
+void walk_end(walk *w);
 
 /* Pushes the value of key k of an open table. */
 void walk_push_value(walk *w, walk_key k);

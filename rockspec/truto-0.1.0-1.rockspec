@@ -35,6 +35,7 @@ build = {
         "csrc/headers.c",
         "csrc/hmac.c",
         "csrc/http_parse.c",
+        "csrc/json_scan.c",
         "csrc/operation.c",
         "csrc/signals.c",
         "csrc/strbuf.c",

@@ -76,12 +76,12 @@ end
 -- M.decode(text) -> value | nil, why: strict JSON, nulls as truto.null,
 -- integral numbers within +-2^53 as integers on Lua 5.3+, and integer
 -- literals beyond 2^53 as strings of their exact digits (every Lua).
--- The text is only rewritten when it holds something that could need it
--- (16 digits in a row, a digit before a bare `.`, a 3-digit exponent).
+-- The text is only rewritten when a number in it needs that (an integer of
+-- 16 digits or more, a bare `.`, a 3-digit exponent): one pass in C tells.
+local needs_care = core.json_numbers_need_care
 function M.decode(text)
   if type(text) ~= "string" then return nil, "not a string" end
-  if text:find("%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d") or text:find("%d%.[^%d]")
-    or text:find("%d%.$") or text:find("[eE][-+]?%d%d%d") then
+  if needs_care(text) then
     local safe, why = exact_numbers(text)
     if not safe then return nil, why end
     text = safe
