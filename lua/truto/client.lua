@@ -117,7 +117,7 @@ function M.new(config)
     end
     -- clients with different tokens may share a dict: keys carry a hash
     -- of the token, never the token
-    c.pace = pace.new(limits, store, core.hmac_sha256("truto-pace", c.token):sub(1, 16))
+    c.pace = pace.new(limits, store, pace.scope_of(c.token))
   end
   c.closed = false
   local client = setmetatable(c, Client)

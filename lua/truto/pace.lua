@@ -219,6 +219,20 @@ function Budget:learn(account, status, rl, retry_after, now, remote)
   end
 end
 
+-- M.scope_of(token) -> 16 hex digits that tell tokens apart in a shared
+-- store without putting the token there: two polynomial hashes modulo
+-- primes below 2^32 (exact in doubles on every Lua). Not a secret-keeping
+-- hash — the dict is the process's own memory — only never the token itself.
+function M.scope_of(token)
+  local a, b = 7, 11
+  for i = 1, #token do
+    local c = token:byte(i)
+    a = (a * 31 + c) % 4294967291
+    b = (b * 131 + c) % 4294967279
+  end
+  return ("%08x%08x"):format(a, b)
+end
+
 -- The store of a lua_shared_dict, or an error when nginx has none by that
 -- name.
 function M.shared_store(name)
