@@ -96,8 +96,10 @@ describe("rockspec/truto-0.1.0-1.rockspec", function()
 end)
 
 describe("luarocks make", function()
-  -- PUC Lua only: a LuaJIT user builds with OpenResty's own luarocks
-  local it_puc = IS_LUAJIT and pending or it
+  -- PUC Lua only: a LuaJIT user builds with OpenResty's own luarocks; and
+  -- not under make check's instrumented stand-in for the interpreter
+  -- (ASAN_OPTIONS set), which luarocks cannot find Lua's headers beside
+  local it_puc = (IS_LUAJIT or os.getenv("ASAN_OPTIONS")) and pending or it
   it_puc("builds and installs a tree whose modules load, without lua-cjson from LuaRocks", function()
     local abi = _VERSION:match("%d+%.%d+")
     local ok, dir = sh.run("mktemp -d")
