@@ -46,6 +46,12 @@ typedef struct builder {
 #define UV_PLAN lua_upvalueindex(3)
 #define UV_SCRATCH lua_upvalueindex(4) /* kept across builds (walk_end empties it) */
 
+/* operation_new turns the named plan into arrays, read in the hot path
+ * with lua_rawgeti (no string hashing): */
+enum { PLAN_PATH = 1, PLAN_AFTER_ID, PLAN_BODY, PLAN_QUERY };
+enum { SIDE_FIELDS = 1, SIDE_OPEN, SIDE_NAMES, SIDE_HINTS, SIDE_REQUIRED, SIDE_ACCOUNT };
+enum { SPEC_T = 1, SPEC_VALUES, SPEC_EXPECTED, SPEC_MIN };
+
 static int builder_gc(lua_State *L) {
   builder *b = (builder *)lua_touserdata(L, 1);
   walk_free(&b->w);
@@ -83,17 +89,27 @@ static int push_spec(lua_State *L, int fields, const char *name, size_t len) {
   return 0;
 }
 
+/* push_spec for key k of the walk's open table (no re-interning). */
+static int push_key_spec(walk *w, int fields, walk_key k) {
+  lua_State *L = w->L;
+  walk_push_key_string(w, k);
+  lua_rawget(L, fields);
+  if (lua_istable(L, -1)) return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
 static int spec_type(lua_State *L, int spec) {
   int t;
-  lua_getfield(L, spec, "t");
+  lua_rawgeti(L, spec, SPEC_T);
   t = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
   return t;
 }
 
-static int side_flag(lua_State *L, int side, const char *key) {
+static int side_flag(lua_State *L, int side, int key) {
   int v;
-  lua_getfield(L, side, key);
+  lua_rawgeti(L, side, key);
   v = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
@@ -109,7 +125,7 @@ static int fail_unknown(walk *w, int side, const char *kind, const char *name, s
   lua_State *L = w->L;
   char key[64];
   walk_printable(key, sizeof key, name, len);
-  lua_getfield(L, side, "hints");
+  lua_rawgeti(L, side, SIDE_HINTS);
   if (lua_istable(L, -1)) {
     lua_pushlstring(L, name, len);
     lua_rawget(L, -2);
@@ -121,7 +137,7 @@ static int fail_unknown(walk *w, int side, const char *kind, const char *name, s
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  lua_getfield(L, side, "names");
+  lua_rawgeti(L, side, SIDE_NAMES);
   walk_fail_field(w, key, "unknown %s (expected one of %s)", kind,
                   lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "none");
   lua_pop(L, 1);
@@ -157,14 +173,14 @@ static int check_string(walk *w, const char *name, int type, int spec, int idx) 
   }
   if (type == FT_ENUM) {
     int ok;
-    lua_getfield(L, spec, "values");
+    lua_rawgeti(L, spec, SPEC_VALUES);
     lua_pushvalue(L, idx);
     lua_rawget(L, -2);
     ok = lua_toboolean(L, -1);
     lua_pop(L, 2);
     if (ok) return 0;
     walk_printable(got, sizeof got, s, n);
-    lua_getfield(L, spec, "expected");
+    lua_rawgeti(L, spec, SPEC_EXPECTED);
     walk_fail_field(w, name, "must be one of %s (got \"%s\")",
                     lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?", got);
     lua_pop(L, 1);
@@ -184,7 +200,7 @@ static int check_integer(walk *w, const char *name, int spec, int idx) {
   n = lua_tonumber(L, idx);
   if (!lua_isinteger(L, idx) && (n != floor(n) || fabs(n) > 9007199254740992.0))
     return walk_fail_field(w, name, "must be a whole number (got %.17g)", (double)n);
-  lua_getfield(L, spec, "min");
+  lua_rawgeti(L, spec, SPEC_MIN);
   min = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -HUGE_VAL;
   lua_pop(L, 1);
   if (n < min) return walk_fail_field(w, name, "must be at least %.17g (got %.17g)", (double)min, (double)n);
@@ -259,7 +275,7 @@ static int enter_top(walk *w, int idx, size_t *first, size_t *count) {
 static int check_required(walk *w, int side, int tbl, int account) {
   lua_State *L = w->L;
   int i, n, missing = -1;
-  lua_getfield(L, side, "required");
+  lua_rawgeti(L, side, SIDE_REQUIRED);
   if (!lua_istable(L, -1)) { lua_pop(L, 1); return 0; }
   n = (int)lua_rawlen(L, -1);
   for (i = 1; i <= n && missing < 0; i++) {
@@ -275,7 +291,7 @@ static int check_required(walk *w, int side, int tbl, int account) {
     /* the client's default stands in only where the call gave nothing
      * (truto.null there means "send none") */
     if (absent && account && lua_type(L, account) == LUA_TSTRING) {
-      lua_getfield(L, side, "account");
+      lua_rawgeti(L, side, SIDE_ACCOUNT);
       present = lua_rawequal(L, -1, -2);
       lua_pop(L, 1);
     }
@@ -297,8 +313,8 @@ static int check_required(walk *w, int side, int tbl, int account) {
 static int build_body(walk *w, int side, int idx) {
   lua_State *L = w->L;
   size_t first, count, i;
-  int open = side_flag(L, side, "open"), fields;
-  lua_getfield(L, side, "fields");
+  int open = side_flag(L, side, SIDE_OPEN), fields;
+  lua_rawgeti(L, side, SIDE_FIELDS);
   fields = lua_gettop(L);
   walk_begin(w, L, UV_ARRAY_MT, "body", UV_SCRATCH);
   if (lua_isnoneornil(L, idx))
@@ -309,7 +325,7 @@ static int build_body(walk *w, int side, int idx) {
   strbuf_addc(&w->out, '{');
   for (i = 0; i < count; i++) {
     walk_key k = w->keys[first + i];
-    int described = push_spec(L, fields, k.s, k.len), value;
+    int described = push_key_spec(w, fields, k), value;
     if (!described && !open) return fail_unknown(w, side, "body field", k.s, k.len);
     if (i > 0) strbuf_addc(&w->out, ',');
     if (encode_json_string(w, k.s, k.len) < 0) return -1;
@@ -389,7 +405,7 @@ static int add_account(walk *w, int side, int fields, int account) {
   size_t alen, n;
   const char *aname, *s;
   int spec, rc;
-  lua_getfield(L, side, "account");
+  lua_rawgeti(L, side, SIDE_ACCOUNT);
   aname = lua_tolstring(L, -1, &alen);
   if (!push_spec(L, fields, aname, alen)) { lua_pop(L, 1); return 0; }
   spec = lua_gettop(L);
@@ -414,9 +430,9 @@ static int build_query(walk *w, builder *b, int side, int idx, int account) {
   lua_State *L = w->L;
   size_t first = 0, count = 0, i, alen = 0;
   const char *aname = NULL;
-  int open = side_flag(L, side, "open"), fields;
+  int open = side_flag(L, side, SIDE_OPEN), fields;
   int have_default = lua_type(L, account) == LUA_TSTRING;
-  lua_getfield(L, side, "fields");
+  lua_rawgeti(L, side, SIDE_FIELDS);
   fields = lua_gettop(L);
   walk_begin(w, L, UV_ARRAY_MT, "query", UV_SCRATCH);
   if (!lua_isnoneornil(L, idx)) {
@@ -424,7 +440,7 @@ static int build_query(walk *w, builder *b, int side, int idx, int account) {
       return walk_fail_field(w, "query", "must be a table (got %s)", luaL_typename(L, idx));
     if (enter_top(w, idx, &first, &count) < 0) return -1;
   }
-  lua_getfield(L, side, "account");
+  lua_rawgeti(L, side, SIDE_ACCOUNT);
   if (lua_type(L, -1) == LUA_TSTRING) aname = lua_tolstring(L, -1, &alen);
   else have_default = 0;
   lua_pop(L, 1); /* the plan holds the string */
@@ -433,7 +449,7 @@ static int build_query(walk *w, builder *b, int side, int idx, int account) {
   if (!open)
     for (i = 0; i < count; i++) {
       walk_key k = w->keys[first + i];
-      if (!push_spec(L, fields, k.s, k.len)) return fail_unknown(w, side, "query parameter", k.s, k.len);
+      if (!push_key_spec(w, fields, k)) return fail_unknown(w, side, "query parameter", k.s, k.len);
       lua_pop(L, 1);
     }
   for (i = 0; i <= count; i++) {
@@ -454,7 +470,7 @@ static int build_query(walk *w, builder *b, int side, int idx, int account) {
     {
       walk_key k = w->keys[first + i];
       int spec = 0, value;
-      if (push_spec(L, fields, k.s, k.len)) spec = lua_gettop(L);
+      if (push_key_spec(w, fields, k)) spec = lua_gettop(L);
       walk_push_value(w, k);
       value = lua_gettop(L);
       if (!walk_is_null(L, value) && encode_query_field(w, b, k.s, k.len, spec, value) < 0) return -1;
@@ -518,10 +534,10 @@ static int operation_build(lua_State *L) {
   w->L = L;
   w->failed = 0;
   strbuf_reset(&b->target);
-  lua_getfield(L, plan, "path");
+  lua_rawgeti(L, plan, PLAN_PATH);
   path = lua_tolstring(L, -1, &path_len);
   strbuf_add(&b->target, path, path_len);
-  lua_getfield(L, plan, "after_id");
+  lua_rawgeti(L, plan, PLAN_AFTER_ID);
   if (lua_type(L, -1) == LUA_TSTRING) {
     size_t n;
     const char *after;
@@ -533,7 +549,7 @@ static int operation_build(lua_State *L) {
   lua_settop(L, 4);
 
   /* the body first: its mistakes (a misplaced group_type) explain more */
-  lua_getfield(L, plan, "body");
+  lua_rawgeti(L, plan, PLAN_BODY);
   side = lua_gettop(L);
   has_body = lua_istable(L, side);
   if (has_body) {
@@ -544,7 +560,7 @@ static int operation_build(lua_State *L) {
     strbuf_add(&b->json, w->out.data, w->out.len);
   }
   lua_settop(L, 4);
-  lua_getfield(L, plan, "query");
+  lua_rawgeti(L, plan, PLAN_QUERY);
   side = lua_gettop(L);
   {
     int rc = build_query(w, b, side, 2, 3);
@@ -565,18 +581,72 @@ static int operation_build(lua_State *L) {
   return 2;
 }
 
+/* Copies t[key] of the table at `from` into slot `to` of the table on top. */
+static void copy_field(lua_State *L, int from, const char *key, int to) {
+  lua_getfield(L, from, key);
+  lua_rawseti(L, -2, to);
+}
+
+/* Pushes the array form of the named side at `idx` (false for none). */
+static void push_side(lua_State *L, int idx) {
+  int fields;
+  if (!lua_istable(L, idx)) { lua_pushboolean(L, 0); return; }
+  lua_createtable(L, 6, 0);
+  lua_newtable(L);
+  fields = lua_gettop(L);
+  lua_getfield(L, idx, "fields");
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      int spec = lua_gettop(L);
+      luaL_argcheck(L, lua_type(L, -2) == LUA_TSTRING && lua_istable(L, spec), 1,
+                    "plan fields must be name = spec tables");
+      lua_pushvalue(L, -2);
+      lua_createtable(L, 4, 0);
+      copy_field(L, spec, "t", SPEC_T);
+      copy_field(L, spec, "values", SPEC_VALUES);
+      copy_field(L, spec, "expected", SPEC_EXPECTED);
+      copy_field(L, spec, "min", SPEC_MIN);
+      lua_rawset(L, fields);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  lua_rawseti(L, -2, SIDE_FIELDS);
+  copy_field(L, idx, "open", SIDE_OPEN);
+  copy_field(L, idx, "names", SIDE_NAMES);
+  copy_field(L, idx, "hints", SIDE_HINTS);
+  copy_field(L, idx, "required", SIDE_REQUIRED);
+  copy_field(L, idx, "account", SIDE_ACCOUNT);
+}
+
 /* core.operation(plan) -> build function (see operation_build) */
 static int operation_new(lua_State *L) {
+  int named;
   luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
   lua_getfield(L, 1, "path");
   luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "plan.path must be a string");
   lua_getfield(L, 1, "query");
   luaL_argcheck(L, lua_istable(L, -1), 1, "plan.query must be a table");
   lua_settop(L, 1);
+  named = 1;
   lua_pushvalue(L, lua_upvalueindex(1));
   push_builder(L);
-  lua_pushvalue(L, 1);
-  lua_newtable(L);
+  lua_createtable(L, 4, 0);
+  copy_field(L, named, "path", PLAN_PATH);
+  copy_field(L, named, "after_id", PLAN_AFTER_ID);
+  lua_getfield(L, named, "body");
+  push_side(L, lua_gettop(L));
+  lua_remove(L, -2);
+  lua_rawseti(L, -2, PLAN_BODY);
+  lua_getfield(L, named, "query");
+  push_side(L, lua_gettop(L));
+  lua_remove(L, -2);
+  lua_rawseti(L, -2, PLAN_QUERY);
+  /* the scratch table, its array part sized so that typical requests never
+   * make Lua rehash it (emptied slots stay in the array part) */
+  lua_createtable(L, 64, 0);
   lua_pushcclosure(L, operation_build, 4);
   return 1;
 }

@@ -36,6 +36,7 @@ void walk_begin(walk *w, lua_State *L, int array_mt, const char *root, int scrat
   }
   w->scratch = scratch;
   w->nvalues = w->maxvalues = 0;
+  w->stacked = 0;
   w->field[0] = w->message[0] = '\0';
 }
 
@@ -242,14 +243,26 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   while (lua_next(L, idx)) {
     int kt = lua_type(L, -2);
     if (kt == LUA_TSTRING) {
-      /* the value goes to the scratch table; the key stays on top for
-       * lua_next (its bytes stay valid: the walked table holds it) */
+      /* the first WALK_STACK_KEYS open keys keep their values on the Lua
+       * stack (fast); the rest go to the scratch table (a Lua table: no
+       * limit tied to the C stack of Lua 5.1 and LuaJIT). The key stays on
+       * top for lua_next; its bytes stay valid: the walked table holds it */
       size_t len;
       const char *s;
-      lua_rawseti(L, w->scratch, ++w->nvalues);
-      if (w->nvalues > w->maxvalues) w->maxvalues = w->nvalues;
+      int slot;
+      if (w->stacked < WALK_STACK_KEYS && lua_checkstack(L, 4)) {
+        lua_insert(L, -2);            /* [.. values, key] */
+        slot = -(lua_gettop(L) - 1);
+        w->stacked++;
+      } else {
+        lua_rawseti(L, w->scratch, ++w->nvalues);
+        lua_pushvalue(L, -1);         /* and the key, for lookups without interning it again */
+        lua_rawseti(L, w->scratch, ++w->nvalues);
+        if (w->nvalues > w->maxvalues) w->maxvalues = w->nvalues;
+        slot = w->nvalues - 1;
+      }
       s = lua_tolstring(L, -1, &len);
-      if (push_sort_key(w, s, len, w->nvalues) < 0) {
+      if (push_sort_key(w, s, len, slot) < 0) {
         w->nkeys = *first;
         lua_settop(L, base);
         return -1;
@@ -298,13 +311,21 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
 }
 
 void walk_leave_table(walk *w, size_t first) {
-  /* the slots are reused by the next table; the scratch table itself is
-   * dropped with the walk, so the values need not be cleared */
+  /* stack slots are popped; scratch slots are reused by the next table
+   * (walk_end drops their references) */
   size_t i;
-  int lowest = 0;
-  for (i = first; i < w->nkeys; i++)
-    if (lowest == 0 || w->keys[i].slot < lowest) lowest = w->keys[i].slot;
-  if (lowest) w->nvalues = lowest - 1;
+  int lowest_stack = 0, lowest_scratch = 0;
+  for (i = first; i < w->nkeys; i++) {
+    int slot = w->keys[i].slot;
+    if (slot < 0) {
+      if (lowest_stack == 0 || -slot < lowest_stack) lowest_stack = -slot;
+      w->stacked--;
+    } else if (lowest_scratch == 0 || slot < lowest_scratch) {
+      lowest_scratch = slot;
+    }
+  }
+  if (lowest_stack) lua_settop(w->L, lowest_stack - 1);
+  if (lowest_scratch) w->nvalues = lowest_scratch - 1;
   w->nkeys = first;
 }
 
@@ -318,7 +339,13 @@ void walk_end(walk *w) {
 }
 
 void walk_push_value(walk *w, walk_key k) {
-  lua_rawgeti(w->L, w->scratch, k.slot);
+  if (k.slot < 0) lua_pushvalue(w->L, -k.slot);
+  else lua_rawgeti(w->L, w->scratch, k.slot);
+}
+
+void walk_push_key_string(walk *w, walk_key k) {
+  if (k.slot < 0) lua_pushlstring(w->L, k.s, k.len);
+  else lua_rawgeti(w->L, w->scratch, k.slot + 1);
 }
 
 size_t walk_utf8_sequence(const unsigned char *p, const unsigned char *end) {

@@ -15,6 +15,7 @@
 
 #define WALK_MAX_DEPTH 64      /* nesting below a top-level field */
 #define WALK_ERR_SIZE 1024
+#define WALK_STACK_KEYS 128    /* open keys whose values stay on the Lua stack */
 
 typedef struct walk_seg {
   const char *key;  /* NULL for an array index */
@@ -25,7 +26,8 @@ typedef struct walk_seg {
 typedef struct walk_key {
   const char *s;   /* kept alive by the table being walked (never changed during a walk) */
   size_t len;
-  int slot;        /* index in the walk's scratch table holding the key's value */
+  int slot;        /* > 0: index in the scratch table of the key's value (the key
+                      at slot + 1); < 0: minus the Lua stack index of the value */
 } walk_key;
 
 typedef struct walk {
@@ -40,6 +42,7 @@ typedef struct walk {
   int scratch;                            /* stack index of the values of open keys */
   int nvalues;                            /* slots used in scratch now */
   int maxvalues;                          /* slots used since walk_begin */
+  int stacked;                            /* open keys whose values are on the stack */
   const char *root;                       /* names the value itself in errors (depth 0) */
   char field[256];
   char message[WALK_ERR_SIZE];
@@ -63,6 +66,9 @@ void walk_end(walk *w);
 
 /* Pushes the value of key k of an open table. */
 void walk_push_value(walk *w, walk_key k);
+
+/* Pushes key k itself (the Lua string, as the table holds it). */
+void walk_push_key_string(walk *w, walk_key k);
 
 /* Records an error at the current path; always returns -1. */
 int walk_fail(walk *w, const char *fmt, ...);
