@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "compat.h"
+#include "answer.h"
 #include "hmac.h"
 #include "http_parse.h"
 #include "operation.h"
@@ -207,6 +208,7 @@ int luaopen_truto_core(lua_State *L) {
   http_parse_open(L);
   luaL_newlib(L, plain);
   hmac_open(L);              /* core.hmac_sha256, core.hmac_sha256_verify */
+  answer_open(L);            /* core.headers_fill, core.json_needs_care */
   signals_open(L);            /* core.signals */
 
   /* the array marker's metatable, shared by truto.array and the encoders */

@@ -8,7 +8,8 @@ local core = require "truto.core"
 local payload = dofile("bench/payload.lua")
 
 local n, warmup, concurrency = tonumber(arg[1]), tonumber(arg[2]) or 0, tonumber(arg[3]) or 16
-local client = assert(truto.new{ token = payload.token, base_url = os.getenv("BENCH_BASE") })
+local client = assert(truto.new{ token = payload.token, base_url = os.getenv("BENCH_BASE"),
+  rate_limits = false }) -- loopback CPU, not pacing (issue 11 measures pacing apart)
 local create_many = client.groups.create_many
 if type(create_many) ~= "function" then
   io.write("unavailable\n")
