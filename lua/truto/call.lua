@@ -406,10 +406,14 @@ function M.settle(c, job, status, rheaders, rbody, sent, which)
       if value ~= nil then
         local t = clock(c)
         if c.on_response or o.on_response then tell_response(c, job, status, nil, rbody, t) end
-        return value, { status = status, headers = rheaders, attempts = job.attempts,
-          idempotency_key = job.key, elapsed = t - job.started,
-          rate_limit = rl, operation = job.name,
-          rate_wait = job.rate_wait, hook_errors = job.hook_errors }
+        -- the fields always there in the constructor, the rare ones after:
+        -- 7 fields fit a table of 8 slots (a batch keeps one per item)
+        local meta = { status = status, headers = rheaders, attempts = job.attempts,
+          idempotency_key = job.key, elapsed = t - job.started, operation = job.name,
+          rate_wait = job.rate_wait }
+        if rl then meta.rate_limit = rl end
+        if job.hook_errors then meta.hook_errors = job.hook_errors end
+        return value, meta
       end
     end
     -- every field in before the error is redacted (pairs alone would not
