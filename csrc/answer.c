@@ -18,11 +18,16 @@ static const char *const EAGER[] = {
   "content-type", "retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", NULL
 };
 
+/* Is `name` one of EAGER (any case)? By length first: called per line. */
 static int is_eager(const char *name, size_t len) {
-  int i;
-  for (i = 0; EAGER[i]; i++)
-    if (strlen(EAGER[i]) == len && strncasecmp(EAGER[i], name, len) == 0) return 1;
-  return 0;
+  switch (len) {
+    case 11: return strncasecmp(name, "retry-after", 11) == 0;
+    case 12: return strncasecmp(name, "content-type", 12) == 0;
+    case 15: return strncasecmp(name, "ratelimit-limit", 15) == 0
+               || strncasecmp(name, "ratelimit-reset", 15) == 0;
+    case 19: return strncasecmp(name, "ratelimit-remaining", 19) == 0;
+    default: return 0;
+  }
 }
 
 /* Calls add(line...) for each "name: value" line of the block after its
@@ -148,6 +153,10 @@ static int core_json_needs_care(lua_State *L) {
   const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
   for (i = 0; i < n; i++) {
     unsigned char ch = s[i];
+    if (ch > '9' && ch != 'e' && ch != 'E') { /* letters and most punctuation: the usual byte */
+      run = 0;
+      continue;
+    }
     if (ch >= '0' && ch <= '9') {
       if (++run >= 16) goto care;
       if (i + 1 < n && s[i + 1] == '.' && (i + 2 >= n || s[i + 2] < '0' || s[i + 2] > '9')) goto care;
