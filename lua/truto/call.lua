@@ -166,9 +166,14 @@ function M.prepare_resolved(c, op, id, body, query, o, name)
     key = false
   end
   local h = c.own_headers
-  local headers = { h.authorization, h.accept, h.user_agent }
-  if json then headers[#headers + 1] = h.content_type end
-  if key then headers[#headers + 1] = "Idempotency-Key: " .. key end
+  local headers
+  if json and key then -- the usual write: the whole list at once, no regrowing
+    headers = { h.authorization, h.accept, h.user_agent, h.content_type, "Idempotency-Key: " .. key }
+  else
+    headers = { h.authorization, h.accept, h.user_agent }
+    if json then headers[#headers + 1] = h.content_type end
+    if key then headers[#headers + 1] = "Idempotency-Key: " .. key end
+  end
   if c.headers or o.headers then
     local extra, herr = extra_headers(c, o, op, name)
     if not extra then return invalid(c, herr.field, herr.message) end
