@@ -19,11 +19,11 @@
 #include <time.h>
 
 #include "compat.h"
+#include "answer.h"
 #include "hmac.h"
 #include "http_parse.h"
 #include "operation.h"
 #include "signals.h"
-#include "json_scan.h"
 #include "transport_curl.h"
 
 /* core.now() -> seconds on a monotonic clock (for elapsed and deadlines) */
@@ -208,8 +208,8 @@ int luaopen_truto_core(lua_State *L) {
   http_parse_open(L);
   luaL_newlib(L, plain);
   hmac_open(L);              /* core.hmac_sha256, core.hmac_sha256_verify */
+  answer_open(L);            /* core.headers_fill, core.json_needs_care */
   signals_open(L);            /* core.signals */
-  json_scan_open(L);          /* core.json_numbers_need_care */
 
   /* the array marker's metatable, shared by truto.array and the encoders */
   lua_newtable(L);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "answer.h"
 #include "headers.h"
 #include "transfer.h"
 
@@ -392,7 +393,7 @@ int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
     /* a redirect loop is an answer, not a failure: the last 3xx (the
      * client makes it an http error, never retried) */
     lua_pushinteger(L, (lua_Integer)response_status(t));
-    transfer_push_headers(L, t->head.data ? t->head.data : "", t->head.len);
+    answer_push_headers(L, t->head.data ? t->head.data : "", t->head.len);
     lua_pushliteral(L, "");
     release_buffers(t);
     return 3;
@@ -449,7 +450,7 @@ int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
   }
   if (t->head.failed || t->body.failed) return luaL_error(L, "out of memory");
   lua_pushinteger(L, (lua_Integer)response_status(t));
-  transfer_push_headers(L, t->head.data ? t->head.data : "", t->head.len);
+  answer_push_headers(L, t->head.data ? t->head.data : "", t->head.len);
   lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
   release_buffers(t);
   return 3;

@@ -66,6 +66,7 @@ void transfer_cleanup(transfer *t);
 void transfer_prepare(lua_State *L, transfer *t, int arg);
 
 /* After the transfer ended with `rc`: frees per-request state and pushes
+ * (headers: answer_push_headers's table, filled when read)
  *   status, headers, body                         (3 values) or
  *   nil, kind, message, sent, which_timeout       (5 values).
  * Too many redirects give the last 3xx answer (its body is empty: libcurl

@@ -1,7 +1,7 @@
 /*
  * transport_multi.c - many requests at once on one libcurl multi handle
- * (create_many). Lua drives: add() starts a request, perform(wait) moves
- * every transfer on and hands back the ones that finished; retries, order
+ * (create_many). Lua drives: add() starts a request, perform(wait, out)
+ * moves every transfer on and hands back the ones that finished; retries, order
  * and backoff are decided in lua/truto/batch.lua. Easy handles are pooled
  * and keep their connections (shared with the client's single handle
  * through the share). No sinks here, so no Lua runs inside libcurl.
@@ -87,43 +87,48 @@ static int multi_add(lua_State *L) {
 }
 
 /*
- * multi:perform(wait) -> { {id, status, headers, body}
- *                        | {id, nil, kind, message, sent, which}, ... }
+ * multi:perform(wait, out) -> n
  * Moves every transfer on, waiting up to `wait` seconds for activity when
- * none has finished yet.
+ * none has finished yet, and writes the n transfers that finished into the
+ * array `out` (the caller's, reused from call to call: no table per
+ * transfer), six slots each from out[6k + 1]:
+ *   id, status, headers, body, nil, nil            an answer
+ *   id, nil, kind, message, sent, which_timeout     no answer
+ * Slots past 6n keep what an earlier call left there.
  */
 static int multi_perform(lua_State *L) {
   multi *mu = check_multi(L);
   lua_Number wait = luaL_optnumber(L, 2, 0);
   int running = 0, left = 0, n = 0, i;
   CURLMsg *msg;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
   for (i = 0; i < mu->nslots; i++) mu->slots[i]->t.L = L;
   curl_multi_perform(mu->m, &running);
   if (wait > 0 && running == mu->busy) {
     curl_multi_wait(mu->m, NULL, 0, (int)(wait * 1000), NULL);
     curl_multi_perform(mu->m, &running);
   }
-  lua_newtable(L);
   while ((msg = curl_multi_info_read(mu->m, &left)) != NULL) {
     slot *s = NULL;
-    int count, k;
+    int k;
+    lua_Integer base = (lua_Integer)n * 6;
+    CURLcode rc;
     if (msg->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
-    {
-      CURLcode rc = msg->data.result;
-      curl_multi_remove_handle(mu->m, msg->easy_handle);
-      lua_createtable(L, 6, 0);
-      lua_pushinteger(L, s->id);
-      lua_rawseti(L, -2, 1);
-      count = transfer_finish(L, &s->t, rc);
-      for (k = count; k >= 1; k--) lua_rawseti(L, -1 - k, k + 1);
-      /* rawseti pops from the top: values land at their positions */
-    }
+    rc = msg->data.result;
+    curl_multi_remove_handle(mu->m, msg->easy_handle);
+    lua_pushinteger(L, s->id);
+    lua_rawseti(L, 3, base + 1);
+    transfer_finish(L, &s->t, rc);
+    lua_settop(L, 3 + 5); /* an answer's 3 values padded with nils */
+    for (k = 5; k >= 1; k--) lua_rawseti(L, 3, base + 1 + k); /* pops the top */
     s->busy = 0;
     mu->busy--;
-    lua_rawseti(L, -2, ++n);
+    n++;
   }
   for (i = 0; i < mu->nslots; i++) mu->slots[i]->t.L = NULL;
+  lua_pushinteger(L, n);
   return 1;
 }
 

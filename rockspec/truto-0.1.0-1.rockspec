@@ -28,6 +28,7 @@ build = {
   modules = {
     ["truto.core"] = {
       sources = {
+        "csrc/answer.c",
         "csrc/compat.c",
         "csrc/core.c",
         "csrc/encode_json.c",
@@ -35,7 +36,6 @@ build = {
         "csrc/headers.c",
         "csrc/hmac.c",
         "csrc/http_parse.c",
-        "csrc/json_scan.c",
         "csrc/operation.c",
         "csrc/signals.c",
         "csrc/strbuf.c",

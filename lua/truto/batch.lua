@@ -147,6 +147,7 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
   local lookahead, parked = math.max(64, limit * 8), 0
   local function clock() return call.clock(c) end
   local fresh = next_job()           -- the next item not yet started, or nil
+  local finished = {}                -- multi:perform's output, reused
 
   local function start(job)
     call.begin(job, c)
@@ -180,15 +181,15 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
     start(job)
   end
 
-  local function settle(r)
-    local job = by_index[r[1]]
-    by_index[r[1]] = nil
+  local function settle(id, status, headers, body, sent, which)
+    local job = by_index[id]
+    by_index[id] = nil
     inflight = inflight - 1
     local value, meta, wait
-    if r[2] then
-      value, meta, wait = call.settle(c, job, r[2], r[3], r[4], true, nil)
+    if status then
+      value, meta, wait = call.settle(c, job, status, headers, body, true, nil)
     else
-      value, meta, wait = call.settle(c, job, nil, r[3], r[4], r[5], r[6])
+      value, meta, wait = call.settle(c, job, nil, headers, body, sent, which)
     end
     if value ~= nil or not wait or stopping then
       if value == nil and wait then meta.retryable = false end
@@ -259,8 +260,12 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
       -- short waits while a stop may come, so a signal is seen at once
       local cap = batch.polls and 0.1 or 1
       local wait = due and math.max(0, math.min(cap, due - t)) or cap
-      local done = multi:perform(wait)
-      for k = 1, #done do settle(done[k]) end
+      -- finished transfers come flat, six slots each, in one reused table
+      local n = multi:perform(wait, finished)
+      for b = 0, (n - 1) * 6, 6 do
+        settle(finished[b + 1], finished[b + 2], finished[b + 3], finished[b + 4], finished[b + 5],
+          finished[b + 6])
+      end
     elseif due then
       local w = due - t
       if batch.polls then w = math.min(w, 0.1) end

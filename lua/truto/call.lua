@@ -25,7 +25,7 @@ local M = {}
 local extra_headers -- defined below prepare's helpers
 
 local now, uuid4, null = core.now, core.uuid4, core.null
-local interpret = response.interpret
+local interpret, rate_limit, headers_fill = response.interpret, response.rate_limit, core.headers_fill
 local FIELD_TYPES = core.FIELD_TYPES
 
 -- ---- compiling operations -------------------------------------------------
@@ -166,9 +166,14 @@ function M.prepare_resolved(c, op, id, body, query, o, name)
     key = false
   end
   local h = c.own_headers
-  local headers = { h.authorization, h.accept, h.user_agent }
-  if json then headers[#headers + 1] = h.content_type end
-  if key then headers[#headers + 1] = "Idempotency-Key: " .. key end
+  local headers
+  if json and key then -- the usual write: the whole list at once, no regrowing
+    headers = { h.authorization, h.accept, h.user_agent, h.content_type, "Idempotency-Key: " .. key }
+  else
+    headers = { h.authorization, h.accept, h.user_agent }
+    if json then headers[#headers + 1] = h.content_type end
+    if key then headers[#headers + 1] = "Idempotency-Key: " .. key end
+  end
   if c.headers or o.headers then
     local extra, herr = extra_headers(c, o, op, name)
     if not extra then return invalid(c, herr.field, herr.message) end
@@ -386,32 +391,39 @@ end
 --    | nil, err, wait      try again after `wait` seconds
 function M.settle(c, job, status, rheaders, rbody, sent, which)
   local o, token = job.o, c.token
-  local function clock() return M.clock(c) end
-  local value, err
-  if status and c.pace then
-    local rl = response.rate_limit(rheaders)
-    if rl or status == 429 then
+  local clock = M.clock
+  local value, err, rl
+  if status then
+    -- the curl transports' headers are filled when read; these fields are
+    -- there at once (truto.core's lazy headers), a plain table is as good
+    rl = rate_limit(rheaders)
+    if c.pace and (rl or status == 429) then
       local remote = false
       if status == 429 and type(rbody) == "string" and rbody:find("truto_is_remote_error", 1, true) then
         remote = rbody:find('"truto_is_remote_error"%s*:%s*true') ~= nil
       end
-      c.pace:learn(job.account, status, rl, response.retry_after(rheaders["retry-after"]), clock(), remote)
+      c.pace:learn(job.account, status, rl, response.retry_after(rheaders["retry-after"]), clock(c), remote)
     end
-  end
-  if status then
     value, err = interpret(status, rheaders, rbody, job.format, job.req.sink ~= nil,
       job.repeatable, token)
     if value ~= nil then
       value, err = shape(job, value, status, rheaders)
       if value ~= nil then
-        local t = clock()
-        tell_response(c, job, status, nil, rbody, t)
-        return value, { status = status, headers = rheaders, attempts = job.attempts,
-          idempotency_key = job.key, elapsed = t - job.started,
-          rate_limit = response.rate_limit(rheaders), operation = job.name,
-          rate_wait = job.rate_wait, hook_errors = job.hook_errors }
+        local t = clock(c)
+        if c.on_response or o.on_response then tell_response(c, job, status, nil, rbody, t) end
+        -- the fields always there in the constructor, the rare ones after:
+        -- 7 fields fit a table of 8 slots (a batch keeps one per item)
+        local meta = { status = status, headers = rheaders, attempts = job.attempts,
+          idempotency_key = job.key, elapsed = t - job.started, operation = job.name,
+          rate_wait = job.rate_wait }
+        if rl then meta.rate_limit = rl end
+        if job.hook_errors then meta.hook_errors = job.hook_errors end
+        return value, meta
       end
     end
+    -- every field in before the error is redacted (pairs alone would not
+    -- fill a lazy table on Lua 5.1 / LuaJIT)
+    if type(err.headers) == "table" then headers_fill(err.headers) end
     sent = true
   else
     err = M.transport_error(c, rheaders, rbody, which, o, job.limits)
@@ -429,9 +441,9 @@ function M.settle(c, job, status, rheaders, rbody, sent, which)
   local wait, stop
   if err.retryable then
     wait, stop = retry.plan(err, sent, job.repeatable, o, job.attempts,
-      job.deadline_at and job.deadline_at - clock())
+      job.deadline_at and job.deadline_at - clock(c))
   end
-  tell_response(c, job, err.status, err.kind, rbody, clock(), wait)
+  tell_response(c, job, err.status, err.kind, rbody, clock(c), wait)
   err.hook_errors = job.hook_errors
   if not wait then
     if stop == "deadline" and not (err.kind == "timeout" and err.timeout == "deadline") then
