@@ -101,6 +101,18 @@ describe_haproxy("truto inside HAProxy", function()
   end)
 
   before_each(function()
+    -- HAProxy's httpclient re-sends a request by itself after a timeout: a
+    -- re-send of the previous spec's call may still arrive and would take
+    -- this spec's scripted step. Wait until the mock has been quiet for
+    -- half a second (at most 5 s), then start clean.
+    local socket = require "socket"
+    local quiet_since, seen = socket.gettime(), m:stats().requests
+    local give_up = socket.gettime() + 5
+    while socket.gettime() - quiet_since < 0.5 and socket.gettime() < give_up do
+      socket.sleep(0.1)
+      local now_seen = m:stats().requests
+      if now_seen ~= seen then seen, quiet_since = now_seen, socket.gettime() end
+    end
     m:reset()
   end)
 
