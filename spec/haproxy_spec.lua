@@ -105,7 +105,6 @@ describe_haproxy("truto inside HAProxy", function()
     -- re-send of the previous spec's call may still arrive and would take
     -- this spec's scripted step. Wait until the mock has been quiet for
     -- half a second (at most 5 s), then start clean.
-    local socket = require "socket"
     local quiet_since, seen = socket.gettime(), m:stats().requests
     local give_up = socket.gettime() + 5
     while socket.gettime() - quiet_since < 0.5 and socket.gettime() < give_up do
