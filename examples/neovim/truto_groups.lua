@@ -61,14 +61,15 @@ end
 -- create_with_job(fields, callback): fields name, description, group_type,
 -- account (the command's flags); callback as for create. The command prints
 -- the group as JSON on stdout, or its error on stderr and exits non-zero.
-function M.create_with_job(fields, callback)
+function M.create_with_job(fields, callback, tries)
+  tries = tries or 1
   local argv = type(M.command) == "table" and vim.deepcopy(M.command) or { M.command }
   vim.list_extend(argv, { "create", "--name", fields.name })
   for _, flag in ipairs { "description", "group_type", "account" } do
     if fields[flag] then vim.list_extend(argv, { "--" .. flag:gsub("_", "-"), fields[flag] }) end
   end
   local out, errs = {}, {}
-  local job = vim.fn.jobstart(argv, {
+  local started, job = pcall(vim.fn.jobstart, argv, {
     stdout_buffered = true, stderr_buffered = true,
     on_stdout = function(_, lines) out = lines end,
     on_stderr = function(_, lines) errs = lines end,
@@ -81,9 +82,16 @@ function M.create_with_job(fields, callback)
         message = vim.trim(table.concat(errs, "\n")) })
     end,
   })
-  if job <= 0 then
+  if not started and tries < 3 then
+    -- the spawn itself can fail for a moment (E903, "not enough memory",
+    -- seen on a loaded machine): nothing ran yet, so try again shortly
+    vim.defer_fn(function() M.create_with_job(fields, callback, tries + 1) end, 200)
+    return
+  end
+  if not started or job <= 0 then
+    local why = not started and (": " .. tostring(job)) or ""
     vim.schedule(function()
-      callback(nil, { kind = "command", message = "cannot run " .. table.concat(argv, " ") })
+      callback(nil, { kind = "command", message = "cannot run " .. table.concat(argv, " ") .. why })
     end)
   end
 end
