@@ -16,7 +16,8 @@
 --   to req.timeout; past that the call returns a `timeout` (sent = true: the
 --   httpclient cannot say whether it sent) and the task's late answer is
 --   dropped. The httpclient's own `timeout` (server inactivity) is set to
---   min(timeout, stall_timeout) so no abandoned request lives on.
+--   stall_timeout when that is shorter, else to timeout + 1 s, so no
+--   abandoned request lives on long and an attempt never races a re-send.
 -- - It re-sends a request by itself (up to 3 times) when the connection
 --   fails, is reset before an answer, or stays silent past that inactivity
 --   timeout. With an Idempotency-Key Truto replays the first answer instead
@@ -140,7 +141,10 @@ end
 -- One exchange in its own task; returns the httpclient's answer table, or
 -- nil, kind, message, sent, which.
 local function exchange(hcore, method, url, headers, body, timeout, stall)
-  local inactivity = stall and stall < timeout and stall or timeout
+  -- without a stall_timeout, the attempt's own timer decides when it ends:
+  -- HAProxy's inactivity timeout (after which it re-sends by itself) comes
+  -- a second later, so an attempt's outcome never races a re-send
+  local inactivity = stall and stall < timeout and stall or timeout + 1
   local box = {}
   local started = hcore.now()
   hcore.register_task(function()
