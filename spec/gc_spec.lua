@@ -23,6 +23,9 @@ for fd in /proc/]] .. PID .. [[/fd/*; do
 done]]
 
 local function fd_list()
+  -- LuaJIT's compiled traces can hold objects they specialised on (a
+  -- closure's upvalue: the client) until they are flushed
+  if rawget(_G, "jit") then jit.flush() end
   collectgarbage("collect")
   collectgarbage("collect")
   local ls = assert(io.popen("sh -c " .. sh.quote(LIST_FDS)))
