@@ -290,6 +290,16 @@ describe("the curl transport", function()
       assert.equal(0, #sleeps)
     end
 
+    -- One create against a server that answers `raw` (twice, so a retry
+    -- would find it too); returns what the create returned.
+    local function create_against(raw)
+      local c = new_client()
+      m:script{ { raw = raw }, { raw = raw } }
+      local group, err = c.groups.create({ name = "x" })
+      c:close()
+      return group, err
+    end
+
     it("accepts a 2xx with headers just under it", function()
       local c = new_client()
       m:script{ { raw = answer(LIMIT - 4096) } }
@@ -300,41 +310,28 @@ describe("the curl transport", function()
     end)
 
     it("refuses a 2xx with 300 KB of headers as too_large, never retried", function()
-      local c = new_client()
-      m:script{ { raw = answer(300 * 1000) }, { raw = answer(300 * 1000) } }
-      local group, err = c.groups.create({ name = "x" })
-      c:close()
+      local group, err = create_against(answer(300 * 1000))
       assert.is_nil(group)
       assert_too_large(err)
       assert.matches("262144 bytes", err.message, 1, true)
     end)
 
     it("counts the headers of a 100 Continue before the answer", function()
-      local c = new_client()
-      local raw = "HTTP/1.1 100 Continue\r\n" .. padding(140 * 1024, 1000) .. "\r\n" .. answer(140 * 1024)
-      m:script{ { raw = raw }, { raw = raw } }
-      local group, err = c.groups.create({ name = "x" })
-      c:close()
+      local group, err = create_against("HTTP/1.1 100 Continue\r\n" .. padding(140 * 1024, 1000) .. "\r\n"
+        .. answer(140 * 1024))
       assert.is_nil(group)
       assert_too_large(err)
     end)
 
     it("counts endless small 1xx answers", function()
-      local c = new_client()
       local interim = "HTTP/1.1 102 Processing\r\n" .. padding(4000, 100) .. "\r\n"
-      local raw = interim:rep(70) .. answer(100)
-      m:script{ { raw = raw }, { raw = raw } }
-      local group, err = c.groups.create({ name = "x" })
-      c:close()
+      local group, err = create_against(interim:rep(70) .. answer(100))
       assert.is_nil(group)
       assert_too_large(err)
     end)
 
     it("refuses one header line over libcurl's 100 KiB as too_large too", function()
-      local c = new_client()
-      m:script{ { raw = answer(150 * 1024, 150 * 1024) }, { raw = answer(150 * 1024, 150 * 1024) } }
-      local group, err = c.groups.create({ name = "x" })
-      c:close()
+      local group, err = create_against(answer(150 * 1024, 150 * 1024))
       assert.is_nil(group)
       assert_too_large(err)
     end)
