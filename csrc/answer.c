@@ -195,5 +195,6 @@ void answer_open(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, lazy_pairs);
   lua_setfield(L, -2, "__pairs");
-  lua_pop(L, 1);
+  /* core.headers_mt: a lazy table's eager fields can be read with rawget */
+  lua_setfield(L, -2, "headers_mt");
 }

@@ -242,6 +242,7 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
   strbuf_init(&t->head);
   strbuf_init(&t->body);
   strbuf_init(&t->upload);
+  strbuf_init(&t->origin);
   if (config && lua_istable(L, config)) {
     lua_getfield(L, config, "ca_file");
     ca_file = lua_tostring(L, -1);
@@ -273,6 +274,7 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
   /* on a redirect to another origin, curl drops Authorization unless
    * CURLOPT_UNRESTRICTED_AUTH is set; it is never set here */
   curl_easy_setopt(e, CURLOPT_PROXY, proxy ? proxy : "");
+  t->direct = proxy == NULL || proxy[0] == '\0';
   if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
   if (insecure) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -290,6 +292,20 @@ void transfer_cleanup(transfer *t) {
   strbuf_free(&t->head);
   strbuf_free(&t->body);
   strbuf_free(&t->upload);
+  strbuf_free(&t->origin);
+}
+
+/* The path of an http(s) URL with an authority, or NULL: where the
+ * request target (origin-form: path and query) starts. NULL when there is
+ * no path, or a query or fragment comes before it. */
+static const char *request_target(const char *url) {
+  const char *p = strstr(url, "://");
+  if (p == NULL) return NULL;
+  p += 3;
+  p += strcspn(p, "/?#");
+  /* a target longer than any the client builds takes libcurl's path,
+   * which refuses URLs over its limit */
+  return *p == '/' && strlen(p) <= 65536 ? p : NULL;
 }
 
 void transfer_prepare(lua_State *L, transfer *t, int arg) {
@@ -303,6 +319,7 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   lua_Number stall = luaL_optnumber(L, arg + 7, 0);
   int follow = lua_toboolean(L, arg + 9);
   struct curl_slist *list = NULL;
+  const char *target;
   CURL *e = t->easy;
   luaL_checktype(L, arg + 2, LUA_TTABLE);
   body = luaL_optlstring(L, arg + 3, NULL, &body_len);
@@ -346,6 +363,21 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   t->last_move = monotonic();
   t->errbuf[0] = '\0';
 
+  /* Without a proxy or redirects to follow, the URL given to libcurl is
+   * only the origin and the path and query go out as they are
+   * (CURLOPT_REQUEST_TARGET): the same request line and Host, while
+   * libcurl 7.x re-parses and re-prints the whole URL a byte at a time on
+   * every request (a third of its CPU per request here). The target comes
+   * escaped from the request builder. */
+  target = follow || !t->direct ? NULL : request_target(url);
+  if (target != NULL) {
+    strbuf_reset(&t->origin);
+    strbuf_add(&t->origin, url, (size_t)(target - url));
+    strbuf_add(&t->origin, "", 1); /* NUL-terminated for libcurl */
+    if (t->origin.failed) luaL_error(L, "out of memory");
+    url = t->origin.data;
+  }
+  curl_easy_setopt(e, CURLOPT_REQUEST_TARGET, target);
   if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK) {
     /* libcurl keeps the previous URL when it refuses one: never send there */
     curl_easy_setopt(e, CURLOPT_URL, NULL);

@@ -41,6 +41,9 @@ typedef struct transfer {
   int line_too_large;    /* libcurl refused one header line (over its own
                           * 100 KiB per line) */
   int url_refused;       /* libcurl refused the URL (over its 8 MB) */
+  int direct;            /* no proxy: the request target may be given
+                          * apart from the URL (origin-form) */
+  strbuf origin;         /* scheme://host[:port] of the last such request */
   curl_off_t announced;  /* Content-Length of a refused too-large answer */
   char errbuf[CURL_ERROR_SIZE];
 } transfer;

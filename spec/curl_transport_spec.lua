@@ -345,6 +345,50 @@ describe("the curl transport", function()
     end)
   end)
 
+  -- Without a proxy or redirects to follow, libcurl is given the origin
+  -- and the path and query apart (CURLOPT_REQUEST_TARGET): the request
+  -- must be the one the whole URL would make.
+  describe("the request target, on the bare handle", function()
+    local function sent(config, url, follow)
+      local handle = core.curl(config)
+      local status = handle:request("GET", url, { "Accept: application/json" }, nil, 10, 5, nil, nil,
+        nil, follow)
+      handle:close()
+      assert.is_number(status)
+      return m:last()
+    end
+    local host -- the mock's host:port, known once it runs
+    before_each(function() host = m.url:match("^https?://([^/]+)") end)
+
+    it("sends the path and query as given, with the URL's Host, under a base path", function()
+      local r = sent({}, m.url .. "/prefix/things/7?x=1&y=%20%2F&z%5B%5D=a")
+      assert.equal("GET /prefix/things/7?x=1&y=%20%2F&z%5B%5D=a HTTP/1.1", r.request_line)
+      assert.equal(host, r.headers.host)
+    end)
+
+    it("sends the same request line when following redirects (libcurl is given the whole URL)", function()
+      local r = sent({}, m.url .. "/prefix/things/7?x=1&y=%20", true)
+      assert.equal("GET /prefix/things/7?x=1&y=%20 HTTP/1.1", r.request_line)
+      assert.equal(host, r.headers.host)
+    end)
+
+    it("sends the absolute form to a proxy", function()
+      local r = sent({ proxy = m.url }, "http://example.invalid/things/7?x=1")
+      assert.equal("GET http://example.invalid/things/7?x=1 HTTP/1.1", r.request_line)
+      assert.equal("example.invalid", r.headers.host)
+    end)
+
+    it("switches between the two on one handle", function()
+      local handle = core.curl{}
+      for _, follow in ipairs{ false, true, false } do
+        assert.is_number(handle:request("GET", m.url .. "/a/b?c=" .. tostring(follow),
+          { "Accept: application/json" }, nil, 10, 5, nil, nil, nil, follow))
+        assert.equal("GET /a/b?c=" .. tostring(follow) .. " HTTP/1.1", m:last().request_line)
+      end
+      handle:close()
+    end)
+  end)
+
   describe("requests without a body, on the bare handle", function()
     local handle
     before_each(function() handle = core.curl{} end)

@@ -182,13 +182,17 @@ function M.prepare_resolved(c, op, id, body, query, o, name)
   local format = type(query) == "table" and query.truto_response_format or nil
   local account = type(query) == "table" and type(query.integrated_account_id) == "string"
     and query.integrated_account_id or c.integrated_account_id
+  -- the fields set later are named here as nil: a constructor sizes the
+  -- table for every field it names, and a table that grows is rehashed
+  -- (a batch makes one job per item)
   local job = {
-    op = op, name = name, id = id, o = o, key = key or nil, keyed = key ~= false,
+    op = op, name = name, id = id, o = o, key = key or nil,
     repeatable = retry.repeatable(op.kind, key ~= false),
     format = format, attempts = 0, maybe_sent = false, account = account, rate_wait = 0,
     req = { method = op.method, url = c.base_url .. target, headers = headers, body = json,
       max_response_bytes = o.max_response_bytes, stall_timeout = o.stall_timeout,
-      follow_redirects = o.follow_redirects },
+      follow_redirects = o.follow_redirects, timeout = nil, connect_timeout = nil },
+    index = nil, started = nil, limits = nil,
   }
   if format == "stream" and o.sink then
     local user_sink = o.sink
@@ -260,20 +264,22 @@ end
 -- returns the limits of the attempt.
 function M.begin(job, c)
   local t = M.clock(c)
+  local o = job.o
   job.attempts = job.attempts + 1
   if job.attempts == 1 then
     job.started = job.started or t
-    job.deadline_at = job.deadline_at or (job.o.deadline and t + job.o.deadline)
+    if o.deadline and not job.deadline_at then job.deadline_at = t + o.deadline end
   end
-  job.sank = false
+  if job.sank then job.sank = false end
   -- the first attempt has the whole deadline (no float round-off)
-  local left = job.deadline_at and ((job.attempts == 1 and job.rate_wait == 0) and job.o.deadline
+  local left = job.deadline_at and ((job.attempts == 1 and job.rate_wait == 0) and o.deadline
     or job.deadline_at - t)
-  local limits = M.limits(job.o, left)
+  local limits = M.limits(o, left)
   job.limits = limits
-  job.req.timeout, job.req.connect_timeout = limits.timeout, limits.connect_timeout
-  job.attempt_started = t
-  if c and (c.on_request or job.o.on_request) then run_hook(c, job, "on_request", hook_info(c, job)) end
+  local req = job.req
+  req.timeout, req.connect_timeout = limits.timeout, limits.connect_timeout
+  if c.on_response or o.on_response then job.attempt_started = t end
+  if c.on_request or o.on_request then run_hook(c, job, "on_request", hook_info(c, job)) end
   return limits
 end
 
