@@ -9,6 +9,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -243,6 +244,7 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
   strbuf_init(&t->body);
   strbuf_init(&t->upload);
   strbuf_init(&t->origin);
+  strbuf_init(&t->header_text);
   if (config && lua_istable(L, config)) {
     lua_getfield(L, config, "ca_file");
     ca_file = lua_tostring(L, -1);
@@ -287,8 +289,10 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
 void transfer_cleanup(transfer *t) {
   if (t->easy) curl_easy_cleanup(t->easy);
   t->easy = NULL;
-  curl_slist_free_all(t->headers);
+  free(t->headers);
   t->headers = NULL;
+  t->header_cap = 0;
+  strbuf_free(&t->header_text);
   strbuf_free(&t->head);
   strbuf_free(&t->body);
   strbuf_free(&t->upload);
@@ -325,22 +329,37 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   body = luaL_optlstring(L, arg + 3, NULL, &body_len);
   if (!lua_isnoneornil(L, arg + 8)) luaL_checktype(L, arg + 8, LUA_TFUNCTION);
 
+  /* the lines, each NUL-terminated, into one buffer; then the list's
+   * nodes over it (the buffer may move while it grows) */
   nheaders = (size_t)lua_rawlen(L, arg + 2);
+  strbuf_reset(&t->header_text);
   for (i = 1; i <= nheaders; i++) {
-    struct curl_slist *next;
+    size_t len;
+    const char *line;
     lua_rawgeti(L, arg + 2, (int)i);
-    next = lua_type(L, -1) == LUA_TSTRING ? curl_slist_append(list, lua_tostring(L, -1)) : NULL;
+    line = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (line == NULL || memchr(line, '\0', len) != NULL) luaL_error(L, "bad header line %d", (int)i);
+    strbuf_add(&t->header_text, line, len + 1);
     lua_pop(L, 1);
-    if (next == NULL) {
-      curl_slist_free_all(list);
-      luaL_error(L, "bad header line %d", (int)i);
-    }
-    list = next;
   }
   /* no "Expect: 100-continue" round trip for large bodies */
-  list = curl_slist_append(list, "Expect:");
-  curl_slist_free_all(t->headers);
-  t->headers = list;
+  strbuf_add(&t->header_text, "Expect:", sizeof "Expect:");
+  if (t->header_text.failed) luaL_error(L, "out of memory");
+  if (nheaders + 1 > t->header_cap) {
+    struct curl_slist *grown = (struct curl_slist *)realloc(t->headers, (nheaders + 1) * sizeof *grown);
+    if (grown == NULL) luaL_error(L, "out of memory");
+    t->headers = grown;
+    t->header_cap = nheaders + 1;
+  }
+  list = t->headers;
+  {
+    char *line = t->header_text.data;
+    for (i = 0; i <= nheaders; i++) {
+      list[i].data = line;
+      list[i].next = i < nheaders ? &list[i + 1] : NULL;
+      line += strlen(line) + 1;
+    }
+  }
 
   strbuf_reset(&t->head);
   strbuf_reset(&t->body);
@@ -414,8 +433,6 @@ static void release_buffers(transfer *t) {
 
 int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
   curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
-  curl_slist_free_all(t->headers);
-  t->headers = NULL;
   t->L = NULL;
   if (t->sink_failed) {
     strbuf_reset(&t->body);

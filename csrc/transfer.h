@@ -14,7 +14,11 @@
 
 typedef struct transfer {
   CURL *easy;
+  /* the request's header list: nodes in one array over one text buffer,
+   * both kept from request to request (no allocation per header) */
   struct curl_slist *headers;
+  size_t header_cap;
+  strbuf header_text;
   lua_State *L;          /* set for the duration of a perform, never kept */
   strbuf head, body;
   size_t max_bytes;

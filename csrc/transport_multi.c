@@ -77,8 +77,6 @@ static int multi_add(lua_State *L) {
   curl_easy_setopt(s->t.easy, CURLOPT_PIPEWAIT, 1L);
   s->id = id;
   if (curl_multi_add_handle(mu->m, s->t.easy) != CURLM_OK) {
-    curl_slist_free_all(s->t.headers);
-    s->t.headers = NULL;
     return luaL_error(L, "curl_multi_add_handle failed");
   }
   s->busy = 1;
