@@ -122,13 +122,15 @@ local LOCATIONS = ([[
     }
 ]]):gsub("@ROOT@", ROOT)
 
--- TLS fronts for the mock: a trusted certificate, a wrong name, a rogue CA.
+-- TLS fronts for the mock: a trusted certificate, a wrong name, a rogue CA,
+-- and the trusted one speaking HTTP/2 ("h2").
 local function tls_servers(dir, mock_port, ports)
   local parts = {}
   for name, port in pairs(ports) do
+    local cert = name == "h2" and "good" or name
     parts[#parts + 1] = ([[
   server {
-    listen 127.0.0.1:%d ssl;
+    listen 127.0.0.1:%d ssl%s;
     ssl_certificate %s/%s.pem;
     ssl_certificate_key %s/%s.key;
     keepalive_timeout 60s;
@@ -137,9 +139,10 @@ local function tls_servers(dir, mock_port, ports)
       proxy_set_header Host $http_host;
       add_header X-Connection $connection;
       add_header X-Connection-Requests $connection_requests;
+      add_header X-Protocol $server_protocol;
     }
   }
-]]):format(port, dir, name, dir, name, mock_port)
+]]):format(port, name == "h2" and " http2" or "", dir, cert, dir, cert, mock_port)
   end
   return table.concat(parts)
 end
@@ -204,7 +207,7 @@ describe("truto inside nginx", function()
     make_certificates(certs)
     local mock_port = tonumber(m.url:match(":(%d+)$"))
     tls_ports = { good = openresty.free_port(), ["wrong-name"] = openresty.free_port(),
-      rogue = openresty.free_port(), ["ip-only"] = openresty.free_port() }
+      rogue = openresty.free_port(), ["ip-only"] = openresty.free_port(), h2 = openresty.free_port() }
     n = openresty.start {
       env = { TRUTO_BASE_URL = m.url, TRUTO_API_TOKEN = m.token },
       locations = LOCATIONS,
@@ -588,6 +591,22 @@ describe("truto inside nginx", function()
       assert.are.equal("1001", d.value.id)
       local c = here(tls_input("good", { transport = "curl", ca_file = certs .. "/ca.pem" }))
       assert.is_true(c.ok, c.message)
+    end)
+
+    it("sends the same request over HTTP/2 through curl (path and authority as over HTTP/1.1)", function()
+      local c = here(tls_input("h2", { transport = "curl", ca_file = certs .. "/ca.pem" }))
+      assert.is_true(c.ok, c.message)
+      assert.are.equal("HTTP/2.0", c.protocol)
+      local h2 = m:last()
+      m:reset()
+      c = here(tls_input("good", { transport = "curl", ca_file = certs .. "/ca.pem" }))
+      assert.is_true(c.ok, c.message)
+      assert.are.equal("HTTP/1.1", c.protocol)
+      local h1 = m:last()
+      assert.are.equal(h1.request_line, h2.request_line)
+      assert.matches("^POST /unified/user%-directory/groups%?", h2.request_line)
+      assert.are.equal("127.0.0.1:" .. tls_ports.h2, h2.headers.host)
+      assert.are.equal(h1.body, h2.body)
     end)
 
     it("keeps the TLS connection alive for the next create in the same worker", function()

@@ -80,6 +80,7 @@ function driver.describe(input)
       chunks = chunks and table.concat(chunks) or nil,
       connection = meta.headers["x-connection"],
       connection_requests = meta.headers["x-connection-requests"],
+      protocol = meta.headers["x-protocol"],
     }
   end
   local err = meta
