@@ -5,9 +5,19 @@
  * and backoff are decided in lua/truto/batch.lua. Easy handles are pooled
  * and keep their connections (shared with the client's single handle
  * through the share). No sinks here, so no Lua runs inside libcurl.
+ *
+ * libcurl is driven through its socket interface: it says which sockets
+ * to watch and when its next timer is due, this file polls them and tells
+ * it which became ready, so a turn only touches the transfers that can
+ * move (curl_multi_perform checks every transfer's socket on every turn:
+ * a poll per transfer per turn). stall_timeout is checked here, since an
+ * idle transfer is not visited at all.
  */
+#include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "transfer.h"
 #include "transport_curl.h"
@@ -26,7 +36,59 @@ typedef struct multi {
   int share_ref;   /* keeps the share alive */
   int config_ref;  /* the config table, for handles made later */
   CURLSH *sh;
+  /* the sockets libcurl wants watched, and a scratch copy of the ready
+   * ones (acting on one may change the watched set) */
+  struct pollfd *fds, *ready;
+  int nfds, fds_cap;
+  int oom;         /* the watched set could not grow */
+  double timer_at; /* when libcurl's timer is due (monotonic), or -1 */
 } multi;
+
+static double monotonic(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch `s` for what libcurl asks, or stop. */
+static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
+  multi *mu = (multi *)userp;
+  int i;
+  (void)e;
+  (void)socketp;
+  for (i = 0; i < mu->nfds; i++)
+    if (mu->fds[i].fd == s) break;
+  if (what == CURL_POLL_REMOVE) {
+    if (i < mu->nfds) mu->fds[i] = mu->fds[--mu->nfds];
+    return 0;
+  }
+  if (i == mu->nfds) {
+    if (mu->nfds == mu->fds_cap) {
+      int cap = mu->fds_cap ? mu->fds_cap * 2 : 16;
+      struct pollfd *fds = (struct pollfd *)realloc(mu->fds, (size_t)cap * sizeof *fds);
+      struct pollfd *ready;
+      if (fds == NULL) { mu->oom = 1; return -1; }
+      mu->fds = fds;
+      ready = (struct pollfd *)realloc(mu->ready, (size_t)cap * sizeof *ready);
+      if (ready == NULL) { mu->oom = 1; return -1; }
+      mu->ready = ready;
+      mu->fds_cap = cap;
+    }
+    mu->fds[mu->nfds].fd = s;
+    mu->nfds++;
+  }
+  mu->fds[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) | ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+  mu->fds[i].revents = 0;
+  return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when to give libcurl a turn without an event. */
+static int on_timer(CURLM *m, long timeout_ms, void *userp) {
+  multi *mu = (multi *)userp;
+  (void)m;
+  mu->timer_at = timeout_ms < 0 ? -1.0 : monotonic() + (double)timeout_ms / 1000.0;
+  return 0;
+}
 
 static multi *check_multi(lua_State *L) {
   multi *mu = (multi *)luaL_checkudata(L, 1, MULTI_TRANSPORT_MT);
@@ -73,8 +135,11 @@ static int multi_add(lua_State *L) {
   s = free_slot(L, mu);
   transfer_prepare(L, &s->t, 3);
   /* over TLS, wait to learn whether the first connection speaks HTTP/2 and
-   * multiplex on it rather than opening one connection per transfer */
-  curl_easy_setopt(s->t.easy, CURLOPT_PIPEWAIT, 1L);
+   * multiplex on it rather than opening one connection per transfer (its
+   * handshake says so). Plain http never multiplexes here: waiting would
+   * hold every transfer back until the first answer is in. */
+  curl_easy_setopt(s->t.easy, CURLOPT_PIPEWAIT,
+                   strncmp(lua_tostring(L, 4), "https:", 6) == 0 ? 1L : 0L);
   s->id = id;
   if (curl_multi_add_handle(mu->m, s->t.easy) != CURLM_OK) {
     return luaL_error(L, "curl_multi_add_handle failed");
@@ -84,10 +149,68 @@ static int multi_add(lua_State *L) {
   return 0;
 }
 
+/* Writes one finished transfer into `out` (six slots from 6n + 1). */
+static void emit(lua_State *L, multi *mu, slot *s, CURLcode rc, int n) {
+  lua_Integer base = (lua_Integer)n * 6;
+  int k;
+  curl_multi_remove_handle(mu->m, s->t.easy);
+  lua_pushinteger(L, s->id);
+  lua_rawseti(L, 3, base + 1);
+  transfer_finish(L, &s->t, rc);
+  lua_settop(L, 3 + 5); /* an answer's 3 values padded with nils */
+  for (k = 5; k >= 1; k--) lua_rawseti(L, 3, base + 1 + k); /* pops the top */
+  s->busy = 0;
+  mu->busy--;
+}
+
+/* The transfers libcurl says are done, into `out` after the n already there. */
+static int collect(lua_State *L, multi *mu, int n) {
+  CURLMsg *msg;
+  int left = 0;
+  while ((msg = curl_multi_info_read(mu->m, &left)) != NULL) {
+    slot *s = NULL;
+    if (msg->msg != CURLMSG_DONE) continue;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+    emit(L, mu, s, msg->data.result, n++);
+  }
+  return n;
+}
+
+/* Gives libcurl its timer's turn when it is due. */
+static void timer_turn(multi *mu, double now) {
+  int running;
+  if (mu->timer_at >= 0 && now >= mu->timer_at) {
+    mu->timer_at = -1;
+    curl_multi_socket_action(mu->m, CURL_SOCKET_TIMEOUT, 0, &running);
+  }
+}
+
+/* Ends the transfers idle past their stall_timeout as libcurl would when
+ * the progress callback stops them (a stalled transfer is never visited,
+ * so the callback cannot). Returns the new n; *next: the earliest time a
+ * running one would stall (or left as it was). */
+static int stalls(lua_State *L, multi *mu, int n, double now, double *next) {
+  int i;
+  for (i = 0; i < mu->nslots; i++) {
+    slot *s = mu->slots[i];
+    transfer *t = &s->t;
+    double due;
+    if (!s->busy || !(t->stall_timeout > 0)) continue;
+    due = t->last_move + t->stall_timeout;
+    if (now > due) {
+      t->stalled = 1;
+      emit(L, mu, s, CURLE_ABORTED_BY_CALLBACK, n++);
+    } else if (due < *next) {
+      *next = due;
+    }
+  }
+  return n;
+}
+
 /*
  * multi:perform(wait, out) -> n
- * Moves every transfer on, waiting up to `wait` seconds for activity when
- * none has finished yet, and writes the n transfers that finished into the
+ * Moves every transfer on, waiting up to `wait` seconds for one to finish
+ * when none has yet, and writes the n transfers that finished into the
  * array `out` (the caller's, reused from call to call: no table per
  * transfer), six slots each from out[6k + 1]:
  *   id, status, headers, body, nil, nil            an answer
@@ -97,33 +220,48 @@ static int multi_add(lua_State *L) {
 static int multi_perform(lua_State *L) {
   multi *mu = check_multi(L);
   lua_Number wait = luaL_optnumber(L, 2, 0);
-  int running = 0, left = 0, n = 0, i;
-  CURLMsg *msg;
+  double now = monotonic(), deadline;
+  int n = 0, i;
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
+  if (!(wait >= 0)) wait = 0;
+  if (wait > 86400) wait = 86400;
+  deadline = now + wait;
   for (i = 0; i < mu->nslots; i++) mu->slots[i]->t.L = L;
-  curl_multi_perform(mu->m, &running);
-  if (wait > 0 && running == mu->busy) {
-    curl_multi_wait(mu->m, NULL, 0, (int)(wait * 1000), NULL);
-    curl_multi_perform(mu->m, &running);
-  }
-  while ((msg = curl_multi_info_read(mu->m, &left)) != NULL) {
-    slot *s = NULL;
-    int k;
-    lua_Integer base = (lua_Integer)n * 6;
-    CURLcode rc;
-    if (msg->msg != CURLMSG_DONE) continue;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
-    rc = msg->data.result;
-    curl_multi_remove_handle(mu->m, msg->easy_handle);
-    lua_pushinteger(L, s->id);
-    lua_rawseti(L, 3, base + 1);
-    transfer_finish(L, &s->t, rc);
-    lua_settop(L, 3 + 5); /* an answer's 3 values padded with nils */
-    for (k = 5; k >= 1; k--) lua_rawseti(L, 3, base + 1 + k); /* pops the top */
-    s->busy = 0;
-    mu->busy--;
-    n++;
+  for (;;) {
+    double until = deadline, next_stall = deadline;
+    int timeout_ms, ready = 0, r;
+    timer_turn(mu, now);
+    n = collect(L, mu, n);
+    n = stalls(L, mu, n, now, &next_stall);
+    if (mu->oom) {
+      for (i = 0; i < mu->nslots; i++) mu->slots[i]->t.L = NULL;
+      return luaL_error(L, "out of memory");
+    }
+    if (n > 0 || mu->busy == 0) break;
+    if (mu->timer_at >= 0 && mu->timer_at < until) until = mu->timer_at;
+    if (next_stall < until) until = next_stall;
+    timeout_ms = until <= now ? 0 : (int)ceil((until - now) * 1000.0);
+    r = poll(mu->fds, (nfds_t)mu->nfds, timeout_ms);
+    if (r > 0) {
+      /* acting on a socket may change the watched set: act on a copy */
+      for (i = 0; i < mu->nfds; i++)
+        if (mu->fds[i].revents) mu->ready[ready++] = mu->fds[i];
+      for (i = 0; i < ready; i++) {
+        short ev = mu->ready[i].revents;
+        int bits = 0, running;
+        if (ev & (POLLIN | POLLPRI | POLLHUP)) bits |= CURL_CSELECT_IN;
+        if (ev & POLLOUT) bits |= CURL_CSELECT_OUT;
+        if (ev & (POLLERR | POLLNVAL)) bits |= CURL_CSELECT_ERR;
+        curl_multi_socket_action(mu->m, mu->ready[i].fd, bits, &running);
+      }
+    }
+    now = monotonic();
+    if (ready == 0 && now >= deadline && (mu->timer_at < 0 || mu->timer_at > now)) {
+      n = collect(L, mu, n);
+      n = stalls(L, mu, n, now, &next_stall);
+      break;
+    }
   }
   for (i = 0; i < mu->nslots; i++) mu->slots[i]->t.L = NULL;
   lua_pushinteger(L, n);
@@ -151,8 +289,12 @@ static int multi_close(lua_State *L) {
   free(mu->slots);
   mu->slots = NULL;
   mu->nslots = mu->cap = mu->busy = 0;
-  if (mu->m) curl_multi_cleanup(mu->m);
+  if (mu->m) curl_multi_cleanup(mu->m); /* may still tell on_socket */
   mu->m = NULL;
+  free(mu->fds);
+  free(mu->ready);
+  mu->fds = mu->ready = NULL;
+  mu->nfds = mu->fds_cap = 0;
   luaL_unref(L, LUA_REGISTRYINDEX, mu->share_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, mu->config_ref);
   mu->share_ref = mu->config_ref = LUA_NOREF;
@@ -182,6 +324,11 @@ int transport_multi_new(lua_State *L) {
   mu->config_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   /* reuse connections across requests; HTTP/2 multiplexing when offered */
   curl_multi_setopt(mu->m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  mu->timer_at = -1;
+  curl_multi_setopt(mu->m, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(mu->m, CURLMOPT_SOCKETDATA, (void *)mu);
+  curl_multi_setopt(mu->m, CURLMOPT_TIMERFUNCTION, on_timer);
+  curl_multi_setopt(mu->m, CURLMOPT_TIMERDATA, (void *)mu);
   return 1;
 }
 

@@ -128,6 +128,34 @@ describe("client.groups.create_many", function()
     assert.equal(3, m:stats().created)
   end)
 
+  -- an idle transfer is not visited by libcurl's socket interface: the
+  -- stall is noticed by the multi handle itself, on time
+  it("ends a stalled answer at stall_timeout and retries it while the others finish", function()
+    m:script{ { chunks = 3, chunk_delay = 4 } }
+    local started = require("truto.core").now()
+    local results = client.groups.create_many(names(4), nil, { concurrency = 4, stall_timeout = 0.5 })
+    local took = require("truto.core").now() - started
+    local retried = 0
+    for i = 1, 4 do
+      assert.is_table(results[i].group, tostring(results[i].err))
+      if results[i].meta.attempts == 2 then retried = retried + 1 end
+    end
+    assert.equal(1, retried)
+    assert.is_true(took < 3, "took " .. took .. " s")
+    assert.equal(4, m:stats().created)
+  end)
+
+  it("gives a stall that uses up the retries as timeout (stall_timeout), sent", function()
+    m:script{ { chunks = 3, chunk_delay = 4 }, { chunks = 3, chunk_delay = 4 } }
+    local results = client.groups.create_many(names(1), nil, { stall_timeout = 0.3, max_retries = 1 })
+    local err = results[1].err
+    assert.is_table(err)
+    assert.equal("timeout", err.kind)
+    assert.equal("stall_timeout", err.timeout)
+    assert.is_true(err.sent)
+    assert.equal(2, err.attempts)
+  end)
+
   it("pauses the whole batch on a 429 (shared backoff): nothing new starts during the wait", function()
     -- one request is rate limited at once while the other is still in flight
     m:script{ { status = 429, headers = { ["Retry-After"] = "2" } }, { delay = 0.3 } }
