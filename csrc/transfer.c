@@ -334,7 +334,7 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   nheaders = (size_t)lua_rawlen(L, arg + 2);
   strbuf_reset(&t->header_text);
   for (i = 1; i <= nheaders; i++) {
-    size_t len;
+    size_t len = 0;
     const char *line;
     lua_rawgeti(L, arg + 2, (int)i);
     line = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
