@@ -206,16 +206,23 @@ static int fail_unknown(walk *w, const side_plan *side, const char *kind, const 
   return walk_fail_field(w, key, "unknown %s (expected one of %s)", kind, side->names ? side->names : "none");
 }
 
+/* 1 for the hex digits, 2 for '-': a UUID in one table walk. */
+static const unsigned char uuid_class[256] = {
+  ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+  ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+  ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['-'] = 2,
+};
+
+/* 8-4-4-4-12 hex digits */
+static const unsigned char uuid_shape[36] = {
+  1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 static int is_uuid(const char *s, size_t n) {
   size_t i;
   if (n != 36) return 0;
-  for (i = 0; i < n; i++) {
-    char c = s[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return 0;
-    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-      return 0;
-  }
+  for (i = 0; i < 36; i++)
+    if (uuid_class[(unsigned char)s[i]] != uuid_shape[i]) return 0;
   return 1;
 }
 
@@ -388,7 +395,7 @@ static int build_body(walk *w, builder *b, int idx) {
   for (i = 0; i < count; i++) {
     walk_key k = w->keys[first + i];
     field_spec *f = b->matched[i];
-    int value;
+    int value, pushed;
     if (!f && !side->open) return fail_unknown(w, side, "body field", k.s, k.len);
     if (i > 0) strbuf_addc(&w->out, ',');
     if (f && f->json_key.len) {
@@ -397,8 +404,7 @@ static int build_body(walk *w, builder *b, int idx) {
       if (encode_json_string(w, k.s, k.len) < 0) return -1;
       strbuf_addc(&w->out, ':');
     }
-    walk_push_value(w, k);
-    value = lua_gettop(L);
+    value = walk_value(w, k, &pushed);
     if (f) {
       mark_given(b, f, L, value);
       /* a string field's bytes are checked as the encoder writes them */
@@ -408,7 +414,7 @@ static int build_body(walk *w, builder *b, int idx) {
     walk_push_key(w, k.s, k.len);
     if (encode_json_value(w, value) < 0) return -1;
     walk_pop(w);
-    lua_pop(L, 1);
+    if (pushed) lua_pop(L, 1);
   }
   strbuf_addc(&w->out, '}');
   walk_leave_table(w, first);
@@ -559,12 +565,13 @@ static int build_query(walk *w, builder *b, int idx, int account) {
     {
       walk_key k = w->keys[first + i];
       field_spec *f = b->matched[i];
-      int value;
-      walk_push_value(w, k);
-      value = lua_gettop(L);
-      if (f) mark_given(b, f, L, value);
-      if (!walk_is_null(L, value) && encode_query_field(w, b, k.s, k.len, f, value) < 0) return -1;
-      lua_settop(L, value - 1);
+      int pushed, value = walk_value(w, k, &pushed), null = walk_is_null(L, value);
+      if (f) {
+        f->mark = b->build;
+        f->given = null ? GIVEN_NULL : GIVEN_VALUE;
+      }
+      if (!null && encode_query_field(w, b, k.s, k.len, f, value) < 0) return -1;
+      if (pushed) lua_pop(L, 1);
     }
   }
   if (check_required(w, b, side, idx, account) < 0) return -1;

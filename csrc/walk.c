@@ -219,7 +219,7 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   lua_State *L = w->L;
   size_t nstr = 0, nint = 0;
   long long maxint = 0;
-  int marked = 0, i, base;
+  int marked = 0, i, base, room = 0;
   const void *self;
   if (idx < 0) idx = lua_gettop(L) + idx + 1;
   self = lua_topointer(L, idx);
@@ -250,10 +250,11 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
       size_t len;
       const char *s;
       int slot;
-      if (w->stacked < WALK_STACK_KEYS && lua_checkstack(L, 4)) {
-        lua_insert(L, -2);            /* [.. values, key] */
+      if (w->stacked < WALK_STACK_KEYS && (room > 0 || (lua_checkstack(L, 4 + 16) && (room = 16)))) {
+        lua_pushvalue(L, -2);         /* [.. key, value, key]: the key again for lua_next */
         slot = -(lua_gettop(L) - 1);
         w->stacked++;
+        room -= 2;
       } else {
         lua_rawseti(L, w->scratch, ++w->nvalues);
         lua_pushvalue(L, -1);         /* and the key, for lookups without interning it again */
@@ -324,7 +325,7 @@ void walk_leave_table(walk *w, size_t first) {
       lowest_scratch = slot;
     }
   }
-  if (lowest_stack) lua_settop(w->L, lowest_stack - 1);
+  if (lowest_stack) lua_settop(w->L, lowest_stack - 2); /* each value sits above a copy of its key */
   if (lowest_scratch) w->nvalues = lowest_scratch - 1;
   w->nkeys = first;
 }
@@ -336,16 +337,6 @@ void walk_end(walk *w) {
     lua_rawseti(w->L, w->scratch, i);
   }
   w->maxvalues = w->nvalues = 0;
-}
-
-void walk_push_value(walk *w, walk_key k) {
-  if (k.slot < 0) lua_pushvalue(w->L, -k.slot);
-  else lua_rawgeti(w->L, w->scratch, k.slot);
-}
-
-void walk_push_key_string(walk *w, walk_key k) {
-  if (k.slot < 0) lua_pushlstring(w->L, k.s, k.len);
-  else lua_rawgeti(w->L, w->scratch, k.slot + 1);
 }
 
 size_t walk_utf8_sequence(const unsigned char *p, const unsigned char *end) {

@@ -27,7 +27,8 @@ typedef struct walk_key {
   const char *s;   /* kept alive by the table being walked (never changed during a walk) */
   size_t len;
   int slot;        /* > 0: index in the scratch table of the key's value (the key
-                      at slot + 1); < 0: minus the Lua stack index of the value */
+                      at slot + 1); < 0: minus the Lua stack index of the value
+                      (a copy of the key just below it) */
 } walk_key;
 
 typedef struct walk {
@@ -64,11 +65,18 @@ void walk_begin(walk *w, lua_State *L, int array_mt, const char *root, int scrat
  * keep the walked values alive). */
 void walk_end(walk *w);
 
-/* Pushes the value of key k of an open table. */
-void walk_push_value(walk *w, walk_key k);
-
-/* Pushes key k itself (the Lua string, as the table holds it). */
-void walk_push_key_string(walk *w, walk_key k);
+/* The stack index of the value of key k of an open table: where the walk
+ * keeps it, or pushed from the scratch table (then *pushed is 1 and the
+ * caller pops it). */
+static inline int walk_value(walk *w, walk_key k, int *pushed) {
+  if (k.slot < 0) {
+    *pushed = 0;
+    return -k.slot;
+  }
+  lua_rawgeti(w->L, w->scratch, k.slot);
+  *pushed = 1;
+  return lua_gettop(w->L);
+}
 
 /* Records an error at the current path; always returns -1. */
 int walk_fail(walk *w, const char *fmt, ...);
