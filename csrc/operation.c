@@ -140,11 +140,7 @@ static builder *push_builder(lua_State *L) {
   return b;
 }
 
-static int compare_bytes(const char *a, size_t alen, const char *b, size_t blen) {
-  int c = memcmp(a, b, alen < blen ? alen : blen);
-  if (c != 0) return c;
-  return (alen > blen) - (alen < blen);
-}
+#define compare_bytes walk_compare_bytes
 
 /* ---- the top-level keys against the described fields ---- */
 
@@ -219,11 +215,14 @@ static const unsigned char uuid_shape[36] = {
 };
 
 static int is_uuid(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  unsigned bad = 0;
   size_t i;
   if (n != 36) return 0;
-  for (i = 0; i < 36; i++)
-    if (uuid_class[(unsigned char)s[i]] != uuid_shape[i]) return 0;
-  return 1;
+  for (i = 0; i < 36; i += 4)
+    bad |= (unsigned)(uuid_class[p[i]] ^ uuid_shape[i]) | (unsigned)(uuid_class[p[i + 1]] ^ uuid_shape[i + 1]) |
+           (unsigned)(uuid_class[p[i + 2]] ^ uuid_shape[i + 2]) | (unsigned)(uuid_class[p[i + 3]] ^ uuid_shape[i + 3]);
+  return bad == 0;
 }
 
 /* The index of s among the enum values of f, or -1. */
@@ -280,8 +279,9 @@ static int check_integer(walk *w, const char *name, const field_spec *f, int idx
   return 0;
 }
 
-/* A sequence of strings at idx (may be empty). */
-static int check_string_array(walk *w, const char *name, int idx) {
+/* A sequence of strings at idx (may be empty). With `query_name`, each
+ * is also added to the query as name%5B%5D=item as it is checked. */
+static int check_string_array(walk *w, const char *name, int idx, const bytes *query_name) {
   lua_State *L = w->L;
   int shape;
   size_t first, count, i;
@@ -300,6 +300,12 @@ static int check_string_array(walk *w, const char *name, int idx) {
       size_t n;
       const char *s = lua_tolstring(L, -1, &n);
       if (walk_check_string(w, s, n) < 0) { lua_pop(L, 1); return -1; }
+      if (query_name) {
+        if (w->out.len) strbuf_addc(&w->out, '&');
+        strbuf_add(&w->out, query_name->s, query_name->len);
+        strbuf_add(&w->out, "%5B%5D=", 7);
+        query_add_escaped(&w->out, s, n);
+      }
     }
     lua_pop(L, 1);
     walk_pop(w);
@@ -321,7 +327,7 @@ static long check_field(walk *w, const char *name, const field_spec *f, int idx)
     case FT_INTEGER:
       return check_integer(w, name, f, idx);
     case FT_STRING_ARRAY:
-      return check_string_array(w, name, idx);
+      return check_string_array(w, name, idx, NULL);
     case FT_OBJECT:
       return lua_type(L, idx) == LUA_TTABLE ? 0 : fail_type(w, name, idx, "a table");
     case FT_FILTER:
@@ -431,28 +437,37 @@ static void add_escaped_pair(walk *w, const bytes *name, const char *val, size_t
   query_add_escaped(&w->out, val, vlen);
 }
 
+/* Appends name=value, both already escaped (or needing none). */
+static void add_raw_pair(walk *w, const bytes *name, const char *val, size_t vlen) {
+  strbuf *o = &w->out;
+  if (o->cap - o->len < name->len + vlen + 2 && !strbuf_grow(o, name->len + vlen + 2)) return;
+  if (o->len) o->data[o->len++] = '&';
+  memcpy(o->data + o->len, name->s, name->len);
+  o->len += name->len;
+  o->data[o->len++] = '=';
+  memcpy(o->data + o->len, val, vlen);
+  o->len += vlen;
+}
+
 /* One top-level parameter: `f` its spec (NULL on an open side). */
 static int encode_query_field(walk *w, builder *b, const char *name, size_t len, const field_spec *f, int idx) {
   lua_State *L = w->L;
   int type = f ? f->type : -1;
-  long rc = f ? check_field(w, name, f, idx) : 0;
+  long rc;
+  /* an array of strings is checked and added in one pass */
+  if (type == FT_STRING_ARRAY) return check_string_array(w, name, idx, &f->query_name);
+  rc = f ? check_field(w, name, f, idx) : 0;
   if (rc < 0) return -1;
   switch (type) {
     case FT_ENUM: {
       const bytes *v = &f->values_escaped[rc - 1];
-      if (w->out.len) strbuf_addc(&w->out, '&');
-      strbuf_add(&w->out, f->query_name.s, f->query_name.len);
-      strbuf_addc(&w->out, '=');
-      strbuf_add(&w->out, v->s, v->len);
+      add_raw_pair(w, &f->query_name, v->s, v->len);
       return 0;
     }
     case FT_UUID: {
       size_t n;
       const char *s = lua_tolstring(L, idx, &n);
-      if (w->out.len) strbuf_addc(&w->out, '&');
-      strbuf_add(&w->out, f->query_name.s, f->query_name.len);
-      strbuf_addc(&w->out, '=');
-      strbuf_add(&w->out, s, n); /* hex digits and dashes: nothing to escape */
+      add_raw_pair(w, &f->query_name, s, n); /* hex digits and dashes: nothing to escape */
       return 0;
     }
     case FT_STRING: {
@@ -462,24 +477,9 @@ static int encode_query_field(walk *w, builder *b, const char *name, size_t len,
       return 0;
     }
     case FT_BOOLEAN:
-      if (lua_toboolean(L, idx)) add_escaped_pair(w, &f->query_name, "true", 4);
-      else add_escaped_pair(w, &f->query_name, "false", 5);
+      if (lua_toboolean(L, idx)) add_raw_pair(w, &f->query_name, "true", 4);
+      else add_raw_pair(w, &f->query_name, "false", 5);
       return 0;
-    case FT_STRING_ARRAY: {
-      size_t i, count = lua_rawlen(L, idx);
-      for (i = 1; i <= count; i++) {
-        size_t n;
-        const char *s;
-        lua_rawgeti(L, idx, (int)i);
-        s = lua_tolstring(L, -1, &n);
-        if (w->out.len) strbuf_addc(&w->out, '&');
-        strbuf_add(&w->out, f->query_name.s, f->query_name.len);
-        strbuf_add(&w->out, "%5B%5D=", 7);
-        query_add_escaped(&w->out, s, n);
-        lua_pop(L, 1);
-      }
-      return 0;
-    }
     case FT_OBJECT:
       if (lua_rawlen(L, idx) > 0)
         return walk_fail_field(w, name, "must be a table of named parameters, not an array");
@@ -513,14 +513,12 @@ static int add_account(walk *w, const side_plan *side, int account) {
   if (rc < 0) return -1;
   if (f->type == FT_ENUM) {
     const bytes *v = &f->values_escaped[rc - 1];
-    if (w->out.len) strbuf_addc(&w->out, '&');
-    strbuf_add(&w->out, f->query_name.s, f->query_name.len);
-    strbuf_addc(&w->out, '=');
-    strbuf_add(&w->out, v->s, v->len);
+    add_raw_pair(w, &f->query_name, v->s, v->len);
   } else {
     size_t n;
     const char *s = lua_tolstring(w->L, account, &n);
-    add_escaped_pair(w, &f->query_name, s, n);
+    if (f->type == FT_UUID) add_raw_pair(w, &f->query_name, s, n);
+    else add_escaped_pair(w, &f->query_name, s, n);
   }
   return 0;
 }

@@ -164,10 +164,7 @@ void walk_pop(walk *w) { w->depth--; }
 
 static int compare_keys(const void *a, const void *b) {
   const walk_key *x = a, *y = b;
-  size_t n = x->len < y->len ? x->len : y->len;
-  int c = memcmp(x->s, y->s, n);
-  if (c != 0) return c;
-  return (x->len > y->len) - (x->len < y->len);
+  return walk_compare_bytes(x->s, x->len, y->s, y->len);
 }
 
 /* Objects are small: insertion sort beats qsort's setup (and its malloc)

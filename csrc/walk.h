@@ -52,6 +52,17 @@ typedef struct walk {
 
 enum walk_shape { SHAPE_OBJECT, SHAPE_ARRAY };
 
+/* Bytewise order of two byte strings (the order of object keys); most
+ * keys differ in their first byte, so that is compared inline. */
+static inline int walk_compare_bytes(const char *a, size_t alen, const char *b, size_t blen) {
+  size_t n = alen < blen ? alen : blen;
+  int c;
+  if (n && a[0] != b[0]) return (unsigned char)a[0] < (unsigned char)b[0] ? -1 : 1;
+  c = n ? memcmp(a, b, n) : 0;
+  if (c != 0) return c;
+  return (alen > blen) - (alen < blen);
+}
+
 void walk_init(walk *w);
 void walk_free(walk *w);
 /* Starts a walk. `scratch` is the stack index of a table that holds the
