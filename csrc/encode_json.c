@@ -49,14 +49,24 @@ int encode_json_string(walk *w, const char *s, size_t n) {
   *o++ = '"';
   while (p < end) {
     unsigned char c, cls;
+    uint64_t x;
     if (end - p >= 8) {
-      uint64_t x;
       memcpy(&x, p, 8);
       if (!word_needs_look(x)) {
         memcpy(o, &x, 8);
         o += 8;
         p += 8;
         continue;
+      }
+    } else if (n >= 8) {
+      /* the last word, overlapping bytes already copied as they are (a
+       * clean word has nothing that was escaped) */
+      memcpy(&x, end - 8, 8);
+      if (!word_needs_look(x)) {
+        memcpy(o - (8 - (end - p)), &x, 8);
+        o += end - p;
+        p = end;
+        break;
       }
     }
     c = *p;

@@ -74,6 +74,9 @@ typedef struct side_plan {
   int open;
   field_spec *fields;    /* sorted by name */
   size_t nfields;
+  size_t *by_first;      /* 257 entries: the fields whose name starts with byte c
+                            are fields[by_first[c] .. by_first[c + 1]); an empty
+                            name is fields[0], before by_first[0] */
   const char *names;     /* "a, b" for messages, or NULL */
   int hints;             /* index of the hints table in the anchors, 0 for none */
   int has_required;
@@ -144,10 +147,23 @@ static builder *push_builder(lua_State *L) {
 
 /* ---- the top-level keys against the described fields ---- */
 
-/* Sets b->matched[i] to the spec of keys[i] (NULL when not described):
- * both lists are sorted, so one merge finds them all. */
+/* The spec of the field named s, or NULL. */
+static field_spec *find_field(const side_plan *side, const char *s, size_t len) {
+  size_t i, end;
+  if (len == 0) return side->nfields && side->fields[0].name.len == 0 ? &side->fields[0] : NULL;
+  if (!side->by_first) return NULL;
+  i = side->by_first[(unsigned char)s[0]];
+  end = side->by_first[(unsigned char)s[0] + 1];
+  for (; i < end; i++) {
+    const field_spec *f = &side->fields[i];
+    if (f->name.len == len && memcmp(f->name.s + 1, s + 1, len - 1) == 0) return &side->fields[i];
+  }
+  return NULL;
+}
+
+/* Sets b->matched[i] to the spec of keys[i] (NULL when not described). */
 static int match_fields(walk *w, builder *b, const side_plan *side, const walk_key *keys, size_t count) {
-  size_t i, j = 0;
+  size_t i;
   if (count > b->matched_cap) {
     size_t cap = b->matched_cap ? b->matched_cap : 16;
     field_spec **m;
@@ -157,16 +173,7 @@ static int match_fields(walk *w, builder *b, const side_plan *side, const walk_k
     b->matched = m;
     b->matched_cap = cap;
   }
-  for (i = 0; i < count; i++) {
-    b->matched[i] = NULL;
-    while (j < side->nfields) {
-      const field_spec *f = &side->fields[j];
-      int c = compare_bytes(f->name.s, f->name.len, keys[i].s, keys[i].len);
-      if (c < 0) { j++; continue; }
-      if (c == 0) b->matched[i] = &side->fields[j++];
-      break;
-    }
-  }
+  for (i = 0; i < count; i++) b->matched[i] = find_field(side, keys[i].s, keys[i].len);
   return 0;
 }
 
@@ -808,6 +815,15 @@ static void compile_side(lua_State *L, builder *b, side_plan *side, int idx, int
       lua_settop(L, spec - 1);
     }
     qsort(side->fields, side->nfields, sizeof *side->fields, compare_fields);
+    side->by_first = (size_t *)plan_alloc(L, b, 257 * sizeof *side->by_first);
+    {
+      size_t c, at = side->nfields && side->fields[0].name.len == 0 ? 1 : 0;
+      for (c = 0; c < 256; c++) {
+        while (at < side->nfields && (unsigned char)side->fields[at].name.s[0] < c) at++;
+        side->by_first[c] = at;
+      }
+      side->by_first[256] = side->nfields;
+    }
     for (i = 0; i < side->nfields; i++) {
       field_spec *f = &side->fields[i];
       f->query_name = plan_escaped(L, b, f->name.s, f->name.len);
