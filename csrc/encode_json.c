@@ -24,7 +24,7 @@ static void init_byte_class(void) {
  * '\\', DEL or a byte >= 0x80). May say yes for a clean word after a byte
  * that needs one (borrows), never no for one that does: the byte loop
  * decides. */
-static int word_needs_look(uint64_t x) {
+static inline int word_needs_look(uint64_t x) {
   const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
   uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
   uint64_t look = ((x - ones * 0x20) & ~x)       /* < 0x20 */
@@ -49,29 +49,25 @@ int encode_json_string(walk *w, const char *s, size_t n) {
   *o++ = '"';
   while (p < end) {
     unsigned char c, cls;
-    uint64_t x;
-    if (end - p >= 8) {
-      memcpy(&x, p, 8);
+    const unsigned char *q = end - p >= 8 ? p : n >= 8 ? end - 8 : NULL, *lim;
+    if (q) {
+      /* a word from p, or the last word (overlapping bytes already copied
+       * as they are: a clean word holds nothing that was escaped) */
+      uint64_t x;
+      memcpy(&x, q, 8);
       if (!word_needs_look(x)) {
-        memcpy(o, &x, 8);
-        o += 8;
-        p += 8;
+        memcpy(o - (p - q), &x, 8);
+        o += q + 8 - p;
+        p = q + 8;
         continue;
       }
-    } else if (n >= 8) {
-      /* the last word, overlapping bytes already copied as they are (a
-       * clean word has nothing that was escaped) */
-      memcpy(&x, end - 8, 8);
-      if (!word_needs_look(x)) {
-        memcpy(o - (8 - (end - p)), &x, 8);
-        o += end - p;
-        p = end;
-        break;
-      }
     }
+    /* bytes one at a time, up to the one that needs a look */
+    lim = end - p > 8 ? p + 8 : end;
+    while (p < lim && byte_class[*p] == 0) *o++ = (char)*p++;
+    if (p == lim) continue;
     c = *p;
     cls = byte_class[c];
-    if (cls == 0) { *o++ = (char)c; p++; continue; }
     if (cls == 2) {
       size_t len = walk_utf8_sequence(p, end);
       if (len == 0) break;
