@@ -156,7 +156,9 @@ static field_spec *find_field(const side_plan *side, const char *s, size_t len) 
   end = side->by_first[(unsigned char)s[0] + 1];
   for (; i < end; i++) {
     const field_spec *f = &side->fields[i];
-    if (f->name.len == len && memcmp(f->name.s + 1, s + 1, len - 1) == 0) return &side->fields[i];
+    /* Lua interns short strings: the same bytes are mostly the same string */
+    if (f->name.s == s || (f->name.len == len && memcmp(f->name.s + 1, s + 1, len - 1) == 0))
+      return &side->fields[i];
   }
   return NULL;
 }
@@ -234,7 +236,11 @@ static int is_uuid(const char *s, size_t n) {
 
 /* The index of s among the enum values of f, or -1. */
 static long find_value(const field_spec *f, const char *s, size_t n) {
-  size_t lo = 0, hi = f->nvalues;
+  size_t lo = 0, hi = f->nvalues, i;
+  /* Lua interns short strings: a few values are found by address first */
+  if (f->nvalues <= 8)
+    for (i = 0; i < f->nvalues; i++)
+      if (f->values[i].s == s) return (long)i;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     int c = compare_bytes(f->values[mid].s, f->values[mid].len, s, n);

@@ -146,22 +146,6 @@ int walk_fail_field(walk *w, const char *field, const char *fmt, ...) {
   return -1;
 }
 
-void walk_push_key(walk *w, const char *key, size_t len) {
-  walk_seg *s = &w->path[w->depth++];
-  s->key = key;
-  s->klen = len;
-  s->index = 0;
-}
-
-void walk_push_index(walk *w, long long index) {
-  walk_seg *s = &w->path[w->depth++];
-  s->key = NULL;
-  s->klen = 0;
-  s->index = index;
-}
-
-void walk_pop(walk *w) { w->depth--; }
-
 static int compare_keys(const void *a, const void *b) {
   const walk_key *x = a, *y = b;
   return walk_compare_bytes(x->s, x->len, y->s, y->len);
@@ -216,7 +200,7 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   lua_State *L = w->L;
   size_t nstr = 0, nint = 0;
   long long maxint = 0;
-  int marked = 0, i, base, room = 0;
+  int marked = 0, i, base, room, here = 0;
   const void *self;
   if (idx < 0) idx = lua_gettop(L) + idx + 1;
   self = lua_topointer(L, idx);
@@ -225,7 +209,10 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
     return walk_fail(w, "nested deeper than %d levels", WALK_MAX_DEPTH);
   for (i = 0; i < w->depth; i++)
     if (w->open[i] == self) return walk_fail(w, "table contains itself (a cycle)");
-  if (!lua_checkstack(L, 4)) return walk_fail(w, "out of Lua stack");
+  /* room for the values of the first keys (each with a copy of its key),
+   * beyond the 4 slots lua_next and the checks need */
+  room = lua_checkstack(L, 4 + 16) ? 16 : 0;
+  if (!room && !lua_checkstack(L, 4)) return walk_fail(w, "out of Lua stack");
   if (lua_getmetatable(L, idx)) {
     marked = w->array_mt && lua_rawequal(L, -1, w->array_mt);
     lua_pop(L, 1);
@@ -249,7 +236,8 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
       int slot;
       if (w->stacked < WALK_STACK_KEYS && (room > 0 || (lua_checkstack(L, 4 + 16) && (room = 16)))) {
         lua_pushvalue(L, -2);         /* [.. key, value, key]: the key again for lua_next */
-        slot = -(lua_gettop(L) - 1);
+        slot = -(base + 2 * here + 2); /* the value (the stack grows by 2 per kept key) */
+        here++;
         w->stacked++;
         room -= 2;
       } else {
@@ -431,8 +419,4 @@ int walk_format_number(walk *w, int idx, char *buf, size_t *len) {
   }
 #endif
   return 0;
-}
-
-int walk_is_null(lua_State *L, int idx) {
-  return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
 }

@@ -94,9 +94,22 @@ int walk_fail(walk *w, const char *fmt, ...);
 /* Records an error about a top-level field (no path below it). */
 int walk_fail_field(walk *w, const char *field, const char *fmt, ...);
 
-void walk_push_key(walk *w, const char *key, size_t len);
-void walk_push_index(walk *w, long long index);
-void walk_pop(walk *w);
+/* The path of the value being walked: a key or an index deeper, or back. */
+static inline void walk_push_key(walk *w, const char *key, size_t len) {
+  walk_seg *s = &w->path[w->depth++];
+  s->key = key;
+  s->klen = len;
+  s->index = 0;
+}
+
+static inline void walk_push_index(walk *w, long long index) {
+  walk_seg *s = &w->path[w->depth++];
+  s->key = NULL;
+  s->klen = 0;
+  s->index = index;
+}
+
+static inline void walk_pop(walk *w) { w->depth--; }
 
 /*
  * Classifies the table at `idx`: an object (string keys, collected sorted
@@ -129,6 +142,8 @@ int walk_fail_string(walk *w, const char *s, size_t at);
 int walk_format_number(walk *w, int idx, char *buf, size_t *len);
 
 /* Is the value at idx JSON null (truto.null, a NULL light userdata)? */
-int walk_is_null(lua_State *L, int idx);
+static inline int walk_is_null(lua_State *L, int idx) {
+  return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
+}
 
 #endif
