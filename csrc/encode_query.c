@@ -29,7 +29,14 @@ void query_add_escaped(strbuf *b, const char *s, size_t n) {
   if (b->cap - b->len < n && !strbuf_grow(b, n)) return;
   o = b->data + b->len;
   while (p < end) {
-    unsigned char c = *p++;
+    unsigned char c;
+    if (end - p >= 4 && (unreserved[p[0]] & unreserved[p[1]] & unreserved[p[2]] & unreserved[p[3]])) {
+      memcpy(o, p, 4);
+      o += 4;
+      p += 4;
+      continue;
+    }
+    c = *p++;
     if (unreserved[c]) { *o++ = (char)c; continue; }
     b->len = (size_t)(o - b->data);
     if (b->cap - b->len < (size_t)(end - p) + 3 && !strbuf_grow(b, (size_t)(end - p) + 3)) return;

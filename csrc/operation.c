@@ -24,6 +24,7 @@
  * spec = { t = <core.FIELD_TYPES code>, values = { [v] = true }, expected = "a, b", min = n }
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,27 +212,34 @@ static int fail_unknown(walk *w, const side_plan *side, const char *kind, const 
   return walk_fail_field(w, key, "unknown %s (expected one of %s)", kind, side->names ? side->names : "none");
 }
 
-/* 1 for the hex digits, 2 for '-': a UUID in one table walk. */
-static const unsigned char uuid_class[256] = {
-  ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-  ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-  ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['-'] = 2,
-};
+/* Whether the 8 bytes in x are all hex digits (either case): bytes below
+ * 0x80 in 0x30-0x39, or, with bit 5 set (A-F to a-f), in 0x61-0x66. */
+static int word_is_hex(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+  uint64_t y = x | (ones * 0x20), digit, letter;
+  if (x & high) return 0;
+  /* (v + (0x80 - lo)) has the high bit set where v >= lo (no carries: v < 0x80) */
+  digit = (x + ones * (0x80 - 0x30)) & ~(x + ones * (0x80 - 0x3a));
+  letter = (y + ones * (0x80 - 0x61)) & ~(y + ones * (0x80 - 0x67));
+  return ((digit | letter) & high) == high;
+}
 
-/* 8-4-4-4-12 hex digits */
-static const unsigned char uuid_shape[36] = {
-  1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-
+/* 8-4-4-4-12 hex digits: the dashes, then the 32 digits as 4 words. */
 static int is_uuid(const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s;
-  unsigned bad = 0;
-  size_t i;
-  if (n != 36) return 0;
-  for (i = 0; i < 36; i += 4)
-    bad |= (unsigned)(uuid_class[p[i]] ^ uuid_shape[i]) | (unsigned)(uuid_class[p[i + 1]] ^ uuid_shape[i + 1]) |
-           (unsigned)(uuid_class[p[i + 2]] ^ uuid_shape[i + 2]) | (unsigned)(uuid_class[p[i + 3]] ^ uuid_shape[i + 3]);
-  return bad == 0;
+  char hex[32];
+  uint64_t x;
+  int i;
+  if (n != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return 0;
+  memcpy(hex, s, 8);
+  memcpy(hex + 8, s + 9, 4);
+  memcpy(hex + 12, s + 14, 4);
+  memcpy(hex + 16, s + 19, 4);
+  memcpy(hex + 20, s + 24, 12);
+  for (i = 0; i < 32; i += 8) {
+    memcpy(&x, hex + i, 8);
+    if (!word_is_hex(x)) return 0;
+  }
+  return 1;
 }
 
 /* The index of s among the enum values of f, or -1. */

@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -347,10 +348,21 @@ int walk_fail_string(walk *w, const char *s, size_t at) {
 
 int walk_check_string(walk *w, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
   while (p < end) {
-    unsigned c = *p;
+    unsigned c;
     size_t need;
     unsigned cp, min;
+    if (end - p >= 8) {
+      /* ASCII without NUL, a word at a time */
+      uint64_t x;
+      memcpy(&x, p, 8);
+      if (((x | ((x - ones) & ~x)) & high) == 0) {
+        p += 8;
+        continue;
+      }
+    }
+    c = *p;
     if (c < 0x80) {
       if (c == 0) return walk_fail_string(w, s, (size_t)(p - (const unsigned char *)s));
       p++;
