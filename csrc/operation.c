@@ -3,15 +3,18 @@
  * (the Lua table truto.call makes from truto.api) in; (target, json) out,
  * or an invalid_argument naming the field.
  *
- * core.operation() compiles the plan once into C: per side, the described
- * fields sorted by name (looked up by merging them with the sorted keys of
- * the call's table: no Lua lookups, no re-interning), their type, minimum,
- * enum values (sorted, with their escaped forms), their names already
- * escaped for the query and quoted for JSON, and the required ones. Every
+ * core.operation() compiles the plan once into C, so a build reads no Lua
+ * table but the call's own: per side, the described fields sorted by name
+ * and indexed by first byte (a key of the call is found by its bytes, no
+ * re-interning), their type, minimum, enum values (sorted, with their
+ * escaped forms), their names already escaped for the query and quoted
+ * for JSON, and the required ones, marked as the walk meets them. Every
  * array is allocated to the plan's size (no caps); every string points
  * into a Lua string the build closure keeps alive (its anchors upvalue),
  * or into memory the plan owns. The hints stay a Lua table, read only to
- * word a refusal.
+ * word a refusal. The walk of the call's tables (walk.c) is unchanged in
+ * shape: keys sorted, values kept on the stack (then in the scratch
+ * table), errors in key order.
  * Pure: no I/O, never runs Lua code (raw access only), never raises on
  * user input.
  *
@@ -144,8 +147,6 @@ static builder *push_builder(lua_State *L) {
   return b;
 }
 
-#define compare_bytes walk_compare_bytes
-
 /* ---- the top-level keys against the described fields ---- */
 
 /* The spec of the field named s, or NULL. */
@@ -251,7 +252,7 @@ static long find_value(const field_spec *f, const char *s, size_t n) {
       if (f->values[i].s == s) return (long)i;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    int c = compare_bytes(f->values[mid].s, f->values[mid].len, s, n);
+    int c = walk_compare_bytes(f->values[mid].s, f->values[mid].len, s, n);
     if (c == 0) return (long)mid;
     if (c < 0) lo = mid + 1;
     else hi = mid;
@@ -396,7 +397,7 @@ static int check_required(walk *w, builder *b, const side_plan *side, int tbl, i
     /* the client's default stands in only where the call gave nothing
      * (truto.null there means "send none") */
     if (absent && has_default)
-      present = side->has_account && compare_bytes(side->account.s, side->account.len, r->name.s, r->name.len) == 0;
+      present = side->has_account && walk_compare_bytes(side->account.s, side->account.len, r->name.s, r->name.len) == 0;
     if (!present) {
       char name[64];
       walk_printable(name, sizeof name, r->name.s, r->name.len);
@@ -571,7 +572,7 @@ static int build_query(walk *w, builder *b, int idx, int account) {
       int before = i == count;
       if (!before) {
         walk_key k = w->keys[first + i];
-        int c = compare_bytes(side->account.s, side->account.len, k.s, k.len);
+        int c = walk_compare_bytes(side->account.s, side->account.len, k.s, k.len);
         if (c == 0) have_default = 0; /* the call's own wins */
         before = c < 0;
       }
@@ -755,12 +756,12 @@ static bytes plan_json_key(lua_State *L, builder *b, const char *s, size_t n) {
 
 static int compare_fields(const void *a, const void *b) {
   const field_spec *x = (const field_spec *)a, *y = (const field_spec *)b;
-  return compare_bytes(x->name.s, x->name.len, y->name.s, y->name.len);
+  return walk_compare_bytes(x->name.s, x->name.len, y->name.s, y->name.len);
 }
 
 static int compare_values(const void *a, const void *b) {
   const bytes *x = (const bytes *)a, *y = (const bytes *)b;
-  return compare_bytes(x->s, x->len, y->s, y->len);
+  return walk_compare_bytes(x->s, x->len, y->s, y->len);
 }
 
 /* Fills f's enum values from the set at `set` (string keys with a true
