@@ -165,8 +165,9 @@ static field_spec *find_field(const side_plan *side, const char *s, size_t len) 
   return NULL;
 }
 
-/* Sets b->matched[i] to the spec of keys[i] (NULL when not described). */
-static int match_fields(walk *w, builder *b, const side_plan *side, const walk_key *keys, size_t count) {
+/* Sets b->matched[i] to the spec of the walk's key first + i (NULL when
+ * not described). */
+static int match_fields(walk *w, builder *b, const side_plan *side, size_t first, size_t count) {
   size_t i;
   if (count > b->matched_cap) {
     size_t cap = b->matched_cap ? b->matched_cap : 16;
@@ -177,7 +178,7 @@ static int match_fields(walk *w, builder *b, const side_plan *side, const walk_k
     b->matched = m;
     b->matched_cap = cap;
   }
-  for (i = 0; i < count; i++) b->matched[i] = find_field(side, keys[i].s, keys[i].len);
+  for (i = 0; i < count; i++) b->matched[i] = find_field(side, w->keys[first + i].s, w->keys[first + i].len);
   return 0;
 }
 
@@ -418,7 +419,7 @@ static int build_body(walk *w, builder *b, int idx) {
   if (!lua_istable(L, idx))
     return walk_fail_field(w, "body", "must be a table (got %s)", luaL_typename(L, idx));
   if (enter_top(w, idx, &first, &count) < 0) return -1;
-  if (match_fields(w, b, side, w->keys + first, count) < 0) return -1;
+  if (match_fields(w, b, side, first, count) < 0) return -1;
   strbuf_addc(&w->out, '{');
   for (i = 0; i < count; i++) {
     walk_key k = w->keys[first + i];
@@ -558,7 +559,7 @@ static int build_query(walk *w, builder *b, int idx, int account) {
       return walk_fail_field(w, "query", "must be a table (got %s)", luaL_typename(L, idx));
     if (enter_top(w, idx, &first, &count) < 0) return -1;
   }
-  if (match_fields(w, b, side, w->keys + first, count) < 0) return -1;
+  if (match_fields(w, b, side, first, count) < 0) return -1;
 
   /* unknown keys first, so a typo is reported before anything else */
   if (!side->open)
