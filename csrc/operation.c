@@ -83,7 +83,6 @@ typedef struct side_plan {
                             name is fields[0], before by_first[0] */
   const char *names;     /* "a, b" for messages, or NULL */
   int hints;             /* index of the hints table in the anchors, 0 for none */
-  int has_required;
   required_field *required;
   size_t nrequired;
   int has_account;
@@ -849,28 +848,22 @@ static void compile_side(lua_State *L, builder *b, side_plan *side, int idx, int
   lua_settop(L, fields - 1);
   lua_getfield(L, idx, "account");
   if (lua_type(L, -1) == LUA_TSTRING) {
-    field_spec key;
     side->has_account = 1;
     side->account = anchor_string(L, anchors, -1);
-    key.name = side->account;
-    side->account_field = (field_spec *)bsearch(&key, side->fields, side->nfields, sizeof *side->fields,
-                                                compare_fields);
+    side->account_field = find_field(side, side->account.s, side->account.len);
   }
   lua_pop(L, 1);
   lua_getfield(L, idx, "required");
   if (lua_istable(L, -1)) {
     int list = lua_gettop(L);
     size_t count = lua_rawlen(L, list);
-    side->has_required = 1;
     side->required = (required_field *)plan_alloc(L, b, count * sizeof *side->required);
     for (i = 1; i <= count; i++) {
       required_field *r = &side->required[side->nrequired++];
-      field_spec key;
       lua_rawgeti(L, list, (int)i);
       luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 1, "plan required must be a list of names");
       r->name = anchor_string(L, anchors, -1);
-      key.name = r->name;
-      r->field = (field_spec *)bsearch(&key, side->fields, side->nfields, sizeof *side->fields, compare_fields);
+      r->field = find_field(side, r->name.s, r->name.len);
       lua_pop(L, 1);
     }
   }
