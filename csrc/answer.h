@@ -11,6 +11,13 @@
 
 #include "compat.h"
 
+/* The core's own names stay inside core.so: a host that exports the same
+ * names (Neovim exports lua-cjson's strbuf_init) must never be called in
+ * their place. Only luaopen_truto_core (core.c) is exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 /*
  * Pushes the headers table of the header block `head` (status line first)
  * without parsing it all: the fields the call path reads on every answer
@@ -27,5 +34,9 @@ void answer_push_headers(lua_State *L, const char *head, size_t len);
 /* Sets core.headers_fill and core.json_needs_care on the table at the top
  * of the stack and registers the lazy headers' metatable. */
 void answer_open(lua_State *L);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

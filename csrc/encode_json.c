@@ -3,6 +3,8 @@
  * integers to 14 digits and cannot mark empty arrays, so the body is ours.
  * Must never call into Lua code (raw access only) and never raise.
  */
+#include <stdint.h>
+
 #include "encode_json.h"
 
 static const char hexdigits[] = "0123456789abcdef";
@@ -18,43 +20,84 @@ static void init_byte_class(void) {
   byte_class[0] = 3;
 }
 
-/* One pass: checks UTF-8 and escapes as it copies. */
+/* Whether any of the 8 bytes in x needs a look (a control character, '"',
+ * '\\', DEL or a byte >= 0x80). May say yes for a clean word after a byte
+ * that needs one (borrows), never no for one that does: the byte loop
+ * decides. */
+static inline int word_needs_look(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+  uint64_t quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
+  uint64_t look = ((x - ones * 0x20) & ~x)       /* < 0x20 */
+                | ((quote - ones) & ~quote)      /* == '"' */
+                | ((backslash - ones) & ~backslash) /* == '\\' */
+                | (x + ones)                      /* 0x7f (and >= 0x80 by carry or high bit) */
+                | x;                              /* >= 0x80 */
+  return (look & high) != 0;
+}
+
+/* One pass: checks UTF-8 and escapes as it writes straight into the
+ * buffer; plain ASCII is checked and copied a word at a time. Room for the
+ * rest of the string, the closing quote and a word of slack is kept
+ * reserved at every step (an escape reserves more first). */
 int encode_json_string(walk *w, const char *s, size_t n) {
   strbuf *b = &w->out;
-  const unsigned char *p = (const unsigned char *)s, *end = p + n, *run = p;
+  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  char *o;
   if (!byte_class['"']) init_byte_class();
-  if (b->cap - b->len < n + 2 && !strbuf_grow(b, n + 2)) return 0;
-  b->data[b->len++] = '"';
+  if ((b->cap - b->len < n + 10 || n > (size_t)-1 - 10) && !strbuf_grow(b, n + 10)) return 0;
+  o = b->data + b->len;
+  *o++ = '"';
   while (p < end) {
-    unsigned char cls = byte_class[*p];
-    if (cls == 0) { p++; continue; }
+    unsigned char c, cls;
+    const unsigned char *q = end - p >= 8 ? p : n >= 8 ? end - 8 : NULL, *lim;
+    if (q) {
+      /* a word from p, or the last word (overlapping bytes already copied
+       * as they are: a clean word holds nothing that was escaped) */
+      uint64_t x;
+      memcpy(&x, q, 8);
+      if (!word_needs_look(x)) {
+        memcpy(o - (p - q), &x, 8);
+        o += q + 8 - p;
+        p = q + 8;
+        continue;
+      }
+    }
+    /* bytes one at a time, up to the one that needs a look */
+    lim = end - p > 8 ? p + 8 : end;
+    while (p < lim && byte_class[*p] == 0) *o++ = (char)*p++;
+    if (p == lim) continue;
+    c = *p;
+    cls = byte_class[c];
     if (cls == 2) {
       size_t len = walk_utf8_sequence(p, end);
-      if (len == 0) return walk_fail_string(w, s, (size_t)(p - (const unsigned char *)s));
+      if (len == 0) break;
+      memcpy(o, p, len);
+      o += len;
       p += len;
       continue;
     }
-    if (cls == 3) return walk_fail_string(w, s, (size_t)(p - (const unsigned char *)s));
-    strbuf_add(b, (const char *)run, (size_t)(p - run));
-    switch (*p) {
-      case '"': strbuf_add(b, "\\\"", 2); break;
-      case '\\': strbuf_add(b, "\\\\", 2); break;
-      case '\n': strbuf_add(b, "\\n", 2); break;
-      case '\r': strbuf_add(b, "\\r", 2); break;
-      case '\t': strbuf_add(b, "\\t", 2); break;
-      case '\b': strbuf_add(b, "\\b", 2); break;
-      case '\f': strbuf_add(b, "\\f", 2); break;
-      default: {
-        char u[6];
-        u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
-        u[4] = hexdigits[*p >> 4]; u[5] = hexdigits[*p & 15];
-        strbuf_add(b, u, 6);
-      }
+    if (cls == 3) break;
+    b->len = (size_t)(o - b->data);
+    if (b->cap - b->len < (size_t)(end - p) + 16 && !strbuf_grow(b, (size_t)(end - p) + 16)) return 0;
+    o = b->data + b->len;
+    *o++ = '\\';
+    switch (c) {
+      case '"': *o++ = '"'; break;
+      case '\\': *o++ = '\\'; break;
+      case '\n': *o++ = 'n'; break;
+      case '\r': *o++ = 'r'; break;
+      case '\t': *o++ = 't'; break;
+      case '\b': *o++ = 'b'; break;
+      case '\f': *o++ = 'f'; break;
+      default:
+        *o++ = 'u'; *o++ = '0'; *o++ = '0';
+        *o++ = hexdigits[c >> 4]; *o++ = hexdigits[c & 15];
     }
-    run = ++p;
+    p++;
   }
-  strbuf_add(b, (const char *)run, (size_t)(p - run));
-  strbuf_addc(b, '"');
+  b->len = (size_t)(o - b->data);
+  if (p < end) return walk_fail_string(w, s, (size_t)(p - (const unsigned char *)s));
+  b->data[b->len++] = '"';
   return 0;
 }
 
@@ -75,6 +118,7 @@ static int encode_table(walk *w, int idx) {
     }
     strbuf_addc(&w->out, ']');
   } else {
+    int pushed;
     strbuf_addc(&w->out, '{');
     for (i = 0; i < count; i++) {
       walk_key k = w->keys[first + i];
@@ -82,9 +126,8 @@ static int encode_table(walk *w, int idx) {
       walk_push_key(w, k.s, k.len);
       if (encode_json_string(w, k.s, k.len) < 0) return -1;
       strbuf_addc(&w->out, ':');
-      walk_push_value(w, k);
-      if (encode_json_value(w, -1) < 0) { lua_pop(L, 1); return -1; }
-      lua_pop(L, 1);
+      if (encode_json_value(w, walk_value(w, k, &pushed)) < 0) return -1;
+      if (pushed) lua_pop(L, 1);
       walk_pop(w);
     }
     strbuf_addc(&w->out, '}');

@@ -20,18 +20,31 @@ static const unsigned char unreserved[256] = {
   ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
+/* Writes straight into the buffer: room for the rest as it is, plus two
+ * bytes per escape, is reserved before each escape. */
 void query_add_escaped(strbuf *b, const char *s, size_t n) {
-  size_t i, run = 0;
-  for (i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    char e[3];
-    if (unreserved[c]) continue;
-    strbuf_add(b, s + run, i - run);
-    run = i + 1;
-    e[0] = '%'; e[1] = HEX[c >> 4]; e[2] = HEX[c & 15];
-    strbuf_add(b, e, 3);
+  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  char *o;
+  if (n == 0) return;
+  if (b->cap - b->len < n && !strbuf_grow(b, n)) return;
+  o = b->data + b->len;
+  while (p < end) {
+    unsigned char c;
+    if (end - p >= 4 && (unreserved[p[0]] & unreserved[p[1]] & unreserved[p[2]] & unreserved[p[3]])) {
+      memcpy(o, p, 4);
+      o += 4;
+      p += 4;
+      continue;
+    }
+    c = *p++;
+    if (unreserved[c]) { *o++ = (char)c; continue; }
+    b->len = (size_t)(o - b->data);
+    if (b->cap - b->len < (size_t)(end - p) + 3 && !strbuf_grow(b, (size_t)(end - p) + 3)) return;
+    o = b->data + b->len;
+    o[0] = '%'; o[1] = HEX[c >> 4]; o[2] = HEX[c & 15];
+    o += 3;
   }
-  strbuf_add(b, s + run, n - run);
+  b->len = (size_t)(o - b->data);
 }
 
 static void start_pair(walk *w) {
@@ -118,14 +131,14 @@ static int encode_query_table(walk *w, int idx, strbuf *prefix) {
       prefix->len = mark;
     }
   } else {
+    int pushed;
     for (i = 0; i < count; i++) {
       walk_key k = w->keys[first + i];
       walk_push_key(w, k.s, k.len);
       if (query_check_key(w, k.s, k.len) < 0) return -1;
       add_bracket(prefix, k.s, k.len);
-      walk_push_value(w, k);
-      if (encode_query_value(w, -1, prefix) < 0) { lua_pop(L, 1); return -1; }
-      lua_pop(L, 1);
+      if (encode_query_value(w, walk_value(w, k, &pushed), prefix) < 0) return -1;
+      if (pushed) lua_pop(L, 1);
       walk_pop(w);
       prefix->len = mark;
     }

@@ -12,6 +12,13 @@
 #include "compat.h"
 #include "strbuf.h"
 
+/* The core's own names stay inside core.so: a host that exports the same
+ * names (Neovim exports lua-cjson's strbuf_init) must never be called in
+ * their place. Only luaopen_truto_core (core.c) is exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 typedef struct transfer {
   CURL *easy;
   /* the request's header list: nodes in one array over one text buffer,
@@ -89,5 +96,9 @@ void transfer_push_headers(lua_State *L, const char *head, size_t len);
 
 /* Registers libcurl's one-time global init. */
 void transfer_global_init(lua_State *L);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

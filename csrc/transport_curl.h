@@ -10,6 +10,13 @@
 
 #include "compat.h"
 
+/* The core's own names stay inside core.so: a host that exports the same
+ * names (Neovim exports lua-cjson's strbuf_init) must never be called in
+ * their place. Only luaopen_truto_core (core.c) is exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 #define CURL_TRANSPORT_MT "truto.curl"
 #define MULTI_TRANSPORT_MT "truto.multi"
 #define SHARE_MT "truto.share"
@@ -30,5 +37,9 @@ int transport_multi_new(lua_State *L);
 /* The CURLSH of config.share (or NULL), with a registry reference in *ref
  * that keeps it alive; release with luaL_unref. */
 CURLSH *transport_share_from(lua_State *L, int config, int *ref);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -146,28 +147,9 @@ int walk_fail_field(walk *w, const char *field, const char *fmt, ...) {
   return -1;
 }
 
-void walk_push_key(walk *w, const char *key, size_t len) {
-  walk_seg *s = &w->path[w->depth++];
-  s->key = key;
-  s->klen = len;
-  s->index = 0;
-}
-
-void walk_push_index(walk *w, long long index) {
-  walk_seg *s = &w->path[w->depth++];
-  s->key = NULL;
-  s->klen = 0;
-  s->index = index;
-}
-
-void walk_pop(walk *w) { w->depth--; }
-
 static int compare_keys(const void *a, const void *b) {
   const walk_key *x = a, *y = b;
-  size_t n = x->len < y->len ? x->len : y->len;
-  int c = memcmp(x->s, y->s, n);
-  if (c != 0) return c;
-  return (x->len > y->len) - (x->len < y->len);
+  return walk_compare_bytes(x->s, x->len, y->s, y->len);
 }
 
 /* Objects are small: insertion sort beats qsort's setup (and its malloc)
@@ -219,7 +201,7 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   lua_State *L = w->L;
   size_t nstr = 0, nint = 0;
   long long maxint = 0;
-  int marked = 0, i, base;
+  int marked = 0, i, base, room, here = 0;
   const void *self;
   if (idx < 0) idx = lua_gettop(L) + idx + 1;
   self = lua_topointer(L, idx);
@@ -228,7 +210,10 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
     return walk_fail(w, "nested deeper than %d levels", WALK_MAX_DEPTH);
   for (i = 0; i < w->depth; i++)
     if (w->open[i] == self) return walk_fail(w, "table contains itself (a cycle)");
-  if (!lua_checkstack(L, 4)) return walk_fail(w, "out of Lua stack");
+  /* room for the values of the first keys (each with a copy of its key),
+   * beyond the 4 slots lua_next and the checks need */
+  room = lua_checkstack(L, 4 + 16) ? 16 : 0;
+  if (!room && !lua_checkstack(L, 4)) return walk_fail(w, "out of Lua stack");
   if (lua_getmetatable(L, idx)) {
     marked = w->array_mt && lua_rawequal(L, -1, w->array_mt);
     lua_pop(L, 1);
@@ -250,10 +235,12 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
       size_t len;
       const char *s;
       int slot;
-      if (w->stacked < WALK_STACK_KEYS && lua_checkstack(L, 4)) {
-        lua_insert(L, -2);            /* [.. values, key] */
-        slot = -(lua_gettop(L) - 1);
+      if (w->stacked < WALK_STACK_KEYS && (room > 0 || (lua_checkstack(L, 4 + 16) && (room = 16)))) {
+        lua_pushvalue(L, -2);         /* [.. key, value, key]: the key again for lua_next */
+        slot = -(base + 2 * here + 2); /* the value (the stack grows by 2 per kept key) */
+        here++;
         w->stacked++;
+        room -= 2;
       } else {
         lua_rawseti(L, w->scratch, ++w->nvalues);
         lua_pushvalue(L, -1);         /* and the key, for lookups without interning it again */
@@ -324,7 +311,7 @@ void walk_leave_table(walk *w, size_t first) {
       lowest_scratch = slot;
     }
   }
-  if (lowest_stack) lua_settop(w->L, lowest_stack - 1);
+  if (lowest_stack) lua_settop(w->L, lowest_stack - 2); /* each value sits above a copy of its key */
   if (lowest_scratch) w->nvalues = lowest_scratch - 1;
   w->nkeys = first;
 }
@@ -336,16 +323,6 @@ void walk_end(walk *w) {
     lua_rawseti(w->L, w->scratch, i);
   }
   w->maxvalues = w->nvalues = 0;
-}
-
-void walk_push_value(walk *w, walk_key k) {
-  if (k.slot < 0) lua_pushvalue(w->L, -k.slot);
-  else lua_rawgeti(w->L, w->scratch, k.slot);
-}
-
-void walk_push_key_string(walk *w, walk_key k) {
-  if (k.slot < 0) lua_pushlstring(w->L, k.s, k.len);
-  else lua_rawgeti(w->L, w->scratch, k.slot + 1);
 }
 
 size_t walk_utf8_sequence(const unsigned char *p, const unsigned char *end) {
@@ -371,10 +348,21 @@ int walk_fail_string(walk *w, const char *s, size_t at) {
 
 int walk_check_string(walk *w, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
   while (p < end) {
-    unsigned c = *p;
+    unsigned c;
     size_t need;
     unsigned cp, min;
+    if (end - p >= 8) {
+      /* ASCII without NUL, a word at a time */
+      uint64_t x;
+      memcpy(&x, p, 8);
+      if (((x | ((x - ones) & ~x)) & high) == 0) {
+        p += 8;
+        continue;
+      }
+    }
+    c = *p;
     if (c < 0x80) {
       if (c == 0) return walk_fail_string(w, s, (size_t)(p - (const unsigned char *)s));
       p++;
@@ -443,8 +431,4 @@ int walk_format_number(walk *w, int idx, char *buf, size_t *len) {
   }
 #endif
   return 0;
-}
-
-int walk_is_null(lua_State *L, int idx) {
-  return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
 }

@@ -13,6 +13,13 @@
 #include "compat.h"
 #include "strbuf.h"
 
+/* The core's own names stay inside core.so: a host that exports the same
+ * names (Neovim exports lua-cjson's strbuf_init) must never be called in
+ * their place. Only luaopen_truto_core (core.c) is exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 #define WALK_MAX_DEPTH 64      /* nesting below a top-level field */
 #define WALK_ERR_SIZE 1024
 #define WALK_STACK_KEYS 128    /* open keys whose values stay on the Lua stack */
@@ -27,7 +34,8 @@ typedef struct walk_key {
   const char *s;   /* kept alive by the table being walked (never changed during a walk) */
   size_t len;
   int slot;        /* > 0: index in the scratch table of the key's value (the key
-                      at slot + 1); < 0: minus the Lua stack index of the value */
+                      at slot + 1); < 0: minus the Lua stack index of the value
+                      (a copy of the key just below it) */
 } walk_key;
 
 typedef struct walk {
@@ -51,6 +59,17 @@ typedef struct walk {
 
 enum walk_shape { SHAPE_OBJECT, SHAPE_ARRAY };
 
+/* Bytewise order of two byte strings (the order of object keys); most
+ * keys differ in their first byte, so that is compared inline. */
+static inline int walk_compare_bytes(const char *a, size_t alen, const char *b, size_t blen) {
+  size_t n = alen < blen ? alen : blen;
+  int c;
+  if (n && a[0] != b[0]) return (unsigned char)a[0] < (unsigned char)b[0] ? -1 : 1;
+  c = n ? memcmp(a, b, n) : 0;
+  if (c != 0) return c;
+  return (alen > blen) - (alen < blen);
+}
+
 void walk_init(walk *w);
 void walk_free(walk *w);
 /* Starts a walk. `scratch` is the stack index of a table that holds the
@@ -64,20 +83,40 @@ void walk_begin(walk *w, lua_State *L, int array_mt, const char *root, int scrat
  * keep the walked values alive). */
 void walk_end(walk *w);
 
-/* Pushes the value of key k of an open table. */
-void walk_push_value(walk *w, walk_key k);
-
-/* Pushes key k itself (the Lua string, as the table holds it). */
-void walk_push_key_string(walk *w, walk_key k);
+/* The stack index of the value of key k of an open table: where the walk
+ * keeps it, or pushed from the scratch table (then *pushed is 1 and the
+ * caller pops it). */
+static inline int walk_value(walk *w, walk_key k, int *pushed) {
+  if (k.slot < 0) {
+    *pushed = 0;
+    return -k.slot;
+  }
+  lua_rawgeti(w->L, w->scratch, k.slot);
+  *pushed = 1;
+  return lua_gettop(w->L);
+}
 
 /* Records an error at the current path; always returns -1. */
 int walk_fail(walk *w, const char *fmt, ...);
 /* Records an error about a top-level field (no path below it). */
 int walk_fail_field(walk *w, const char *field, const char *fmt, ...);
 
-void walk_push_key(walk *w, const char *key, size_t len);
-void walk_push_index(walk *w, long long index);
-void walk_pop(walk *w);
+/* The path of the value being walked: a key or an index deeper, or back. */
+static inline void walk_push_key(walk *w, const char *key, size_t len) {
+  walk_seg *s = &w->path[w->depth++];
+  s->key = key;
+  s->klen = len;
+  s->index = 0;
+}
+
+static inline void walk_push_index(walk *w, long long index) {
+  walk_seg *s = &w->path[w->depth++];
+  s->key = NULL;
+  s->klen = 0;
+  s->index = index;
+}
+
+static inline void walk_pop(walk *w) { w->depth--; }
 
 /*
  * Classifies the table at `idx`: an object (string keys, collected sorted
@@ -110,6 +149,12 @@ int walk_fail_string(walk *w, const char *s, size_t at);
 int walk_format_number(walk *w, int idx, char *buf, size_t *len);
 
 /* Is the value at idx JSON null (truto.null, a NULL light userdata)? */
-int walk_is_null(lua_State *L, int idx);
+static inline int walk_is_null(lua_State *L, int idx) {
+  return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
+}
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif
