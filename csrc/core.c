@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -188,6 +189,20 @@ static int core_array(lua_State *L) {
 
 int luaopen_truto_core(lua_State *L);
 
+/* Keeps this library loaded for the life of the process, and libcurl and
+ * libcrypto with it: Lua unloads C modules when a state closes, while
+ * libcurl may still have a resolver thread, the TLS libraries exit-time
+ * handlers, and LeakSanitizer records of their thread-local blocks (its
+ * exit-time check crashed on the unmapped ones). */
+static void pin_library(void) {
+#if defined(RTLD_NODELETE) && defined(RTLD_NOLOAD)
+  static const char anchor = 0; /* any address inside this library */
+  Dl_info info;
+  if (dladdr(&anchor, &info) != 0 && info.dli_fname != NULL)
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+#endif
+}
+
 int luaopen_truto_core(lua_State *L) {
   static const luaL_Reg plain[] = {
     { "now", core_now },
@@ -203,6 +218,7 @@ int luaopen_truto_core(lua_State *L) {
     { "array", core_array },
     { NULL, NULL }
   };
+  pin_library();
   transport_curl_open(L);
   transport_multi_open(L);
   http_parse_open(L);
