@@ -20,6 +20,7 @@
 
 #include "compat.h"
 #include "answer.h"
+#include "decode_json.h"
 #include "hmac.h"
 #include "http_parse.h"
 #include "operation.h"
@@ -209,6 +210,7 @@ int luaopen_truto_core(lua_State *L) {
   luaL_newlib(L, plain);
   hmac_open(L);              /* core.hmac_sha256, core.hmac_sha256_verify */
   answer_open(L);            /* core.headers_fill, core.json_needs_care */
+  decode_json_open(L);       /* core.json_decode */
   signals_open(L);            /* core.signals */
 
   /* the array marker's metatable, shared by truto.array and the encoders */
