@@ -22,6 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#define SCAN_16 1
+#endif
 
 #include "decode_json.h"
 
@@ -46,9 +50,17 @@
  * in the closure's first upvalue: no C globals. */
 #define KEY_SLOTS 128
 #define KEY_MAX 40 /* longer keys are not cached (Lua 5.4 hashes only short strings) */
+#define HINT_MAX 64 /* the most members a table is made for ahead */
+#define HINT_SLOTS 256
+#define HINT_SLOT(key_slot, depth) (((unsigned)(key_slot) * 8u + (unsigned)(depth)) % HINT_SLOTS)
 typedef struct key_cache {
   const char *bytes[KEY_SLOTS]; /* NULL: empty slot */
   size_t len[KEY_SLOTS];
+  /* how many members the last object with the same first key (its slot)
+   * at the same depth had: the size a table for the next such object is
+   * made with (a list is of objects of one shape); a wrong guess costs a
+   * regrow or a few empty slots, never a wrong value */
+  unsigned char members[HINT_SLOTS];
 } key_cache;
 
 typedef struct decoder {
@@ -57,6 +69,7 @@ typedef struct decoder {
   const char *end; /* text + length; *end is the '\0' Lua keeps there */
   key_cache *keys;
   int keys_index;  /* stack index of the cache table */
+  int key_slot;    /* the cache slot of the key push_key pushed last, or -1 */
   char why[160];
 } decoder;
 
@@ -126,6 +139,16 @@ static const char *skip_space(const char *p) {
  * '"' and '\\' are looked for there; a '\0' inside the text may be passed
  * over, it is a byte like any other). */
 static const char *string_stop(const char *p, const char *end) {
+#ifdef SCAN_16
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+  while (end - p >= 16) {
+    __m128i w = _mm_loadu_si128((const __m128i *)(const void *)p);
+    int hits = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, backslash)));
+    if (hits) return p + __builtin_ctz((unsigned)hits);
+    p += 16;
+  }
+#endif
+  {
   const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
   const uint64_t quotes = ones * '"', backslashes = ones * '\\';
   while (end - p >= 8) {
@@ -144,6 +167,7 @@ static const char *string_stop(const char *p, const char *end) {
 #endif
     }
     p += 8;
+  }
   }
   while (!STRING_STOP[(unsigned char)*p]) p++;
   return p;
@@ -275,24 +299,49 @@ static int same_bytes(const char *a, const char *b, size_t n) {
   return ((x ^ y) | (x2 ^ y2)) == 0;
 }
 
-/* push_string for an object key, through the key cache. */
+/* push_string for an object key, through the key cache. A key's pair of
+ * slots comes from its first four bytes (whatever follows a shorter key
+ * included), so a key met before is found without scanning it: its
+ * cached bytes, then a closing quote (a cached key holds no '"' or '\\'). */
 static const char *push_key(decoder *d, const char *p) {
-  const char *start = p + 1, *stop = string_stop(start, d->end);
-  size_t n = (size_t)(stop - start);
-  unsigned slot;
+  const char *start = p + 1, *stop;
+  size_t n, room = (size_t)(d->end - start);
+  unsigned pair = 0, slot, way;
   key_cache *keys = d->keys;
-  if (*stop != '"' || n > KEY_MAX) return push_string(d, p);
-  slot = n == 0 ? 0 : ((unsigned)n * 31u + (unsigned char)start[0] * 7u
-                       + (unsigned char)start[n / 2] * 3u + (unsigned char)start[n - 1]) % KEY_SLOTS;
-  if (keys->bytes[slot] != NULL && keys->len[slot] == n && same_bytes(keys->bytes[slot], start, n)) {
-    lua_rawgeti(d->L, d->keys_index, (int)slot + 1);
-    return stop + 1;
+  lua_State *L = d->L;
+  d->key_slot = -1;
+  if (room < 4) return push_string(d, p);
+  {
+    uint32_t prefix;
+    memcpy(&prefix, start, 4);
+    pair = ((prefix * UINT32_C(2654435761)) >> 26) * 2; /* Fibonacci hashing: 64 pairs */
   }
-  lua_pushlstring(d->L, start, n);
-  lua_pushvalue(d->L, -1);
-  lua_rawseti(d->L, d->keys_index, (int)slot + 1); /* keeps it alive: then the pointer */
-  keys->bytes[slot] = lua_tostring(d->L, -1);
+  for (way = 0; way < 2; way++) {
+    slot = pair + way;
+    n = keys->len[slot];
+    if (keys->bytes[slot] != NULL && room > n && start[n] == '"' && same_bytes(keys->bytes[slot], start, n)) {
+      lua_rawgeti(L, d->keys_index, (int)slot + 1);
+      d->key_slot = (int)slot;
+      return start + n + 1;
+    }
+  }
+  stop = string_stop(start, d->end);
+  n = (size_t)(stop - start);
+  if (*stop != '"' || n > KEY_MAX) return push_string(d, p);
+  /* a new key: into an empty way, else into way 0, its key moved to way 1 */
+  slot = keys->bytes[pair] == NULL ? pair : keys->bytes[pair + 1] == NULL ? pair + 1 : pair;
+  if (slot == pair && keys->bytes[pair] != NULL) {
+    lua_rawgeti(L, d->keys_index, (int)pair + 1);
+    lua_rawseti(L, d->keys_index, (int)pair + 2);
+    keys->bytes[pair + 1] = keys->bytes[pair];
+    keys->len[pair + 1] = keys->len[pair];
+  }
+  lua_pushlstring(L, start, n);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, d->keys_index, (int)slot + 1); /* keeps it alive: then the pointer */
+  keys->bytes[slot] = lua_tostring(L, -1);
   keys->len[slot] = n;
+  d->key_slot = (int)slot;
   return stop + 1;
 }
 
@@ -406,72 +455,53 @@ static const char *literal(decoder *d, const char *p, const char *word, size_t n
   return fail_token(d, p, "invalid literal");
 }
 
-/* An open array or object. Its table's slot on the Lua stack is kept from
- * the start (nil until made); its items wait on the stack above it (an
- * object's as key, value pairs) and go into the table in one go, so a
- * table is made at its final size instead of regrown key after key. */
+/* An open array or object; its table's slot on the Lua stack is kept from
+ * the start (nil until the table is made). An object's table is made at
+ * its first key, sized by the key cache's hint, and each member goes in
+ * as soon as it is read. An array's items wait on the stack above its
+ * slot and go in a chunk at a time, last first, into a table made at the
+ * size of the first chunk. */
 typedef struct level {
   int table;          /* stack index of its table */
   unsigned char made; /* the table is made (else that slot holds nil) */
   unsigned char object;
-  lua_Integer stored; /* array items already in the table (an array of
-                       * 2^31 items cannot be built on 5.1, whose
-                       * lua_rawseti takes an int: memory ends first) */
+  short hint_slot;    /* an object's slot in key_cache.members, or -1 */
+  lua_Integer count;  /* an object's members so far, or an array's items
+                       * already in its table (an array of 2^31 items
+                       * cannot be built on 5.1, whose lua_rawseti takes
+                       * an int: memory ends first) */
 } level;
 
-/* Items a level keeps waiting before they go into its table (at most
- * 2 * CHUNK stack slots): a long array or a wide object is filled a chunk
- * at a time. */
-#define CHUNK 32
+/* Items an array keeps waiting before they go into its table. */
+#define CHUNK 64
 
 /* Stack slots a level may use above the point where it opens: its table,
- * its waiting items, the key of the member being read, and what reading
+ * its waiting items or the key of the member being read, and what reading
  * one value takes (a luaL_Buffer on Lua 5.1 uses up to LUA_MINSTACK / 2). */
-#define LEVEL_SLOTS (2 * CHUNK + LUA_MINSTACK + 4)
+#define LEVEL_SLOTS (CHUNK + LUA_MINSTACK + 4)
 
-/*
- * Moves the waiting items of `lv` into its table, making the table first
- * (sized for them plus `more`) if it is not made yet; the top `extra`
- * slots (a key waiting for its value) stay on top. Afterwards the stack
- * holds the table at lv->table, then those `extra` slots.
- */
-static void flush(lua_State *L, level *lv, int extra, int more) {
-  int top = lua_gettop(L) - extra, n = top - lv->table, i;
+/* Moves the waiting items of the array `lv` into its table, making the
+ * table first (sized for them plus `more`) if it is not made yet. */
+static void flush_array(lua_State *L, level *lv, int more) {
+  int n = lua_gettop(L) - lv->table, i;
   if (!lv->made) {
-    if (lv->object) lua_createtable(L, 0, n / 2 + more);
-    else lua_createtable(L, n + more, 0);
+    lua_createtable(L, n + more, 0);
     lua_replace(L, lv->table);
     lv->made = 1;
   }
-  if (n == 0) return;
-  if (!lv->object) {
-    /* an array never has a key above its items: each lua_rawseti takes
-     * the top one, last first */
-    for (i = n; i > 0; i--) lua_rawseti(L, lv->table, lv->stored + i);
-    lv->stored += n;
-    return;
-  }
-  /* in order, so that of two equal keys the last wins */
-  for (i = lv->table + 1; i < top; i += 2) {
-    lua_pushvalue(L, i);
-    lua_pushvalue(L, i + 1);
-    lua_rawset(L, lv->table);
-  }
-  if (extra) {
-    lua_pushvalue(L, top + 1);
-    lua_replace(L, lv->table + 1);
-  }
-  lua_settop(L, lv->table + extra);
+  /* each lua_rawseti takes the top item: the last first */
+  for (i = n; i > 0; i--) lua_rawseti(L, lv->table, lv->count + i);
+  lv->count += n;
 }
 
 /*
  * Decodes the whole text, leaving the value on the stack: 1, or 0 with
  * d->why set (the stack then holds partial work the caller drops).
  * A state machine rather than recursion: `value` reads one value and
- * `stored` decides what follows it. Only the innermost container keeps
- * items waiting: opening a container first puts its parent's waiting
- * items into the parent's table, so the stack stays within
- * LEVEL_SLOTS + 2 slots per level (Lua 5.1 allows 8000 in all).
+ * `stored` decides what follows it. Only the innermost array keeps items
+ * waiting: opening a container puts its parent array's waiting items
+ * into the parent's table first, so the stack stays within LEVEL_SLOTS +
+ * 2 slots per level (Lua 5.1 allows 8000 in all).
  */
 static int decode_text(decoder *d) {
   lua_State *L = d->L;
@@ -488,7 +518,7 @@ value:
         fail(d, p, "nested deeper than 1000 levels");
         return 0;
       }
-      if (depth > 0) flush(L, lv, lv->object, 1);
+      if (depth > 0 && !lv->object) flush_array(L, lv, 1);
       if (!lua_checkstack(L, LEVEL_SLOTS)) {
         fail(d, p, "nested too deep for the Lua stack");
         return 0;
@@ -498,7 +528,8 @@ value:
       lv->table = lua_gettop(L);
       lv->made = 0;
       lv->object = *p == '{';
-      lv->stored = 0;
+      lv->hint_slot = -1;
+      lv->count = 0;
       p = skip_space(p + 1);
       if (lv->object) {
         if (*p != '}') goto key;
@@ -542,7 +573,12 @@ stored: /* a value was pushed: the text's, an array item or a member's */
     }
     return 1;
   }
-  if (lua_gettop(L) - lv->table >= 2 * CHUNK) flush(L, lv, 0, 2 * CHUNK);
+  if (lv->object) {
+    lua_rawset(L, lv->table); /* in text order: of two equal keys the last wins */
+    lv->count++;
+  } else if (lua_gettop(L) - lv->table >= CHUNK) {
+    flush_array(L, lv, CHUNK);
+  }
   p = skip_space(p);
   if (*p == ',') {
     p = skip_space(p + 1);
@@ -554,18 +590,32 @@ stored: /* a value was pushed: the text's, an array item or a member's */
   return 0;
 
 close: /* p: the closing bracket; the table becomes the value on top */
-  flush(L, lv, 0, 0);
+  if (!lv->object) {
+    flush_array(L, lv, 0);
+  } else if (!lv->made) {
+    lua_createtable(L, 0, 0);
+    lua_replace(L, lv->table);
+  } else if (lv->hint_slot >= 0) {
+    d->keys->members[lv->hint_slot] = (unsigned char)(lv->count < HINT_MAX ? lv->count : HINT_MAX);
+  }
   p++;
   lv = &levels[--depth];
   goto stored;
 
 key: /* p: the first byte of a member, after any space */
   if (*p != '"') {
-    fail_unexpected(d, p, lv->made || lua_gettop(L) > lv->table ? "a string key" : "a string key or '}'");
+    fail_unexpected(d, p, lv->made ? "a string key" : "a string key or '}'");
     return 0;
   }
   p = push_key(d, p);
   if (p == NULL) return 0;
+  if (!lv->made) {
+    /* the table goes below the key, sized as the last object like it */
+    lv->hint_slot = d->key_slot >= 0 ? (short)HINT_SLOT(d->key_slot, depth) : -1;
+    lua_createtable(L, 0, lv->hint_slot >= 0 ? d->keys->members[lv->hint_slot] : 0);
+    lua_replace(L, lv->table);
+    lv->made = 1;
+  }
   p = skip_space(p);
   if (*p != ':') {
     fail_unexpected(d, p, "':'");
