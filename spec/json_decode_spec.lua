@@ -155,10 +155,24 @@ do
     return out
   end
 
-  -- The old pipeline, with its two departures from the rules corrected
-  -- (the rules win): lua-cjson reads a NUL as the end of the text (so it
+  -- True when v holds an infinity anywhere.
+  local function has_infinity(v)
+    if v == math.huge or v == -math.huge then return true end
+    if type(v) == "table" then
+      for _, x in pairs(v) do
+        if has_infinity(x) then return true end
+      end
+    end
+    return false
+  end
+
+  -- The old pipeline, with its departures from the rules corrected (the
+  -- rules win): lua-cjson reads a NUL as the end of the text (so it
   -- ignored what followed one outside strings, and refused one inside a
-  -- string), and strtod let `-.5` through as -0.5. Returns value | nil.
+  -- string); strtod let `-.5` through as -0.5; and on LuaJIT, whose
+  -- tonumber gives nil for an exponent of many digits, the overflow check
+  -- let `1e<many digits>` through to lua-cjson as an infinity. Returns
+  -- value | nil.
   function old.oracle(text)
     local parts = pieces(text)
     local rebuilt = {}
@@ -172,7 +186,9 @@ do
         rebuilt[#rebuilt + 1] = '"' .. part.s:gsub("%z", "\\u0000") .. (part.closed and '"' or "")
       end
     end
-    return (old.decode(table.concat(rebuilt)))
+    local value = old.decode(table.concat(rebuilt))
+    if has_infinity(value) then return nil end
+    return value
   end
 end
 
@@ -403,17 +419,19 @@ describe("core.json_decode", function()
 
     it("reads numbers the same under a locale whose decimal point is a comma", function()
       local code = [[
+        local tokens = { "1.5", "0.1", "-2.5e-3", "1.7976931348623157e308", "3.14159265358979323846",
+          "123456789012345678901234567890.5", "0.000000000000000000000001", "1e2" }
+        local expected = {}
+        for i, t in ipairs(tokens) do expected[i] = tonumber(t) end -- in the C locale
         local name
         for _, l in ipairs{ "de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "ru_RU.UTF-8" } do
           if os.setlocale(l, "numeric") then name = l break end
         end
         if not name then print("no comma locale") return end
-        assert(string.format("%.1f", 1.5) == "1,5", "not a comma locale")
         local core = require "truto.core"
-        for _, t in ipairs{ "1.5", "0.1", "-2.5e-3", "1.7976931348623157e308", "3.14159265358979323846",
-          "123456789012345678901234567890.5", "0.000000000000000000000001", "1e2" } do
+        for i, t in ipairs(tokens) do
           local v = core.json_decode(t)
-          assert(v == tonumber(t), t .. " read as " .. tostring(v))
+          assert(v == expected[i], t .. " read as " .. tostring(v))
         end
         assert(core.json_decode("[1,5]")[2] == 5)
         print("same in " .. name)
