@@ -182,8 +182,21 @@ do
         if part.s:find("%-%.") then return nil end
         rebuilt[#rebuilt + 1] = part.s
       else
-        -- a NUL byte inside a string is the same as \u0000 there
-        rebuilt[#rebuilt + 1] = '"' .. part.s:gsub("%z", "\\u0000") .. (part.closed and '"' or "")
+        -- a NUL byte inside a string is the same as \u0000 there, but
+        -- for one right after a backslash: an escape that does not exist
+        local body, i = {}, 1
+        while i <= #part.s do
+          local c = part.s:sub(i, i)
+          if c == "\\" then
+            if part.s:sub(i + 1, i + 1) == "\0" then return nil end
+            body[#body + 1] = part.s:sub(i, i + 1)
+            i = i + 2
+          else
+            body[#body + 1] = c == "\0" and "\\u0000" or c
+            i = i + 1
+          end
+        end
+        rebuilt[#rebuilt + 1] = '"' .. table.concat(body) .. (part.closed and '"' or "")
       end
     end
     local value = old.decode(table.concat(rebuilt))
