@@ -16,7 +16,6 @@
  * told apart by its position (inside strings it is a byte like any other).
  */
 #include <float.h>
-#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,13 +42,14 @@
 #endif
 
 /* Object keys met lately, so that a key seen before is pushed without
- * Lua hashing its bytes again (keys repeat: every item of a list has the
- * same ones). Slot i holds the bytes of the string at index i + 1 of the
- * cache table (the closure's second upvalue), which keeps it alive; a
- * slot is overwritten by the next key that hashes to it. Per Lua state,
- * in the closure's first upvalue: no C globals. */
+ * scanning it or Lua hashing its bytes again (keys repeat: every item of
+ * a list has the same ones). Slot i holds the bytes of the string at
+ * index i + 1 of the cache table (the closure's second upvalue), which
+ * keeps it alive while the slot points into it. Slots go in pairs chosen
+ * by a key's first bytes; a new key takes an empty one or pushes out the
+ * older. Per Lua state, in the closure's first upvalue: no C globals. */
 #define KEY_SLOTS 128
-#define KEY_MAX 40 /* longer keys are not cached (Lua 5.4 hashes only short strings) */
+#define KEY_MAX 40 /* longer keys are rare and not cached */
 #define HINT_MAX 64 /* the most members a table is made for ahead */
 #define HINT_SLOTS 256
 #define HINT_SLOT(key_slot, depth) (((unsigned)(key_slot) * 8u + (unsigned)(depth)) % HINT_SLOTS)
@@ -133,12 +133,15 @@ static const char *skip_space(const char *p) {
   return p;
 }
 
-/* The first '"', '\\' or '\0' at or after p (there is one: the '\0' at
- * the end). Eight bytes at a time while eight remain before `end` (never
- * a read past the string, and the closing '\0' is never among them: only
- * '"' and '\\' are looked for there; a '\0' inside the text may be passed
- * over, it is a byte like any other). */
+/* The first '"' or '\\' at or after p, or a '\0' before them (there is
+ * one: the '\0' at the end). Sixteen (SSE2) or eight bytes at a time while
+ * that many remain before `end`, so never a read past the string; the
+ * closing '\0' is never among them, so only '"' and '\\' are looked for
+ * there, and a '\0' inside the text may be passed over (it is a byte like
+ * any other). */
 static const char *string_stop(const char *p, const char *end) {
+  const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+  const uint64_t quotes = ones * '"', backslashes = ones * '\\';
 #ifdef SCAN_16
   const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
   while (end - p >= 16) {
@@ -148,9 +151,6 @@ static const char *string_stop(const char *p, const char *end) {
     p += 16;
   }
 #endif
-  {
-  const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
-  const uint64_t quotes = ones * '"', backslashes = ones * '\\';
   while (end - p >= 8) {
     uint64_t w, q, b, hits;
     memcpy(&w, p, 8);
@@ -163,11 +163,10 @@ static const char *string_stop(const char *p, const char *end) {
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
       return p + (__builtin_ctzll(hits) >> 3);
 #else
-      break;
+      break; /* the bytes below find it */
 #endif
     }
     p += 8;
-  }
   }
   while (!STRING_STOP[(unsigned char)*p]) p++;
   return p;
