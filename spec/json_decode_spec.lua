@@ -455,7 +455,13 @@ describe("core.json_decode", function()
         local dir = "build/locales"
         os.execute("mkdir -p " .. dir)
         local made = os.execute("localedef -i de_DE -f UTF-8 " .. dir .. "/de_DE.UTF-8 >/dev/null 2>&1")
-        if made == true or made == 0 then out = h.run_lua(code, { LOCPATH = dir }) end
+        if made == true or made == 0 then
+          -- glibc keeps the LOCPATH list it builds in setlocale until its
+          -- exit-time cleanup, which LeakSanitizer (make check) does not
+          -- run: no leak check for this one process (valgrind sees none)
+          local asan = os.getenv("ASAN_OPTIONS")
+          out = h.run_lua(code, { LOCPATH = dir, ASAN_OPTIONS = asan and (asan .. ":detect_leaks=0") or nil })
+        end
       end
       if out:match("no comma locale") then
         pending("no locale with a decimal comma here (and localedef could not make one)")
