@@ -140,47 +140,9 @@ static int core_headers_fill(lua_State *L) {
   return 1;
 }
 
-/*
- * core.json_needs_care(text) -> boolean
- * True when the text holds something whose numbers must be checked before
- * lua-cjson reads them: 16 digits in a row, a digit and a `.` not followed
- * by a digit, or an exponent of 3 digits. Anywhere in the text, strings
- * included (a false alarm only costs the slower check). The same test as
- * the Lua patterns it replaces, in one pass.
- */
-static int core_json_needs_care(lua_State *L) {
-  size_t n, i, run = 0;
-  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
-  for (i = 0; i < n; i++) {
-    unsigned char ch = s[i];
-    if (ch > '9' && ch != 'e' && ch != 'E') { /* letters and most punctuation: the usual byte */
-      run = 0;
-      continue;
-    }
-    if (ch >= '0' && ch <= '9') {
-      if (++run >= 16) goto care;
-      if (i + 1 < n && s[i + 1] == '.' && (i + 2 >= n || s[i + 2] < '0' || s[i + 2] > '9')) goto care;
-      continue;
-    }
-    run = 0;
-    if (ch == 'e' || ch == 'E') {
-      size_t j = i + 1;
-      if (j < n && (s[j] == '+' || s[j] == '-')) j++;
-      if (j + 2 < n && s[j] >= '0' && s[j] <= '9' && s[j + 1] >= '0' && s[j + 1] <= '9'
-          && s[j + 2] >= '0' && s[j + 2] <= '9') goto care;
-    }
-  }
-  lua_pushboolean(L, 0);
-  return 1;
-care:
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 void answer_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     { "headers_fill", core_headers_fill },
-    { "json_needs_care", core_json_needs_care },
     { NULL, NULL }
   };
   luaL_setfuncs(L, funcs, 0);

@@ -1,8 +1,7 @@
 /*
  * answer.h - the per-answer work of the call path done in C, so that a
  * batch of thousands pays little per item: the headers table of a libcurl
- * answer filled only when read, and the scan that tells whether a JSON
- * text needs its numbers checked before lua-cjson reads it.
+ * answer filled only when read.
  */
 #ifndef TRUTO_ANSWER_H
 #define TRUTO_ANSWER_H
@@ -31,8 +30,8 @@
  */
 void answer_push_headers(lua_State *L, const char *head, size_t len);
 
-/* Sets core.headers_fill and core.json_needs_care on the table at the top
- * of the stack and registers the lazy headers' metatable. */
+/* Sets core.headers_fill on the table at the top of the stack and
+ * registers the lazy headers' metatable. */
 void answer_open(lua_State *L);
 
 #if defined(__GNUC__)

@@ -1,6 +1,6 @@
 /*
  * core.c - luaopen_truto_core: the C half of `truto`. Wires the pieces
- * (request builder, response number fix-up, curl transport, HTTP response
+ * (request builder, answer JSON decoder, curl transport, HTTP response
  * parser for the nginx transport) into one module
  * and holds the two values JSON needs: null and the array marker.
  *
@@ -21,6 +21,7 @@
 
 #include "compat.h"
 #include "answer.h"
+#include "decode_json.h"
 #include "hmac.h"
 #include "http_parse.h"
 #include "operation.h"
@@ -161,6 +162,8 @@ static void normalize_value(lua_State *L, int idx, int depth) {
  * core.normalize(value) -> value
  * lua-cjson 2.1.0 decodes every number as a float; this turns integral ones
  * within +-2^53 back into integers, in place (Lua 5.3+; a no-op before).
+ * For the webhook and CLI readers, which still use lua-cjson; answers go
+ * through core.json_decode (decode_json.c), which makes integers itself.
  */
 static int core_normalize(lua_State *L) {
   lua_settop(L, 1);
@@ -224,7 +227,8 @@ int luaopen_truto_core(lua_State *L) {
   http_parse_open(L);
   luaL_newlib(L, plain);
   hmac_open(L);              /* core.hmac_sha256, core.hmac_sha256_verify */
-  answer_open(L);            /* core.headers_fill, core.json_needs_care */
+  answer_open(L);            /* core.headers_fill */
+  decode_json_open(L);       /* core.json_decode */
   signals_open(L);            /* core.signals */
 
   /* the array marker's metatable, shared by truto.array and the encoders */

@@ -31,6 +31,7 @@ build = {
         "csrc/answer.c",
         "csrc/compat.c",
         "csrc/core.c",
+        "csrc/decode_json.c",
         "csrc/encode_json.c",
         "csrc/encode_query.c",
         "csrc/headers.c",

@@ -93,28 +93,3 @@ describe("lazy response headers", function()
     assert.equal("Bearer [REDACTED]", rawget(err.headers, "x-echo"))
   end)
 end)
-
-describe("core.json_needs_care", function()
-  -- the four Lua patterns it replaced, as they were
-  local function patterns(text)
-    return (text:find("%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d") or text:find("%d%.[^%d]")
-      or text:find("%d%.$") or text:find("[eE][-+]?%d%d%d")) ~= nil
-  end
-
-  it("agrees with the Lua patterns it replaced", function()
-    local texts = { "", "{}", '{"a":1}', '{"a":1.5}', '{"a":1.}', '{"a":1.', "1.", ".5", "1.x",
-      ("9"):rep(15), ("9"):rep(16), "x" .. ("1"):rep(16) .. "x", "1e308", "1e30", "1E+308",
-      "1e-300", "e+12", "e+123", "E123", "e-1234", "1e+1", '"2024-05-01T10:00:00.000Z"', "3.14",
-      "12345678901234.5", "a1.\n", "0.0", "1.0e10" }
-    math.randomseed(7)
-    local alphabet = { "1", "9", ".", "e", "E", "+", "-", "x", '"', " " }
-    for _ = 1, 2000 do
-      local t = {}
-      for i = 1, math.random(0, 20) do t[i] = alphabet[math.random(#alphabet)] end
-      texts[#texts + 1] = table.concat(t)
-    end
-    for _, text in ipairs(texts) do
-      assert.equal(patterns(text), core.json_needs_care(text), ("for %q"):format(text))
-    end
-  end)
-end)
