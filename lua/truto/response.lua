@@ -11,19 +11,12 @@ local errors = require "truto.errors"
 
 local M = {}
 
-local json_decode = core.json_decode
-
 -- M.decode(text) -> value | nil, why: strict JSON, nulls as truto.null,
 -- integral numbers within +-2^53 as integers on Lua 5.3+, and integer
 -- literals beyond 2^53 as strings of their exact digits (every Lua); why
 -- names the problem and its byte, or is "not a string". One pass in C
--- (csrc/decode_json.c). A Lua function around it rather than the C
--- function itself: with the latter, make check's ASan pass saw
--- LeakSanitizer's tracer crash at the exit of four spec child processes
--- (exit status 1); with this, of one (cause not found; bench/NOTES).
-function M.decode(text)
-  return json_decode(text)
-end
+-- (csrc/decode_json.c).
+M.decode = core.json_decode
 local decode = M.decode
 
 -- Status codes after which repeating a create cannot make a second group
