@@ -257,6 +257,11 @@ static int multi_perform(lua_State *L) {
       }
     }
     now = monotonic();
+    /* a signal (a stop request, say) goes back to Lua at once */
+    if (r < 0) {
+      n = collect(L, mu, n);
+      break;
+    }
     if (ready == 0 && now >= deadline && (mu->timer_at < 0 || mu->timer_at > now)) {
       n = collect(L, mu, n);
       n = stalls(L, mu, n, now, &next_stall);
