@@ -51,6 +51,13 @@ describe("client.groups.create_many", function()
     end
   end)
 
+  it("runs 40 transfers at once (more sockets than the multi handle watches at first)", function()
+    local results = client.groups.create_many(names(80), nil, { concurrency = 40 })
+    for i = 1, 80 do assert.is_table(results[i].group, tostring(results[i].err)) end
+    assert.equal(80, m:stats().created)
+    assert.equal(80, #m:requests())
+  end)
+
   it("sends each item exactly as a single create would", function()
     client.groups.create_many({ { name = "Same", remote_data = { n = 1 } } }, { group_type = "team" })
     local many = m:last()
