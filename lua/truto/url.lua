@@ -67,6 +67,13 @@ function M.check_base_url(s)
   if path:find("[\128-\255]") then
     return nil, "must have an ASCII path: percent-encode other bytes (%XX)"
   end
+  -- the path goes out as it is written (the request target), so a "." or
+  -- ".." segment, which a URL parser would resolve first, is refused
+  for segment in (path .. "/"):gmatch("/([^/]*)") do
+    if segment == "." or segment == ".." then
+      return nil, "must not have . or .. path segments (write the path they lead to)"
+    end
+  end
   path = path:gsub("/+$", "")
   return scheme .. "://" .. host:lower() .. port .. path
 end
