@@ -36,9 +36,9 @@ static void add_lines(lua_State *L, const char *head, size_t len, int eager_only
   const char *p = head, *end = head + len;
   while (p < end) {
     const char *line = p, *eol, *colon;
-    while (p < end && *p != '\n') p++;
-    eol = p;
-    if (p < end) p++;
+    eol = memchr(p, '\n', (size_t)(end - p));
+    if (eol == NULL) eol = end;
+    p = eol < end ? eol + 1 : end;
     colon = memchr(line, ':', (size_t)(eol - line));
     if (colon == NULL) continue;
     if (eager_only && !is_eager(line, (size_t)(colon - line))) continue;
@@ -52,7 +52,7 @@ void answer_push_headers(lua_State *L, const char *head, size_t len) {
   head += skip;
   len -= skip;
   luaL_checkstack(L, 6, "out of stack");
-  lua_newtable(L);
+  lua_createtable(L, 0, 4); /* content-type and the ratelimit-* trio, unresized */
   add_lines(L, head, len, 1);
   if (len == 0) return; /* nothing else to read: a plain table */
   lua_getfield(L, LUA_REGISTRYINDEX, HEADERS_RAW);

@@ -22,8 +22,9 @@
  * without parsing it all: the fields the call path reads on every answer
  * (content-type, retry-after, ratelimit-limit, ratelimit-remaining,
  * ratelimit-reset) are set at once; the first read of any other key fills
- * in every field (the same table transfer_push_headers would give) and
- * drops the metatable. pairs() fills it first where __pairs is honoured
+ * in every field (lower-case names, trimmed values, repeated names joined
+ * with ", ", lines without a colon and names of 128 bytes or more left out)
+ * and drops the metatable. pairs() fills it first where __pairs is honoured
  * (Lua 5.2-5.4); before any other key is read, next() and pairs() on Lua
  * 5.1 / LuaJIT see only the eager fields. core.headers_fill(h) fills it
  * explicitly. Raises only on memory exhaustion. Needs answer_open first.

@@ -473,7 +473,7 @@ static int response_content_length(lua_State *L) {
 
 /* parser:headers() -> { ["lower-case-name"] = "value", ... } of the final
  * answer; repeated names joined with ", " in arrival order; names of 128
- * bytes or more left out (as transfer_push_headers does) */
+ * bytes or more left out (as the curl transports' tables, csrc/answer.h) */
 static int response_headers(lua_State *L) {
   response *r = check_response(L);
   const char *p = r->fields.data, *end;

@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include "answer.h"
-#include "headers.h"
 #include "transfer.h"
 
 static double monotonic(void) {
@@ -160,23 +159,6 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     return 1;
   }
   return 0;
-}
-
-void transfer_push_headers(lua_State *L, const char *head, size_t len) {
-  const char *p = head, *end = head + len;
-  lua_newtable(L);
-  /* skip the status line */
-  while (p < end && *p != '\n') p++;
-  if (p < end) p++;
-  while (p < end) {
-    const char *line = p, *eol, *colon;
-    while (p < end && *p != '\n') p++;
-    eol = p;
-    if (p < end) p++;
-    colon = memchr(line, ':', (size_t)(eol - line));
-    if (colon == NULL) continue;
-    headers_add(L, line, (size_t)(colon - line), colon + 1, (size_t)(eol - colon - 1));
-  }
 }
 
 /* Classifies a failed transfer: kind, and whether the request may have

@@ -88,11 +88,6 @@ void transfer_prepare(lua_State *L, transfer *t, int arg);
  * what a sink raised. */
 int transfer_finish(lua_State *L, transfer *t, CURLcode rc);
 
-/* Pushes a table of the header block `head` (status line first): lower-case
- * names, trimmed values, repeated names joined with ", ". Lines without a
- * colon and names of 128 bytes or more are skipped. Never raises except on
- * memory exhaustion (exported for fuzz/fuzz_response.c). */
-void transfer_push_headers(lua_State *L, const char *head, size_t len);
 
 /* Registers libcurl's one-time global init. */
 void transfer_global_init(lua_State *L);

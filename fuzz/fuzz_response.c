@@ -1,12 +1,14 @@
 /*
  * fuzz_response.c - libFuzzer target: response handling. The input is cut
  * into a status code, a raw header block and a body; the header block goes
- * through transfer_push_headers (what the curl transport does with what
- * libcurl hands it), then status, headers and body through
+ * through answer_push_headers (what the curl transports do with what
+ * libcurl hands them: a lazy table, filled when read), then status,
+ * headers and body through
  * truto.response.interpret for every response format, with and without an
  * idempotency key. It must give a value or an error table with a known
  * kind that, redacted as the client does, renders as one line without the
- * token; never crash.
+ * token; never crash. The headers table is then filled (as the client
+ * does before redacting an error) and must hold only strings.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +16,7 @@
 
 #include "fuzz_common.h"
 
-void transfer_push_headers(lua_State *L, const char *head, size_t len);
+void answer_push_headers(lua_State *L, const char *head, size_t len);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const FORMATS[] = { "unified", "raw", "normalized", "stream" };
@@ -35,6 +37,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                          "  local line = tostring(err)\n"
                          "  assert(not line:find('[\\r\\n]'), 'more than one line')\n"
                          "  assert(not line:find('fuzz-token-secret', 1, true), 'the token shows')\n"
+                         "end\n"
+                         "function check_headers(h)\n"
+                         "  require('truto.core').headers_fill(h)\n"
+                         "  assert(getmetatable(h) == nil, 'still lazy after a fill')\n"
+                         "  for k, v in next, h do\n"
+                         "    assert(type(k) == 'string' and type(v) == 'string', 'not a string')\n"
+                         "    assert(k == k:lower(), 'a name not lower-cased')\n"
+                         "  end\n"
                          "end")) {
       fprintf(stderr, "fuzz: %s\n", lua_tostring(L, -1));
       abort();
@@ -53,7 +63,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lua_getglobal(L, "response");
     lua_getfield(L, -1, "interpret");
     lua_pushinteger(L, status);
-    transfer_push_headers(L, head, head_len);
+    answer_push_headers(L, head, head_len);
+    lua_pushvalue(L, -1);
+    lua_insert(L, top + 1); /* kept below the call, for check_headers */
     lua_pushlstring(L, body, body_len);
     lua_pushstring(L, FORMATS[f]);
     lua_pushboolean(L, 0);
@@ -75,6 +87,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fprintf(stderr, "bad error: %s\n", lua_tostring(L, -1));
         abort();
       }
+    }
+    lua_getglobal(L, "check_headers");
+    lua_pushvalue(L, top + 1);
+    if (lua_pcall(L, 1, 0, 0) != 0) {
+      fprintf(stderr, "bad headers: %s\n", lua_tostring(L, -1));
+      abort();
     }
     lua_settop(L, top);
   }
