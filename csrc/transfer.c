@@ -361,7 +361,7 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   t->stall_timeout = stall;
   t->stalled = 0;
   t->last_bytes = 0;
-  t->last_move = monotonic();
+  t->last_move = stall > 0 ? monotonic() : 0; /* read only with a stall_timeout */
   t->errbuf[0] = '\0';
 
   /* Without a proxy or redirects to follow, the URL given to libcurl is
