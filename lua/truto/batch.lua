@@ -145,7 +145,6 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
   -- with a rate budget, items of an account at its limit wait aside while
   -- others start; at most this many fresh ones are set aside at a time
   local lookahead, parked = math.max(64, limit * 8), 0
-  local function clock() return call.clock(c) end
   local fresh = next_job()           -- the next item not yet started, or nil
   local finished = {}                -- multi:perform's output, reused
 
@@ -196,11 +195,11 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
       return finish(job.index, value, meta)
     end
     call.notify_retry(c, job, meta, wait, job.index)
-    job.not_before = clock() + wait
+    job.not_before = call.clock(c) + wait
     if meta.kind == "rate_limited" and c.pace then
       -- the same instant as the items the budget now holds back, so this
       -- retry goes first
-      local blocked = c.pace:blocked_until(job.account, clock())
+      local blocked = c.pace:blocked_until(job.account, call.clock(c))
       if blocked then job.not_before = math.min(job.not_before, blocked) end
     end
     -- without a rate budget a 429 pauses everything; with one, the budget
@@ -227,7 +226,7 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
       end
       if verdict == "abandon" and inflight > 0 then return "abandon", by_index end
     end
-    local t = clock()
+    local t = call.clock(c)
     if #waiting > 0 then
       local still, due_now = {}, {}
       for _, job in ipairs(waiting) do
@@ -452,8 +451,10 @@ function M.create_many(c, desc, items, query, options)
       local bad_key = check_key(i, key)
       if bad_key then return nil, bad_key end
     end
-    local job, e = call.prepare_resolved(c, op, nil, body, merged_query(query, own_query),
-      item_options(o, key), label)
+    -- (most items are bare bodies: no merge, the batch's own options)
+    local job, e = call.prepare_resolved(c, op, nil, body,
+      own_query == nil and query or merged_query(query, own_query),
+      key == nil and o or item_options(o, key), label)
     if not job then return nil, item_error(i, e) end
     return job
   end, options, function(_, value, meta, e)
