@@ -363,6 +363,7 @@ end
 -- stream answers are the provider's own).
 local function shape(job, value, status, headers)
   local answer = job.op.answer
+  if answer == "object" then return value end -- the usual: as it came
   if job.format == "raw" or job.format == "stream" or job.format == "debug" then return value end
   if answer == "page" then
     if type(value) ~= "table" or (value.result ~= nil and type(value.result) ~= "table") then
