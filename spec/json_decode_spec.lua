@@ -57,6 +57,15 @@ local function assert_same(expected, actual, text)
   assert(ok, ("for %q: %s"):format(text, tostring(where)))
 end
 
+-- Each case { text, why }: decode(text) refuses it with exactly that why.
+local function assert_refused(cases)
+  for _, case in ipairs(cases) do
+    local v, why = decode(case[1])
+    assert.is_nil(v, case[1])
+    assert.equal(case[2], why)
+  end
+end
+
 -- The integer n as this Lua reads an integer literal within 2^53.
 local function int(n)
   if has_integers then return math.tointeger(n) end
@@ -402,7 +411,7 @@ describe("core.json_decode", function()
     end)
 
     it("refuses what RFC 8259 does not call a number", function()
-      for _, case in ipairs{
+      assert_refused{
         { '{"id":01}', "invalid number 01 at byte 7" },
         { "[1.]", "invalid number 1. at byte 2" },
         { "[.5]", "invalid number .5 at byte 2" },
@@ -421,11 +430,7 @@ describe("core.json_decode", function()
         { "[1-2]", "invalid number 1-2 at byte 2" },
         { "[1true]", "invalid number 1true at byte 2" },
         { "[--1]", "invalid number --1 at byte 2" },
-      } do
-        local v, why = decode(case[1])
-        assert.is_nil(v, case[1])
-        assert.equal(case[2], why)
-      end
+      }
       local _, why = decode("[" .. ("1"):rep(100) .. "x]")
       assert.equal("invalid number " .. ("1"):rep(40) .. "... at byte 2", why)
     end)
@@ -486,7 +491,7 @@ describe("core.json_decode", function()
     end)
 
     it("refuses a lone or mismatched surrogate, a bad hex digit and an unknown escape", function()
-      for _, case in ipairs{
+      assert_refused{
         { [["\ud800"]], "lone surrogate \\ud800 at byte 2" },
         { [["\uDC00"]], "lone surrogate \\uDC00 at byte 2" },
         { [["\uD800\u0041"]], "lone surrogate \\uD800 at byte 2" },
@@ -501,11 +506,7 @@ describe("core.json_decode", function()
         { '"abc', "unterminated string at byte 1" },
         { '"abc\\', "unterminated string at byte 1" },
         { '"abc\\"', "unterminated string at byte 1" },
-      } do
-        local v, why = decode(case[1])
-        assert.is_nil(v, case[1])
-        assert.equal(case[2], why)
-      end
+      }
     end)
 
     it("passes raw bytes through: control characters, invalid UTF-8, NUL", function()
@@ -519,20 +520,16 @@ describe("core.json_decode", function()
     end)
 
     it("reads a NUL outside strings as the byte it is, not as the end", function()
-      for _, case in ipairs{ { "1\0", "unexpected byte 0x00 at byte 2 (expected the end of the text)" },
+      assert_refused{ { "1\0", "unexpected byte 0x00 at byte 2 (expected the end of the text)" },
         { "[1]\0 ", "unexpected byte 0x00 at byte 4 (expected the end of the text)" },
         { "[1,\0]", "unexpected byte 0x00 at byte 4 (expected a value)" },
-        { "\0", "unexpected byte 0x00 at byte 1 (expected a value)" } } do
-        local v, why = decode(case[1])
-        assert.is_nil(v)
-        assert.equal(case[2], why)
-      end
+        { "\0", "unexpected byte 0x00 at byte 1 (expected a value)" } }
     end)
   end)
 
   describe("errors", function()
     it("name the problem and its byte", function()
-      for _, case in ipairs{
+      assert_refused{
         { "", "unexpected end of text at byte 1 (expected a value)" },
         { "  ", "unexpected end of text at byte 3 (expected a value)" },
         { "[", "unexpected end of text at byte 2 (expected a value)" },
@@ -553,11 +550,7 @@ describe("core.json_decode", function()
         { "nul", "invalid literal nul at byte 1" },
         { "[\255]", "unexpected byte 0xFF at byte 2 (expected a value)" },
         { "{'a':1}", "unexpected ''' at byte 2 (expected a string key or '}')" },
-      } do
-        local v, why = decode(case[1])
-        assert.is_nil(v, case[1])
-        assert.equal(case[2], why)
-      end
+      }
     end)
 
     it("are nil, why and never raised; a non-string is nil, \"not a string\"", function()
