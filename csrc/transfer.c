@@ -17,7 +17,7 @@
 #include "answer.h"
 #include "transfer.h"
 
-static double monotonic(void) {
+double transfer_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -146,7 +146,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
                        curl_off_t ulnow) {
   transfer *t = (transfer *)ud;
   curl_off_t moved = dlnow + ulnow;
-  double now = monotonic();
+  double now = transfer_now();
   (void)dltotal;
   (void)ultotal;
   if (moved != t->last_bytes) {
@@ -361,7 +361,7 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   t->stall_timeout = stall;
   t->stalled = 0;
   t->last_bytes = 0;
-  t->last_move = stall > 0 ? monotonic() : 0; /* read only with a stall_timeout */
+  t->last_move = stall > 0 ? transfer_now() : 0; /* read only with a stall_timeout */
   t->errbuf[0] = '\0';
 
   /* Without a proxy or redirects to follow, the URL given to libcurl is

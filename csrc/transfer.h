@@ -69,6 +69,9 @@ typedef struct transfer {
  * table at `config` (ca_file, insecure, proxy) and the share handle (may be
  * NULL). 0, or -1 when libcurl cannot make a handle. */
 int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share);
+
+/* Seconds on the monotonic clock (stall and timer bookkeeping). */
+double transfer_now(void);
 void transfer_cleanup(transfer *t);
 
 /* Reads one request from the stack, starting at `arg`:

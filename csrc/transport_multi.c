@@ -17,7 +17,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "transfer.h"
 #include "transport_curl.h"
@@ -43,12 +42,6 @@ typedef struct multi {
   int oom;         /* the watched set could not grow */
   double timer_at; /* when libcurl's timer is due (monotonic), or -1 */
 } multi;
-
-static double monotonic(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* CURLMOPT_SOCKETFUNCTION: watch `s` for what libcurl asks, or stop. */
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
@@ -86,7 +79,7 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
 static int on_timer(CURLM *m, long timeout_ms, void *userp) {
   multi *mu = (multi *)userp;
   (void)m;
-  mu->timer_at = timeout_ms < 0 ? -1.0 : monotonic() + (double)timeout_ms / 1000.0;
+  mu->timer_at = timeout_ms < 0 ? -1.0 : transfer_now() + (double)timeout_ms / 1000.0;
   return 0;
 }
 
@@ -220,7 +213,7 @@ static int stalls(lua_State *L, multi *mu, int n, double now, double *next) {
 static int multi_perform(lua_State *L) {
   multi *mu = check_multi(L);
   lua_Number wait = luaL_optnumber(L, 2, 0);
-  double now = monotonic(), deadline;
+  double now = transfer_now(), deadline;
   int n = 0, i;
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
@@ -256,7 +249,7 @@ static int multi_perform(lua_State *L) {
         curl_multi_socket_action(mu->m, mu->ready[i].fd, bits, &running);
       }
     }
-    now = monotonic();
+    now = transfer_now();
     /* a signal (a stop request, say) goes back to Lua at once */
     if (r < 0) {
       n = collect(L, mu, n);
