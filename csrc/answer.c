@@ -140,9 +140,42 @@ static int core_headers_fill(lua_State *L) {
   return 1;
 }
 
+/*
+ * core.rate_limit_fields(h) -> limit, remaining, reset (the ratelimit-*
+ * values, each nil when absent) | nothing when none of the three is there.
+ * Read raw from a plain table and from a lazy one (whose ratelimit-*
+ * fields are eager: absent there is absent, no parse), through __index
+ * from a table with any other metatable (a host's case-insensitive
+ * headers). One call for what every answer asks.
+ */
+static int core_rate_limit_fields(lua_State *L) {
+  static const char *const names[] = {
+    "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"
+  };
+  int i, any = 0;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  for (i = 0; i < 3; i++) {
+    lua_pushstring(L, names[i]);
+    lua_rawget(L, 1);
+    if (!lua_isnil(L, -1)) any = 1;
+  }
+  if (any) return 3;
+  if (!lua_getmetatable(L, 1)) return 0;
+  luaL_getmetatable(L, HEADERS_MT);
+  if (lua_rawequal(L, -1, -2)) return 0;
+  lua_settop(L, 1);
+  for (i = 0; i < 3; i++) {
+    lua_getfield(L, 1, names[i]);
+    if (!lua_isnil(L, -1)) any = 1;
+  }
+  return any ? 3 : 0;
+}
+
 void answer_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     { "headers_fill", core_headers_fill },
+    { "rate_limit_fields", core_rate_limit_fields },
     { NULL, NULL }
   };
   luaL_setfuncs(L, funcs, 0);
@@ -157,6 +190,5 @@ void answer_open(lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, lazy_pairs);
   lua_setfield(L, -2, "__pairs");
-  /* core.headers_mt: a lazy table's eager fields can be read with rawget */
-  lua_setfield(L, -2, "headers_mt");
+  lua_pop(L, 1);
 }

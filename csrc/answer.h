@@ -31,8 +31,8 @@
  */
 void answer_push_headers(lua_State *L, const char *head, size_t len);
 
-/* Sets core.headers_fill on the table at the top of the stack and
- * registers the lazy headers' metatable. */
+/* Sets core.headers_fill and core.rate_limit_fields on the table at the
+ * top of the stack and registers the lazy headers' metatable. */
 void answer_open(lua_State *L);
 
 #if defined(__GNUC__)

@@ -152,9 +152,8 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
     call.begin(job, c)
     by_index[job.index] = job
     inflight = inflight + 1
-    local req, o = job.req, job.o
-    multi:add(job.index, req.method, req.url, req.headers, req.body, req.timeout,
-      req.connect_timeout, o.max_response_bytes, o.stall_timeout, nil, o.follow_redirects)
+    multi:add(job.index, job.method, job.url, job.headers, job.body, job.timeout,
+      job.connect_timeout, job.max_response_bytes, job.stall_timeout, nil, job.follow_redirects)
   end
 
   -- Starts the job, or sets it aside until the rate budget allows it.
@@ -330,7 +329,7 @@ local function run(c, total, prepare_item, options, shape)
 
   local results, done = {}, 0
   local function finish(i, value, meta)
-    assert(results[i] == nil, "truto.batch: a second result for one item")
+    if results[i] ~= nil then error("truto.batch: a second result for one item") end
     local err = value == nil and meta or nil
     if err then meta = nil end
     results[i] = shape(i, value, meta, err)
@@ -376,10 +375,7 @@ local function run(c, total, prepare_item, options, shape)
   local t = c.transport
   if t.multi then
     local multi, own = take_multi(t)
-    local ok, verdict, inflight = pcall(run_multi, c, multi, function()
-      if batch.failed then return nil end
-      return next_job()
-    end, batch, finish, cancel)
+    local ok, verdict, inflight = pcall(run_multi, c, multi, next_job, batch, finish, cancel)
     if not ok or verdict == "abandon" or batch.failed then
       -- stop every transfer still running; the handle is not reused
       multi:close()

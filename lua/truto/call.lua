@@ -56,7 +56,8 @@ end
 local compiled = setmetatable({}, { __mode = "k" })
 
 -- M.compile(op) -> the compiled operation for a description of truto.api
--- (cached): { desc, build, method, kind, answer, pages, has_body }.
+-- (cached): { desc, build, method, kind, answer, pages, has_body, has_id,
+-- repeatable }.
 function M.compile(op)
   local c = compiled[op]
   if c then return c end
@@ -69,7 +70,9 @@ function M.compile(op)
     query = plan_side(op.query, misplaced.query, op.open_query, "integrated_account_id"),
   }
   c = { desc = op, build = core.operation(plan), method = op.method, kind = op.kind,
-    answer = op.answer, pages = op.pages, has_body = has_body, has_id = after ~= nil }
+    answer = op.answer, pages = op.pages, has_body = has_body, has_id = after ~= nil,
+    -- may an attempt that reached the server be repeated: [sent with a key]
+    repeatable = { [true] = retry.repeatable(op.kind, true), [false] = retry.repeatable(op.kind, false) } }
   compiled[op] = c
   return c
 end
@@ -179,25 +182,31 @@ function M.prepare_resolved(c, op, id, body, query, o, name)
     if not extra then return invalid(c, herr.field, herr.message) end
     for i = 1, #extra do headers[#headers + 1] = extra[i] end
   end
-  local format = type(query) == "table" and query.truto_response_format or nil
-  local account = type(query) == "table" and type(query.integrated_account_id) == "string"
-    and query.integrated_account_id or c.integrated_account_id
-  -- the fields set later are named here as nil: a constructor sizes the
-  -- table for every field it names, and a table that grows is rehashed
-  -- (a batch makes one job per item)
+  -- (built: the query is nil or a plain table)
+  local format, account = nil, c.integrated_account_id
+  if query then
+    format = query.truto_response_format
+    local own = query.integrated_account_id
+    if type(own) == "string" then account = own end
+  end
+  -- The job is the request every transport reads (README "Transports":
+  -- method to follow_redirects) and the call's own state after it, in one
+  -- table. The fields set later are named here as nil: a constructor
+  -- sizes the table for every field it names, and a table that grows is
+  -- rehashed (a batch makes one job per item). maybe_sent stays nil until
+  -- an attempt may have been delivered.
   local job = {
+    method = op.method, url = c.base_url .. target, headers = headers, body = json,
+    max_response_bytes = o.max_response_bytes, stall_timeout = o.stall_timeout,
+    follow_redirects = o.follow_redirects, timeout = nil, connect_timeout = nil, sink = nil,
     op = op, name = name, id = id, o = o, key = key or nil,
-    repeatable = retry.repeatable(op.kind, key ~= false),
-    format = format, attempts = 0, maybe_sent = false, account = account, rate_wait = 0,
-    req = { method = op.method, url = c.base_url .. target, headers = headers, body = json,
-      max_response_bytes = o.max_response_bytes, stall_timeout = o.stall_timeout,
-      follow_redirects = o.follow_redirects, timeout = nil, connect_timeout = nil },
-    index = nil, started = nil, limits = nil,
+    repeatable = op.repeatable[key ~= false], format = format, attempts = 0, account = account,
+    rate_wait = 0, index = nil, started = nil, limits = nil, maybe_sent = nil,
   }
   if format == "stream" and o.sink then
     local user_sink = o.sink
     -- once a sink has seen bytes, a retry would hand it the body twice
-    job.req.sink = function(chunk) job.sank = true; return user_sink(chunk) end
+    job.sink = function(chunk) job.sank = true; return user_sink(chunk) end
   end
   return job
 end
@@ -239,9 +248,9 @@ end
 
 -- What on_request and on_response are told about an attempt.
 local function hook_info(c, job)
-  return { operation = job.name, method = job.req.method,
-    url = errors.redact(job.req.url, c.token), attempt = job.attempts,
-    idempotency_key = job.key, bytes_out = job.req.body and #job.req.body or 0,
+  return { operation = job.name, method = job.method,
+    url = errors.redact(job.url, c.token), attempt = job.attempts,
+    idempotency_key = job.key, bytes_out = job.body and #job.body or 0,
     rate_wait = job.rate_wait or 0 }
 end
 
@@ -274,10 +283,9 @@ function M.begin(job, c)
   -- the first attempt has the whole deadline (no float round-off)
   local left = job.deadline_at and ((job.attempts == 1 and job.rate_wait == 0) and o.deadline
     or job.deadline_at - t)
-  local limits = M.limits(o, left)
+  local limits = not left and o.limits or M.limits(o, left)
   job.limits = limits
-  local req = job.req
-  req.timeout, req.connect_timeout = limits.timeout, limits.connect_timeout
+  job.timeout, job.connect_timeout = limits.timeout, limits.connect_timeout
   if c.on_response or o.on_response then job.attempt_started = t end
   if c.on_request or o.on_request then run_hook(c, job, "on_request", hook_info(c, job)) end
   return limits
@@ -304,7 +312,7 @@ end
 -- M.attempt(c, job) -> status, headers, body | nil, kind, message, sent, which
 function M.attempt(c, job)
   M.begin(job, c)
-  return c.transport:request(job.req)
+  return c.transport:request(job)
 end
 
 -- ---- settle ----------------------------------------------------------------
@@ -363,7 +371,7 @@ end
 -- stream answers are the provider's own).
 local function shape(job, value, status, headers)
   local answer = job.op.answer
-  if answer == "object" then return value end -- the usual: as it came
+  if answer == "object" then return value end -- as it came (settle skips the call)
   if job.format == "raw" or job.format == "stream" or job.format == "debug" then return value end
   if answer == "page" then
     if type(value) ~= "table" or (value.result ~= nil and type(value.result) ~= "table") then
@@ -411,10 +419,10 @@ function M.settle(c, job, status, rheaders, rbody, sent, which)
       end
       c.pace:learn(job.account, status, rl, response.retry_after(rheaders["retry-after"]), clock(c), remote)
     end
-    value, err = interpret(status, rheaders, rbody, job.format, job.req.sink ~= nil,
+    value, err = interpret(status, rheaders, rbody, job.format, job.sink ~= nil,
       job.repeatable, token)
     if value ~= nil then
-      value, err = shape(job, value, status, rheaders)
+      if job.op.answer ~= "object" then value, err = shape(job, value, status, rheaders) end
       if value ~= nil then
         local t = clock(c)
         if c.on_response or o.on_response then tell_response(c, job, status, nil, rbody, t) end
@@ -437,7 +445,7 @@ function M.settle(c, job, status, rheaders, rbody, sent, which)
     sent = sent ~= false
   end
   -- sent: some attempt of this call may have reached the server
-  err.attempts, err.sent = job.attempts, sent or job.maybe_sent
+  err.attempts, err.sent = job.attempts, sent or job.maybe_sent or false
   if job.op.kind == "delete" and err.status == 404 and job.maybe_sent then
     -- an earlier attempt may have been delivered: it may be what deleted it
     err.maybe_done = true
@@ -480,7 +488,7 @@ local function wait_for_budget(c, job)
     if job.deadline_at and t + w > job.deadline_at then
       return nil, errors.new("timeout", TIMEOUT_TEXT.deadline:format(job.o.deadline)
         .. " while waiting " .. ("%.2f"):format(w) .. "s for the rate budget (Truto's rate limits)",
-        { timeout = "deadline", retryable = false, attempts = job.attempts, sent = job.maybe_sent,
+        { timeout = "deadline", retryable = false, attempts = job.attempts, sent = job.maybe_sent or false,
           rate_wait = job.rate_wait })
     end
     job.rate_wait = job.rate_wait + w

@@ -91,21 +91,14 @@ local function leading_number(value, pattern)
   return digits and tonumber(digits) or nil
 end
 
-local LAZY_HEADERS = core.headers_mt
+local rate_limit_fields = core.rate_limit_fields
 
 -- { limit, remaining, reset [, window] } from ratelimit-* headers, or nil.
--- Read raw first: they are eager fields of the curl transports' lazy
--- tables (absent there means absent), and most answers have none.
+-- The curl transports' lazy tables are read raw (their ratelimit-* fields
+-- are there at once: absent means absent), and most answers have none.
 function M.rate_limit(headers)
-  local limit, remaining, reset = rawget(headers, "ratelimit-limit"),
-    rawget(headers, "ratelimit-remaining"), rawget(headers, "ratelimit-reset")
-  if not (limit or remaining or reset) then
-    local mt = getmetatable(headers)
-    if mt == nil or mt == LAZY_HEADERS then return nil end
-    limit, remaining, reset = headers["ratelimit-limit"], headers["ratelimit-remaining"],
-      headers["ratelimit-reset"]
-    if not (limit or remaining or reset) then return nil end
-  end
+  local limit, remaining, reset = rate_limit_fields(headers)
+  if not (limit or remaining or reset) then return nil end
   return {
     limit = leading_number(limit, "^%s*(%d+)"),
     window = leading_number(limit, ";%s*w=(%d+)"),
