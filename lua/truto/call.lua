@@ -3,8 +3,9 @@
 --
 --   prepare(c, op, id, body, query, options) -> job | nil, err
 --       validate and build from the description (truto.api), nothing sent
---   attempt(c, job) -> the transport's raw result for one try
---   settle(c, job, status, headers, body, sent, which, limits)
+--   attempt: begin(job, c), then the transport's request(job) (the job is
+--       the request), or the batch's multi handle -> the raw result of a try
+--   settle(c, job, status, headers, body, sent, which)
 --       -> value, meta | nil, err, wait   (wait: retry after that long)
 --
 -- and run(c, job) loops them for a single call. truto.batch drives the
@@ -141,7 +142,9 @@ end
 -- messages. Nothing is sent.
 function M.prepare(c, op, id, body, query, options, name)
   if c.closed then error("attempt to use a closed truto client", 3) end
-  local o, oerr = options_mod.call_options(c, options)
+  -- no options: the client's own, resolved once
+  local o, oerr = options == nil and c.call_defaults, nil
+  if not o then o, oerr = options_mod.call_options(c, options) end
   if not o then
     oerr.attempts, oerr.sent = 0, false
     return nil, errors.redact(oerr, c.token)
@@ -307,12 +310,6 @@ local function tell_response(c, job, status, kind, rbody, t, wait)
   info.bytes_in = type(rbody) == "string" and #rbody or 0
   info.retry_in = wait
   run_hook(c, job, "on_response", info)
-end
-
--- M.attempt(c, job) -> status, headers, body | nil, kind, message, sent, which
-function M.attempt(c, job)
-  M.begin(job, c)
-  return c.transport:request(job)
 end
 
 -- ---- settle ----------------------------------------------------------------
@@ -507,7 +504,8 @@ function M.run(c, job)
       local ok, err = wait_for_budget(c, job)
       if not ok then return nil, errors.redact(err, c.token) end
     end
-    local status, h, b, sent, which = M.attempt(c, job)
+    M.begin(job, c)
+    local status, h, b, sent, which = c.transport:request(job)
     local value, meta, wait = M.settle(c, job, status, h, b, sent, which)
     if value ~= nil then return value, meta end
     if not wait then return nil, meta end
