@@ -636,14 +636,22 @@ static int push_failure(lua_State *L, walk *w) {
 }
 
 /*
- * build(body, query, default_account, id) -> target, json_or_nil
- *                                          | nil, field, message
+ * build(body, query, default_account, id [, origin]) -> target, json_or_nil
+ *                                                     | nil, field, message
  * target is the path (with the id escaped into it) and "?query" when the
- * query is not empty; json is nil when the operation sends no body.
+ * query is not empty, after `origin` when one is given (the client's
+ * base_url: the whole URL in one string); json is nil when the operation
+ * sends no body.
  */
 static int operation_build(lua_State *L) {
   builder *b = (builder *)lua_touserdata(L, UV_BUILDER);
   walk *w = &b->w;
+  strbuf_reset(&b->target);
+  if (lua_type(L, 5) == LUA_TSTRING) { /* copied before it leaves the stack */
+    size_t origin_len;
+    const char *origin = lua_tolstring(L, 5, &origin_len);
+    strbuf_add(&b->target, origin, origin_len);
+  }
   lua_settop(L, 4);
   w->L = L;
   w->failed = 0;
@@ -653,7 +661,6 @@ static int operation_build(lua_State *L) {
     for (i = 0; i < b->query.nfields; i++) b->query.fields[i].mark = 0;
     b->build = 1;
   }
-  strbuf_reset(&b->target);
   strbuf_add(&b->target, b->path.s, b->path.len);
   if (b->has_id) {
     strbuf_addc(&b->target, '/');

@@ -155,9 +155,10 @@ end
 -- M.prepare_resolved(c, op, id, body, query, o [, name]): prepare with the
 -- call's options already resolved (truto.options.call_options).
 function M.prepare_resolved(c, op, id, body, query, o, name)
-  local target, json, why = op.build(body, query, c.integrated_account_id, id)
-  if not target then return invalid(c, json, why) end
-  if #target > MAX_TARGET_BYTES then
+  -- the whole URL at once: base_url, then the built path and query
+  local url, json, why = op.build(body, query, c.integrated_account_id, id, c.base_url)
+  if not url then return invalid(c, json, why) end
+  if #url - #c.base_url > MAX_TARGET_BYTES then
     local field = longest_query_field(op, query, c.integrated_account_id, id)
     return invalid(c, field, field .. ": makes the URL " .. #target .. " bytes long, over the "
       .. MAX_TARGET_BYTES .. " bytes servers accept")
@@ -199,7 +200,7 @@ function M.prepare_resolved(c, op, id, body, query, o, name)
   -- rehashed (a batch makes one job per item). maybe_sent stays nil until
   -- an attempt may have been delivered.
   local job = {
-    method = op.method, url = c.base_url .. target, headers = headers, body = json,
+    method = op.method, url = url, headers = headers, body = json,
     max_response_bytes = o.max_response_bytes, stall_timeout = o.stall_timeout,
     follow_redirects = o.follow_redirects, timeout = nil, connect_timeout = nil, sink = nil,
     op = op, name = name, id = id, o = o, key = key or nil,
