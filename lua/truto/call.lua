@@ -158,9 +158,10 @@ function M.prepare_resolved(c, op, id, body, query, o, name)
   -- the whole URL at once: base_url, then the built path and query
   local url, json, why = op.build(body, query, c.integrated_account_id, id, c.base_url)
   if not url then return invalid(c, json, why) end
-  if #url - #c.base_url > MAX_TARGET_BYTES then
+  local target_bytes = #url - #c.base_url
+  if target_bytes > MAX_TARGET_BYTES then
     local field = longest_query_field(op, query, c.integrated_account_id, id)
-    return invalid(c, field, field .. ": makes the URL " .. #target .. " bytes long, over the "
+    return invalid(c, field, field .. ": makes the URL " .. target_bytes .. " bytes long, over the "
       .. MAX_TARGET_BYTES .. " bytes servers accept")
   end
   local key = o.idempotency_key
