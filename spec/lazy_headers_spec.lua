@@ -74,6 +74,14 @@ describe("lazy response headers", function()
     assert.is_nil(getmetatable(h))
   end)
 
+  it("reads an answer without ratelimit-* headers without filling the rest", function()
+    m:script{ { raw = answer(201, { "Content-Type: application/json", "X-Trace: a" }, BODY) } }
+    local _, meta = c.groups.create({ name = "Lazy" })
+    assert.is_nil(meta.rate_limit)
+    assert.is_nil(rawget(meta.headers, "x-trace")) -- still lazy: nothing parsed the block
+    assert.equal("a", meta.headers["x-trace"])
+  end)
+
   it("gives a batch item's meta.headers the same fields as a single call's", function()
     m:script{ { raw = answer(201, LINES, BODY) } }
     local results = assert(c.groups.create_many({ { name = "Lazy" } }))

@@ -123,6 +123,19 @@ describe("Retry-After (truto.response.retry_after)", function()
     local _, e = response.interpret(429, { ["ratelimit-reset"] = "soon" }, "", nil, false, true)
     assert.is_nil(e.retry_after)
   end)
+
+  it("reads ratelimit-* from a plain table, and through the __index of a host's headers", function()
+    assert.same({ limit = 50, window = 10, remaining = 3, reset = 7 }, response.rate_limit{
+      ["ratelimit-limit"] = "50;w=10", ["ratelimit-remaining"] = "3", ["ratelimit-reset"] = "7" })
+    assert.is_nil(response.rate_limit{ ["content-type"] = "application/json" })
+    -- a case-insensitive table, as nginx's and HAProxy's header tables are
+    local raw = { ["RateLimit-Remaining"] = "4" }
+    local host = setmetatable({}, { __index = function(_, k)
+      for name, v in pairs(raw) do if name:lower() == k:lower() then return v end end
+    end })
+    assert.same({ remaining = 4 }, response.rate_limit(host))
+    assert.is_nil(response.rate_limit(setmetatable({}, { __index = function() end })))
+  end)
 end)
 
 describe("retries against the mock", function()
