@@ -447,10 +447,8 @@ function M.create_many(c, desc, items, query, options)
       local bad_key = check_key(i, key)
       if bad_key then return nil, bad_key end
     end
-    -- (most items are bare bodies: no merge, the batch's own options)
-    local job, e = call.prepare_resolved(c, op, nil, body,
-      own_query == nil and query or merged_query(query, own_query),
-      key == nil and o or item_options(o, key), label)
+    local job, e = call.prepare_resolved(c, op, nil, body, merged_query(query, own_query),
+      item_options(o, key), label)
     if not job then return nil, item_error(i, e) end
     return job
   end, options, function(_, value, meta, e)

@@ -142,9 +142,7 @@ end
 -- messages. Nothing is sent.
 function M.prepare(c, op, id, body, query, options, name)
   if c.closed then error("attempt to use a closed truto client", 3) end
-  -- no options: the client's own, resolved once
-  local o, oerr = options == nil and c.call_defaults, nil
-  if not o then o, oerr = options_mod.call_options(c, options) end
+  local o, oerr = options_mod.call_options(c, options)
   if not o then
     oerr.attempts, oerr.sent = 0, false
     return nil, errors.redact(oerr, c.token)
@@ -288,7 +286,7 @@ function M.begin(job, c)
   -- the first attempt has the whole deadline (no float round-off)
   local left = job.deadline_at and ((job.attempts == 1 and job.rate_wait == 0) and o.deadline
     or job.deadline_at - t)
-  local limits = not left and o.limits or M.limits(o, left)
+  local limits = M.limits(o, left)
   job.limits = limits
   job.timeout, job.connect_timeout = limits.timeout, limits.connect_timeout
   if c.on_response or o.on_response then job.attempt_started = t end
@@ -367,10 +365,10 @@ end
 
 -- The caller's value from a decoded 2xx answer, as the operation's
 -- `answer` says (only for the unified and normalized formats: raw and
--- stream answers are the provider's own).
+-- stream answers are the provider's own). An "object" answer is the value
+-- as it came: settle does not call this for one.
 local function shape(job, value, status, headers)
   local answer = job.op.answer
-  if answer == "object" then return value end -- as it came (settle skips the call)
   if job.format == "raw" or job.format == "stream" or job.format == "debug" then return value end
   if answer == "page" then
     if type(value) ~= "table" or (value.result ~= nil and type(value.result) ~= "table") then
