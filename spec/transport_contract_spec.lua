@@ -63,6 +63,29 @@ describe("a custom transport (the transport contract)", function()
     assert.are.equal("transport", err.field)
   end)
 
+  it("gets a request of its own: what it writes into req cannot reach the call", function()
+    local GROUP_ANSWER = { ["content-type"] = "application/json" }
+    local attempts, tables = 0, {}
+    local t = {}
+    function t.request(_, req)
+      attempts = attempts + 1
+      tables[attempts] = req
+      -- a transport's own bookkeeping, under names the client also uses
+      req.attempts, req.started, req.o, req.op, req.key, req.limits = "x", "x", false, 5, "k", {}
+      if attempts == 1 then return nil, "network", "reset", true end
+      return 201, GROUP_ANSWER, GROUP
+    end
+    local client = client_with(t)
+    local group, meta = client.groups.create({ name = "Eng" }, QUERY, { idempotency_key = "own-1" })
+    assert.is_truthy(group, tostring(meta))
+    assert.are.equal("g1", group.id)
+    assert.are.equal(2, meta.attempts)
+    assert.are.equal("own-1", meta.idempotency_key)
+    assert.are.equal("number", type(meta.elapsed))
+    assert.are.equal(tables[1], tables[2]) -- one table per call, its limits renewed
+    assert.are.equal("number", type(tables[2].timeout))
+  end)
+
   it("receives method, url, header lines, the JSON body and the attempt's limits", function()
     local t = scripted { CREATED }
     local client = client_with(t, { user_agent = "contract/1" })

@@ -3,8 +3,9 @@
 --
 --   prepare(c, op, id, body, query, options) -> job | nil, err
 --       validate and build from the description (truto.api), nothing sent
---   attempt: begin(job, c), then the transport's request(job) (the job is
---       the request), or the batch's multi handle -> the raw result of a try
+--   attempt: begin(job, c), then the transport's request (the job itself
+--       for the module's own transports), or the batch's multi handle
+--       -> the raw result of a try
 --   settle(c, job, status, headers, body, sent, which)
 --       -> value, meta | nil, err, wait   (wait: retry after that long)
 --
@@ -192,8 +193,9 @@ function M.prepare_resolved(c, op, id, body, query, o, name)
     local own = query.integrated_account_id
     if type(own) == "string" then account = own end
   end
-  -- The job is the request every transport reads (README "Transports":
-  -- method to follow_redirects) and the call's own state after it, in one
+  -- The job is the request the module's own transports read (README
+  -- "Transports": method to follow_redirects; a transport the caller wrote
+  -- gets a copy, request_for) and the call's own state after it, in one
   -- table. The fields set later are named here as nil: a constructor
   -- sizes the table for every field it names, and a table that grows is
   -- rehashed (a batch makes one job per item). maybe_sent stays nil until
@@ -493,6 +495,23 @@ local function wait_for_budget(c, job)
   end
 end
 
+-- The request a transport receives. The module's own transports read the
+-- job itself; one the caller wrote gets a table of its own, made once per
+-- call and given each attempt's limits (README "Transports"), so nothing
+-- it writes into it can reach the call's state.
+local function request_for(c, job)
+  if not c.foreign_transport then return job end
+  local req = job.req
+  if not req then
+    req = { method = job.method, url = job.url, headers = job.headers, body = job.body,
+      max_response_bytes = job.max_response_bytes, stall_timeout = job.stall_timeout,
+      sink = job.sink, follow_redirects = job.follow_redirects, timeout = nil, connect_timeout = nil }
+    job.req = req
+  end
+  req.timeout, req.connect_timeout = job.timeout, job.connect_timeout
+  return req
+end
+
 -- M.run(c, job) -> value, meta | nil, err: one call, attempt after attempt.
 function M.run(c, job)
   while true do
@@ -505,7 +524,7 @@ function M.run(c, job)
       if not ok then return nil, errors.redact(err, c.token) end
     end
     M.begin(job, c)
-    local status, h, b, sent, which = c.transport:request(job)
+    local status, h, b, sent, which = c.transport:request(request_for(c, job))
     local value, meta, wait = M.settle(c, job, status, h, b, sent, which)
     if value ~= nil then return value, meta end
     if not wait then return nil, meta end

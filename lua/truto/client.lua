@@ -90,6 +90,8 @@ function M.new(config)
     local ok, field, why = get.build(nil, nil, c.integrated_account_id, "x")
     if not ok then return nil, errors.new("invalid_argument", why, { field = field }) end
   end
+  -- a transport the caller wrote gets requests of its own (truto.call)
+  c.foreign_transport = type(c.transport) == "table"
   local ok, transport = pcall(open_transport, c)
   if not ok then return nil, errors.new("invalid_argument", "transport: " .. tostring(transport),
     { field = "transport" }) end
