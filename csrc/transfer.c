@@ -33,6 +33,11 @@ static long milliseconds(lua_Number seconds) {
   return (long)ceil(ms);
 }
 
+/* Seconds for the own exchange: what milliseconds() above gives libcurl. */
+static double seconds(lua_Number s) {
+  return (double)milliseconds(s) / 1000.0;
+}
+
 /* A byte count from Lua: 0 for NaN or negative, capped at SIZE_MAX / 2. */
 static size_t byte_limit(lua_Number n) {
   double cap = (double)(SIZE_MAX / 2);
@@ -227,6 +232,8 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
   strbuf_init(&t->upload);
   strbuf_init(&t->origin);
   strbuf_init(&t->header_text);
+  exchange_init(&t->x);
+  t->x.owner = t;
   if (config && lua_istable(L, config)) {
     lua_getfield(L, config, "ca_file");
     ca_file = lua_tostring(L, -1);
@@ -269,6 +276,7 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
 }
 
 void transfer_cleanup(transfer *t) {
+  exchange_cleanup(&t->x);
   if (t->easy) curl_easy_cleanup(t->easy);
   t->easy = NULL;
   free(t->headers);
@@ -324,6 +332,25 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
     strbuf_add(&t->header_text, line, len + 1);
     lua_pop(L, 1);
   }
+  if (t->header_text.failed) luaL_error(L, "out of memory");
+
+  /* Without a proxy or redirects to follow, the path and query go out as
+   * they are: on the module's own exchange when the request is one it
+   * writes exactly as libcurl would (exchange.h), else on libcurl's
+   * transfer (below). The target comes escaped from the request builder. */
+  target = follow || !t->direct ? NULL : request_target(url);
+  t->own = 0;
+  if (target != NULL && !lua_isfunction(L, arg + 8)) {
+    int own = exchange_write(&t->x, method, url, target, t->header_text.data, nheaders, body, body_len);
+    if (own < 0) luaL_error(L, "out of memory");
+    if (own > 0) {
+      t->own = 1;
+      exchange_begin(&t->x, seconds(timeout), seconds(connect_timeout), stall > 0 ? (double)stall : 0,
+                     byte_limit(max_bytes));
+      return;
+    }
+  }
+
   /* no "Expect: 100-continue" round trip for large bodies */
   strbuf_add(&t->header_text, "Expect:", sizeof "Expect:");
   if (t->header_text.failed) luaL_error(L, "out of memory");
@@ -364,13 +391,10 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   t->last_move = stall > 0 ? transfer_now() : 0; /* read only with a stall_timeout */
   t->errbuf[0] = '\0';
 
-  /* Without a proxy or redirects to follow, the URL given to libcurl is
-   * only the origin and the path and query go out as they are
-   * (CURLOPT_REQUEST_TARGET): the same request line and Host, while
-   * libcurl 7.x re-parses and re-prints the whole URL a byte at a time on
-   * every request (a third of its CPU per request here). The target comes
-   * escaped from the request builder. */
-  target = follow || !t->direct ? NULL : request_target(url);
+  /* On libcurl's transfer, the URL given to it is then only the origin
+   * and the target goes apart (CURLOPT_REQUEST_TARGET): the same request
+   * line and Host, while libcurl 7.x re-parses and re-prints the whole URL
+   * a byte at a time on every request. */
   if (target != NULL) {
     strbuf_reset(&t->origin);
     strbuf_add(&t->origin, url, (size_t)(target - url));
@@ -414,8 +438,12 @@ static void release_buffers(transfer *t) {
 }
 
 int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
-  curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
   t->L = NULL;
+  if (t->own) {
+    t->own = 0;
+    return exchange_finish(L, &t->x);
+  }
+  curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
   if (t->sink_failed) {
     strbuf_reset(&t->body);
     return lua_error(L); /* the sink's own error, stashed on the stack */

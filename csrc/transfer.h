@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "compat.h"
+#include "exchange.h"
 #include "strbuf.h"
 
 /* The core's own names stay inside core.so: a host that exports the same
@@ -56,6 +57,10 @@ typedef struct transfer {
                           * apart from the URL (origin-form) */
   strbuf origin;         /* scheme://host[:port] of the last such request */
   curl_off_t announced;  /* Content-Length of a refused too-large answer */
+  /* the request goes through the module's own exchange (exchange.c), not
+   * libcurl's transfer on `easy` */
+  int own;
+  exchange x;
   char errbuf[CURL_ERROR_SIZE];
 } transfer;
 
@@ -77,7 +82,8 @@ void transfer_cleanup(transfer *t);
 /* Reads one request from the stack, starting at `arg`:
  * method, url, headers (array of "Name: value"), body, timeout,
  * connect_timeout, max_bytes, stall_timeout, sink, follow_redirects
- * and sets it on the handle. A nil body sends none at all (no
+ * and sets it on the handle, or, when its wire is one the module writes
+ * itself (exchange.h), starts it there (t->own). A nil body sends none at all (no
  * Content-Length); a string body, even "", is sent with its length.
  * Raises on misuse (wrong argument types). */
 void transfer_prepare(lua_State *L, transfer *t, int arg);

@@ -111,7 +111,12 @@ static int transport_request(lua_State *L) {
   transfer_prepare(L, &t->t, 2);
   t->t.L = L;
   t->busy = 1;
-  rc = perform(t);
+  if (t->t.own) {
+    exchange_run(&t->t.x);
+    rc = CURLE_OK;
+  } else {
+    rc = perform(t);
+  }
   t->busy = 0;
   return transfer_finish(L, &t->t, rc);
 }
