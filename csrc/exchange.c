@@ -154,7 +154,6 @@ int exchange_write(exchange *x, const char *method, const char *url, const char 
   size_t i;
   strbuf *b = &x->out;
   if (target == NULL || strncmp(url, "http://", 7) != 0 || strcmp(method, "HEAD") == 0) return 0;
-  if (body == NULL && strcmp(method, "GET") != 0 && body_len != 0) return 0;
   for (m = method; *m; m++)
     if (!is_token((unsigned char)*m)) return 0;
   if (m == method) return 0;
@@ -189,22 +188,20 @@ int exchange_write(exchange *x, const char *method, const char *url, const char 
 
 /* ---- the connection ---- */
 
-/* The connection's socket as libcurl knows it now (it may have closed an
- * idle one), or CURL_SOCKET_BAD. */
+/* The connection's socket as libcurl knows it, or CURL_SOCKET_BAD. */
 static curl_socket_t active_socket(exchange *x) {
   curl_socket_t fd = CURL_SOCKET_BAD;
-  if (x->conn == NULL || !x->open) return CURL_SOCKET_BAD;
   if (curl_easy_getinfo(x->conn, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK) return CURL_SOCKET_BAD;
   return fd;
 }
 
-/* An idle keep-alive connection is fit for a request when libcurl still
- * has it and nothing can be read on it: readable means closed by the peer
- * (or stray bytes). */
+/* A kept connection is fit for the next request when nothing can be read
+ * on it: readable means closed by the peer (or stray bytes). libcurl never
+ * closes it under us: the handle holds it from its first request on (the
+ * first is written as soon as it connects), so x->fd stays its socket. */
 static int usable(exchange *x) {
   struct pollfd p;
-  p.fd = active_socket(x);
-  if (p.fd == CURL_SOCKET_BAD || p.fd != x->fd) return 0;
+  p.fd = x->fd;
   p.events = POLLIN;
   p.revents = 0;
   return poll(&p, 1, 0) == 0;
@@ -218,10 +215,13 @@ static long milliseconds(double seconds) {
 }
 
 /* The handle, set for a connection to x->want. 0, or -1 when libcurl
- * cannot make one. */
-static int ready_handle(exchange *x) {
+ * cannot make one. Blocking, the stall limit bounds the connect too (the
+ * poll loop's tick does that otherwise). */
+static int ready_handle(exchange *x, int blocking) {
   CURL *e = x->conn;
   double left = x->started + x->timeout - transfer_now();
+  double connect = x->connect_timeout;
+  if (blocking && x->stall_timeout > 0 && x->stall_timeout < connect) connect = x->stall_timeout;
   if (e == NULL) {
     e = curl_easy_init();
     if (e == NULL) return -1;
@@ -237,7 +237,7 @@ static int ready_handle(exchange *x) {
   }
   x->errbuf[0] = '\0';
   curl_easy_setopt(e, CURLOPT_URL, x->want.data);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(x->connect_timeout));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(connect));
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, milliseconds(left));
   return 0;
 }
@@ -287,7 +287,7 @@ void exchange_connect(exchange *x) {
     fail(x, "network", NULL, "the connection closed before the request could be sent");
     return;
   }
-  if (ready_handle(x) < 0) {
+  if (ready_handle(x, 0) < 0) {
     fail(x, "network", NULL, "curl_easy_init failed");
     return;
   }
@@ -304,7 +304,7 @@ static void connect_blocking(exchange *x) {
     fail(x, "network", NULL, "the connection closed before the request could be sent");
     return;
   }
-  if (ready_handle(x) < 0) {
+  if (ready_handle(x, 1) < 0) {
     fail(x, "network", NULL, "curl_easy_init failed");
     return;
   }
@@ -497,6 +497,8 @@ void exchange_run(exchange *x) {
 int exchange_finish(lua_State *L, exchange *x) {
   http_response *r = &x->resp;
   x->state = X_IDLE;
+  /* between requests, small buffers are kept for reuse, not big ones */
+  if (x->out.cap > 1024 * 1024) strbuf_free(&x->out);
   if (x->failed) {
     if (x->oom) return luaL_error(L, "out of memory");
     lua_pushnil(L);
