@@ -1,8 +1,10 @@
 /*
  * transfer.h - one HTTP exchange on a libcurl easy handle: the state its
  * callbacks fill (headers, body, caps, stall guard, sink) and the mapping of
- * its outcome to Lua values. Shared by the single-request transport
- * (transport_curl.c) and the concurrent one (transport_multi.c).
+ * its outcome to Lua values; or, when the module writes the request
+ * itself, the exchange.c state that replaces libcurl's transfer. Shared by
+ * the single-request transport (transport_curl.c) and the concurrent one
+ * (transport_multi.c).
  */
 #ifndef TRUTO_TRANSFER_H
 #define TRUTO_TRANSFER_H

@@ -4,8 +4,9 @@
  *                       handles share
  *   core.curl(config)   one keep-alive easy handle: request() blocks until
  *                       the answer (the default outside nginx)
- * The exchange itself (callbacks, outcome mapping) is in transfer.c; the
- * concurrent transport is transport_multi.c. Never used inside nginx: a
+ * The exchange itself (callbacks, outcome mapping) is in transfer.c, or,
+ * for the requests the module writes itself, exchange.c; the concurrent
+ * transport is transport_multi.c. Never used inside nginx: a
  * blocking perform would stall the worker.
  */
 #include <string.h>

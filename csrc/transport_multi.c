@@ -12,6 +12,11 @@
  * move (curl_multi_perform checks every transfer's socket on every turn:
  * a poll per transfer per turn). stall_timeout is checked here, since an
  * idle transfer is not visited at all.
+ *
+ * A request the module writes itself (exchange.h) runs on its slot's own
+ * CONNECT_ONLY connection: libcurl opens it in this multi (its CURLMSG_DONE
+ * says the connection is ready) and this file polls its socket in the same
+ * poll as libcurl's, stepping the exchange when it is ready.
  */
 #include <math.h>
 #include <poll.h>

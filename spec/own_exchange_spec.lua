@@ -87,6 +87,20 @@ describe("the own HTTP/1.1 exchange", function()
     assert.are.equal(2, #m:requests())
   end)
 
+  it("never takes bytes that came after an answer as the next request's answer", function()
+    local handle = core.curl{ share = core.share() }
+    local url = m.url .. "/things/1"
+    m:script{ { raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+      .. "HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\n\r\n" } }
+    assert.are.equal(200, (handle:request("GET", url, {}, nil, 10, 5)))
+    local status, headers = handle:request("GET", url, {}, nil, 10, 5)
+    handle:close()
+    assert.is_number(status)
+    assert.are_not.equal(418, status)
+    assert.is_table(headers)
+    assert.are.equal(2, #m:requests())
+  end)
+
   it("ends a request on a kept connection that dies with no answer as network, sent, without re-sending", function()
     local handle = core.curl{ share = core.share() }
     local url = m.url .. "/things/1"
