@@ -24,6 +24,11 @@
 
 #define RECV_CHUNK 16384
 
+/* A kept connection that closed (or reset) before any byte of an answer:
+ * the words of transfer.c's refused re-send, for the same case. */
+static const char UNANSWERED[] = "the connection closed with no answer after the request was sent "
+                                 "(the server may have received it)";
+
 void exchange_init(exchange *x) {
   memset(x, 0, sizeof *x);
   strbuf_init(&x->origin);
@@ -356,10 +361,7 @@ static void judge(exchange *x, int phase) {
       too_large(x, "an answer's header line passes libcurl's limit of 100 KiB per line; "
                    "connection dropped");
     } else if (strcmp(r->code, "closed") == 0 && r->fed == 0) {
-      fail(x, "network", NULL, x->uses > 0
-           ? "the connection closed with no answer after the request was sent "
-             "(the server may have received it)"
-           : "Empty reply from server");
+      fail(x, "network", NULL, x->uses > 0 ? UNANSWERED : "Empty reply from server");
     } else {
       fail(x, "network", NULL, r->error);
     }
@@ -413,7 +415,9 @@ static void recv_some(exchange *x) {
     CURLcode rc = curl_easy_recv(x->conn, buf, sizeof buf, &n);
     if (rc == CURLE_AGAIN) return;
     if (rc != CURLE_OK) {
-      fail(x, "network", NULL, x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+      /* a kept connection reset before any answer: said as a close is */
+      fail(x, "network", NULL, x->resp.fed == 0 && x->uses > 0
+           ? UNANSWERED : x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
       return;
     }
     x->last_move = transfer_now();
