@@ -437,6 +437,11 @@ short exchange_events(const exchange *x) {
 }
 
 void exchange_io(exchange *x, short revents) {
+  if (revents & POLLNVAL) {
+    /* never expected: the socket is not open any more; never spin on it */
+    fail(x, "network", NULL, "the connection's socket was closed under the request");
+    return;
+  }
   if (x->state == X_SENDING) {
     if (revents & POLLIN) {
       /* an answer before the whole request went out: read it; the
