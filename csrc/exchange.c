@@ -41,7 +41,8 @@ void exchange_init(exchange *x) {
   x->fd = CURL_SOCKET_BAD;
 }
 
-/* Drops the connection; the handle stays for the next one. */
+/* Drops the connection. On a multi the handle stays for the next one;
+ * alone it goes too (its own connection cache holds the connection). */
 void exchange_close(exchange *x) {
   if (x->conn != NULL) {
     if (x->multi != NULL) {
@@ -59,13 +60,9 @@ void exchange_close(exchange *x) {
 }
 
 void exchange_cleanup(exchange *x) {
-  if (x->conn != NULL) {
-    if (x->multi != NULL && x->added) curl_multi_remove_handle(x->multi, x->conn);
-    x->added = 0;
-    curl_easy_cleanup(x->conn);
-    x->conn = NULL;
-  }
-  x->open = 0;
+  exchange_close(x);
+  if (x->conn != NULL) curl_easy_cleanup(x->conn); /* the multi's handle: out of it now */
+  x->conn = NULL;
   strbuf_free(&x->origin);
   strbuf_free(&x->want);
   strbuf_free(&x->out);
@@ -73,11 +70,6 @@ void exchange_cleanup(exchange *x) {
 }
 
 /* ---- the request ---- */
-
-static int is_token(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
-  return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
 
 static int name_is(const char *line, size_t nlen, const char *name) {
   return strlen(name) == nlen && strncasecmp(line, name, nlen) == 0;
@@ -89,7 +81,7 @@ static int name_is(const char *line, size_t nlen, const char *name) {
 static int plain_line(const char *line, int *accept, int *ctype) {
   size_t nlen = 0, i;
   const char *v;
-  while (is_token((unsigned char)line[nlen])) nlen++;
+  while (http_is_token_char((unsigned char)line[nlen])) nlen++;
   if (nlen == 0 || line[nlen] != ':') return 0;
   for (i = nlen; line[i]; i++)
     if (line[i] == '\r' || line[i] == '\n') return 0;
@@ -160,7 +152,7 @@ int exchange_write(exchange *x, const char *method, const char *url, const char 
   strbuf *b = &x->out;
   if (target == NULL || strncmp(url, "http://", 7) != 0 || strcmp(method, "HEAD") == 0) return 0;
   for (m = method; *m; m++)
-    if (!is_token((unsigned char)*m)) return 0;
+    if (!http_is_token_char((unsigned char)*m)) return 0;
   if (m == method) return 0;
   for (i = 0, line = lines; i < nlines; i++, line += strlen(line) + 1)
     if (!plain_line(line, &accept, &ctype)) return 0;
@@ -212,13 +204,6 @@ static int usable(exchange *x) {
   return poll(&p, 1, 0) == 0;
 }
 
-static long milliseconds(double seconds) {
-  double ms = seconds * 1000.0;
-  if (!(ms >= 1.0)) return 1L;
-  if (ms >= 2147483647.0) return 2147483647L;
-  return (long)ceil(ms);
-}
-
 /* The handle, set for a connection to x->want. 0, or -1 when libcurl
  * cannot make one. Blocking, the stall limit bounds the connect too (the
  * poll loop's tick does that otherwise). */
@@ -242,8 +227,8 @@ static int ready_handle(exchange *x, int blocking) {
   }
   x->errbuf[0] = '\0';
   curl_easy_setopt(e, CURLOPT_URL, x->want.data);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(connect));
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, milliseconds(left));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, transfer_milliseconds(connect));
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, transfer_milliseconds(left));
   return 0;
 }
 
@@ -287,15 +272,22 @@ int exchange_needs_connect(const exchange *x) {
   return x->state == X_CONNECTING && !x->added;
 }
 
-void exchange_connect(exchange *x) {
+/* The handle made ready for one more connection for this request (at most
+ * a second, after a kept one was found dead); 0, or -1 having failed. */
+static int next_connection(exchange *x, int blocking) {
   if (x->connects++ > 1) {
     fail(x, "network", NULL, "the connection closed before the request could be sent");
-    return;
+    return -1;
   }
-  if (ready_handle(x, 0) < 0) {
+  if (ready_handle(x, blocking) < 0) {
     fail(x, "network", NULL, "curl_easy_init failed");
-    return;
+    return -1;
   }
+  return 0;
+}
+
+void exchange_connect(exchange *x) {
+  if (next_connection(x, 0) < 0) return;
   if (curl_multi_add_handle(x->multi, x->conn) != CURLM_OK) {
     fail(x, "network", NULL, "curl_multi_add_handle failed");
     return;
@@ -305,14 +297,7 @@ void exchange_connect(exchange *x) {
 
 /* The connect of the single-request transport: blocks. */
 static void connect_blocking(exchange *x) {
-  if (x->connects++ > 1) {
-    fail(x, "network", NULL, "the connection closed before the request could be sent");
-    return;
-  }
-  if (ready_handle(x, 1) < 0) {
-    fail(x, "network", NULL, "curl_easy_init failed");
-    return;
-  }
+  if (next_connection(x, 1) < 0) return;
   exchange_connected(x, curl_easy_perform(x->conn));
 }
 

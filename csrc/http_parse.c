@@ -59,7 +59,7 @@ static void malformed(response *r, const char *code, const char *what) {
   fail(r, code, message);
 }
 
-static int is_token_char(unsigned char c) {
+int http_is_token_char(unsigned char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
   return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
@@ -202,7 +202,7 @@ static int read_header_line(response *r, const char *s, size_t n) {
   if (colon == NULL || colon == s) return 0;
   nlen = (size_t)(colon - s);
   for (i = 0; i < nlen; i++)
-    if (!is_token_char((unsigned char)s[i])) return 0;
+    if (!http_is_token_char((unsigned char)s[i])) return 0;
   value = colon + 1;
   vlen = n - nlen - 1;
   trim(&value, &vlen);

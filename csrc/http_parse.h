@@ -74,6 +74,9 @@ int http_response_oom(const http_response *r);
 /* The answer is complete and the connection may carry another request. */
 int http_response_reusable(const http_response *r);
 
+/* Is c a token character (RFC 9110: header names, methods)? */
+int http_is_token_char(unsigned char c);
+
 /* Registers the parser's metatable. */
 void http_parse_open(lua_State *L);
 

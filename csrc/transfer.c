@@ -26,16 +26,16 @@ double transfer_now(void) {
 /* Seconds as libcurl milliseconds: at least 1 (0 would mean "no limit"),
  * at most LONG_MAX-safe 2^31-1; NaN or negative is the 1 ms minimum
  * (callers validate, this only keeps the conversion defined). */
-static long milliseconds(lua_Number seconds) {
+long transfer_milliseconds(double seconds) {
   double ms = (double)seconds * 1000.0;
   if (!(ms >= 1.0)) return 1L;
   if (ms >= 2147483647.0) return 2147483647L;
   return (long)ceil(ms);
 }
 
-/* Seconds for the own exchange: what milliseconds() above gives libcurl. */
+/* Seconds for the own exchange: what transfer_milliseconds gives libcurl. */
 static double seconds(lua_Number s) {
-  return (double)milliseconds(s) / 1000.0;
+  return (double)transfer_milliseconds(s) / 1000.0;
 }
 
 /* A byte count from Lua: 0 for NaN or negative, capped at SIZE_MAX / 2. */
@@ -423,8 +423,8 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method);
   }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, milliseconds(timeout));
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(connect_timeout));
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, transfer_milliseconds(timeout));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, transfer_milliseconds(connect_timeout));
   curl_easy_setopt(e, CURLOPT_NOPROGRESS, stall > 0 ? 0L : 1L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
 }

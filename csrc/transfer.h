@@ -79,6 +79,10 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share);
 
 /* Seconds on the monotonic clock (stall and timer bookkeeping). */
 double transfer_now(void);
+
+/* Seconds as libcurl milliseconds: at least 1 (0 would mean "no limit"),
+ * at most 2^31-1; NaN or negative is the 1 ms minimum. */
+long transfer_milliseconds(double seconds);
 void transfer_cleanup(transfer *t);
 
 /* Reads one request from the stack, starting at `arg`:
