@@ -879,13 +879,13 @@ describe("the Truto mock", function()
 
     it("pages like groups do", function()
       for i = 1, 5 do
-        send("POST", "/unified/user-directory/users", { query = account_query("jira"), body = { n = i } })
+        send("POST", "/unified/user-directory/roles", { query = account_query("jira"), body = { n = i } })
       end
-      local r = send("GET", "/unified/user-directory/users", { query = account_query("jira", { { "limit", "2" } }) })
+      local r = send("GET", "/unified/user-directory/roles", { query = account_query("jira", { { "limit", "2" } }) })
       assert.equal(2, r.json.result_count)
       local n, cursor = 2, r.json.next_cursor
       while cursor ~= cjson.null do
-        r = send("GET", "/unified/user-directory/users",
+        r = send("GET", "/unified/user-directory/roles",
           { query = account_query("jira", { { "limit", "2" }, { "next_cursor", cursor } }) })
         n, cursor = n + r.json.result_count, r.json.next_cursor
       end
