@@ -383,6 +383,43 @@ describe("operations", function()
     end)
   end)
 
+  describe("cold start", function()
+    it("require \"truto\" and a first create load nothing that create does not need", function()
+      local out, ok = h.run_lua([[
+        local truto = require "truto"
+        local c = assert(truto.new{ token = os.getenv("T"), base_url = os.getenv("U"),
+          integrated_account_id = os.getenv("A") })
+        assert(c.groups.create({ name = "cold" }, { group_type = "team" }))
+        local loaded = {}
+        for name in pairs(package.loaded) do
+          if name:match("^truto") or name:match("^cjson") then loaded[#loaded + 1] = name end
+        end
+        table.sort(loaded)
+        io.write(table.concat(loaded, " "), "\n")
+        -- what was left out comes on first use
+        assert(type(truto.webhooks.verify) == "function")
+        for _ in c.users.each() do end
+        assert(c.users.create_many{ { first_name = "x" } })
+        assert(package.loaded["truto.webhooks"] and package.loaded["truto.pages"] and package.loaded["truto.batch"])
+        io.write("later: ok")
+      ]], { T = m.token, U = m.url, A = ACCOUNT, TRUTO_API_TOKEN = "",
+        LUA_PATH = os.getenv("LUA_PATH"), LUA_CPATH = os.getenv("LUA_CPATH") })
+      assert.is_true(ok, out)
+      local first, later = out:match("^([^\n]*)\n(.*)$")
+      assert.equal("later: ok", later, out)
+      local loaded = {}
+      for name in first:gmatch("%S+") do loaded[name] = true end
+      for _, name in ipairs{ "truto.webhooks", "truto.batch", "truto.pages", "truto.schema",
+          "truto.transport.ngx", "truto.transport.haproxy", "cjson", "cjson.safe" } do
+        assert.is_nil(loaded[name], name .. " was loaded: " .. first)
+      end
+      for name in pairs(loaded) do
+        assert.is_nil(name:match("^truto%.cli%."), name .. " was loaded: " .. first)
+      end
+      assert.is_true(loaded["truto.transport.curl"], first)
+    end)
+  end)
+
   describe("every resource truto.api describes", function()
     local api = require "truto.api"
     local client_mod = require "truto.client"
