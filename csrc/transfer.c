@@ -26,16 +26,11 @@ double transfer_now(void) {
 /* Seconds as libcurl milliseconds: at least 1 (0 would mean "no limit"),
  * at most LONG_MAX-safe 2^31-1; NaN or negative is the 1 ms minimum
  * (callers validate, this only keeps the conversion defined). */
-long transfer_milliseconds(double seconds) {
+static long milliseconds(lua_Number seconds) {
   double ms = (double)seconds * 1000.0;
   if (!(ms >= 1.0)) return 1L;
   if (ms >= 2147483647.0) return 2147483647L;
   return (long)ceil(ms);
-}
-
-/* Seconds for the own exchange: what transfer_milliseconds gives libcurl. */
-static double seconds(lua_Number s) {
-  return (double)transfer_milliseconds(s) / 1000.0;
 }
 
 /* A byte count from Lua: 0 for NaN or negative, capped at SIZE_MAX / 2. */
@@ -232,8 +227,6 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
   strbuf_init(&t->upload);
   strbuf_init(&t->origin);
   strbuf_init(&t->header_text);
-  exchange_init(&t->x);
-  t->x.owner = t;
   if (config && lua_istable(L, config)) {
     lua_getfield(L, config, "ca_file");
     ca_file = lua_tostring(L, -1);
@@ -276,7 +269,6 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
 }
 
 void transfer_cleanup(transfer *t) {
-  exchange_cleanup(&t->x);
   if (t->easy) curl_easy_cleanup(t->easy);
   t->easy = NULL;
   free(t->headers);
@@ -332,25 +324,6 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
     strbuf_add(&t->header_text, line, len + 1);
     lua_pop(L, 1);
   }
-  if (t->header_text.failed) luaL_error(L, "out of memory");
-
-  /* Without a proxy or redirects to follow, the path and query go out as
-   * they are: on the module's own exchange when the request is one it
-   * writes exactly as libcurl would (exchange.h), else on libcurl's
-   * transfer (below). The target comes escaped from the request builder. */
-  target = follow || !t->direct ? NULL : request_target(url);
-  t->own = 0;
-  if (target != NULL && !lua_isfunction(L, arg + 8)) {
-    int own = exchange_write(&t->x, method, url, target, t->header_text.data, nheaders, body, body_len);
-    if (own < 0) luaL_error(L, "out of memory");
-    if (own > 0) {
-      t->own = 1;
-      exchange_begin(&t->x, seconds(timeout), seconds(connect_timeout), stall > 0 ? (double)stall : 0,
-                     byte_limit(max_bytes));
-      return;
-    }
-  }
-
   /* no "Expect: 100-continue" round trip for large bodies */
   strbuf_add(&t->header_text, "Expect:", sizeof "Expect:");
   if (t->header_text.failed) luaL_error(L, "out of memory");
@@ -391,10 +364,13 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   t->last_move = stall > 0 ? transfer_now() : 0; /* read only with a stall_timeout */
   t->errbuf[0] = '\0';
 
-  /* On libcurl's transfer, the URL given to it is then only the origin
-   * and the target goes apart (CURLOPT_REQUEST_TARGET): the same request
-   * line and Host, while libcurl 7.x re-parses and re-prints the whole URL
-   * a byte at a time on every request. */
+  /* Without a proxy or redirects to follow, the URL given to libcurl is
+   * only the origin and the path and query go out as they are
+   * (CURLOPT_REQUEST_TARGET): the same request line and Host, while
+   * libcurl 7.x re-parses and re-prints the whole URL a byte at a time on
+   * every request (a third of its CPU per request here). The target comes
+   * escaped from the request builder. */
+  target = follow || !t->direct ? NULL : request_target(url);
   if (target != NULL) {
     strbuf_reset(&t->origin);
     strbuf_add(&t->origin, url, (size_t)(target - url));
@@ -423,8 +399,8 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method);
   }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, transfer_milliseconds(timeout));
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, transfer_milliseconds(connect_timeout));
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, milliseconds(timeout));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(connect_timeout));
   curl_easy_setopt(e, CURLOPT_NOPROGRESS, stall > 0 ? 0L : 1L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
 }
@@ -438,12 +414,8 @@ static void release_buffers(transfer *t) {
 }
 
 int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
-  t->L = NULL;
-  if (t->own) {
-    t->own = 0;
-    return exchange_finish(L, &t->x);
-  }
   curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
+  t->L = NULL;
   if (t->sink_failed) {
     strbuf_reset(&t->body);
     return lua_error(L); /* the sink's own error, stashed on the stack */

@@ -1,10 +1,8 @@
 /*
  * transfer.h - one HTTP exchange on a libcurl easy handle: the state its
  * callbacks fill (headers, body, caps, stall guard, sink) and the mapping of
- * its outcome to Lua values; or, when the module writes the request
- * itself, the exchange.c state that replaces libcurl's transfer. Shared by
- * the single-request transport (transport_curl.c) and the concurrent one
- * (transport_multi.c).
+ * its outcome to Lua values. Shared by the single-request transport
+ * (transport_curl.c) and the concurrent one (transport_multi.c).
  */
 #ifndef TRUTO_TRANSFER_H
 #define TRUTO_TRANSFER_H
@@ -12,7 +10,6 @@
 #include <curl/curl.h>
 
 #include "compat.h"
-#include "exchange.h"
 #include "strbuf.h"
 
 /* The core's own names stay inside core.so: a host that exports the same
@@ -59,10 +56,6 @@ typedef struct transfer {
                           * apart from the URL (origin-form) */
   strbuf origin;         /* scheme://host[:port] of the last such request */
   curl_off_t announced;  /* Content-Length of a refused too-large answer */
-  /* the request goes through the module's own exchange (exchange.c), not
-   * libcurl's transfer on `easy` */
-  int own;
-  exchange x;
   char errbuf[CURL_ERROR_SIZE];
 } transfer;
 
@@ -79,17 +72,12 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share);
 
 /* Seconds on the monotonic clock (stall and timer bookkeeping). */
 double transfer_now(void);
-
-/* Seconds as libcurl milliseconds: at least 1 (0 would mean "no limit"),
- * at most 2^31-1; NaN or negative is the 1 ms minimum. */
-long transfer_milliseconds(double seconds);
 void transfer_cleanup(transfer *t);
 
 /* Reads one request from the stack, starting at `arg`:
  * method, url, headers (array of "Name: value"), body, timeout,
  * connect_timeout, max_bytes, stall_timeout, sink, follow_redirects
- * and sets it on the handle, or, when its wire is one the module writes
- * itself (exchange.h), starts it there (t->own). A nil body sends none at all (no
+ * and sets it on the handle. A nil body sends none at all (no
  * Content-Length); a string body, even "", is sent with its length.
  * Raises on misuse (wrong argument types). */
 void transfer_prepare(lua_State *L, transfer *t, int arg);

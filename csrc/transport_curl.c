@@ -4,9 +4,8 @@
  *                       handles share
  *   core.curl(config)   one keep-alive easy handle: request() blocks until
  *                       the answer (the default outside nginx)
- * The exchange itself (callbacks, outcome mapping) is in transfer.c, or,
- * for the requests the module writes itself, exchange.c; the concurrent
- * transport is transport_multi.c. Never used inside nginx: a
+ * The exchange itself (callbacks, outcome mapping) is in transfer.c; the
+ * concurrent transport is transport_multi.c. Never used inside nginx: a
  * blocking perform would stall the worker.
  */
 #include <string.h>
@@ -112,12 +111,7 @@ static int transport_request(lua_State *L) {
   transfer_prepare(L, &t->t, 2);
   t->t.L = L;
   t->busy = 1;
-  if (t->t.own) {
-    exchange_run(&t->t.x);
-    rc = CURLE_OK;
-  } else {
-    rc = perform(t);
-  }
+  rc = perform(t);
   t->busy = 0;
   return transfer_finish(L, &t->t, rc);
 }

@@ -12,11 +12,6 @@
  * move (curl_multi_perform checks every transfer's socket on every turn:
  * a poll per transfer per turn). stall_timeout is checked here, since an
  * idle transfer is not visited at all.
- *
- * A request the module writes itself (exchange.h) runs on its slot's own
- * CONNECT_ONLY connection: libcurl opens it in this multi (its CURLMSG_DONE
- * says the connection is ready) and this file polls its socket in the same
- * poll as libcurl's, stepping the exchange when it is ready.
  */
 #include <math.h>
 #include <poll.h>
@@ -44,11 +39,6 @@ typedef struct multi {
    * ones (acting on one may change the watched set) */
   struct pollfd *fds, *ready;
   int nfds, fds_cap;
-  /* each turn's poll set: libcurl's sockets, then those of the requests on
-   * the module's own exchange (`polled`: their slots) */
-  struct pollfd *all;
-  slot **polled;
-  int all_cap;
   int oom;         /* the watched set could not grow */
   double timer_at; /* when libcurl's timer is due (monotonic), or -1 */
 } multi;
@@ -119,7 +109,6 @@ static slot *free_slot(lua_State *L, multi *mu) {
     luaL_error(L, "curl_easy_init failed");
   }
   lua_pop(L, 1);
-  s->t.x.multi = mu->m;
   mu->slots[mu->nslots++] = s;
   return s;
 }
@@ -138,15 +127,6 @@ static int multi_add(lua_State *L) {
   lua_replace(L, 11); /* no sinks in a batch */
   s = free_slot(L, mu);
   transfer_prepare(L, &s->t, 3);
-  s->id = id;
-  if (s->t.own) {
-    exchange *x = &s->t.x;
-    if (exchange_needs_connect(x)) exchange_connect(x);
-    else exchange_io(x, POLLOUT); /* a kept connection takes it at once */
-    s->busy = 1;
-    mu->busy++;
-    return 0;
-  }
   /* over TLS, wait to learn whether the first connection speaks HTTP/2 and
    * multiplex on it rather than opening one connection per transfer (its
    * handshake says so). Plain http never multiplexes here: waiting would
@@ -166,7 +146,7 @@ static int multi_add(lua_State *L) {
 static void emit(lua_State *L, multi *mu, slot *s, CURLcode rc, int n) {
   lua_Integer base = (lua_Integer)n * 6;
   int k;
-  if (!s->t.own) curl_multi_remove_handle(mu->m, s->t.easy);
+  curl_multi_remove_handle(mu->m, s->t.easy);
   lua_pushinteger(L, s->id);
   lua_rawseti(L, 3, base + 1);
   transfer_finish(L, &s->t, rc);
@@ -184,13 +164,6 @@ static int collect(lua_State *L, multi *mu, int n) {
     slot *s = NULL;
     if (msg->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
-    if (msg->easy_handle == s->t.x.conn) {
-      /* a connection for the module's own exchange is open (or failed) */
-      exchange *x = &s->t.x;
-      exchange_connected(x, msg->data.result);
-      exchange_io(x, POLLOUT);
-      continue;
-    }
     emit(L, mu, s, msg->data.result, n++);
   }
   return n;
@@ -215,7 +188,7 @@ static int stalls(lua_State *L, multi *mu, int n, double now, double *next) {
     slot *s = mu->slots[i];
     transfer *t = &s->t;
     double due;
-    if (!s->busy || t->own || !(t->stall_timeout > 0)) continue;
+    if (!s->busy || !(t->stall_timeout > 0)) continue;
     due = t->last_move + t->stall_timeout;
     if (now > due) {
       t->stalled = 1;
@@ -225,58 +198,6 @@ static int stalls(lua_State *L, multi *mu, int n, double now, double *next) {
     }
   }
   return n;
-}
-
-/* The requests on the module's own exchange: their timeouts, their
- * connections to open, and the finished ones into `out`. Returns the new
- * n; *next: the earliest time one of them has a deadline. */
-static int own_turn(lua_State *L, multi *mu, int n, double now, double *next) {
-  int i;
-  for (i = 0; i < mu->nslots; i++) {
-    slot *s = mu->slots[i];
-    exchange *x = &s->t.x;
-    if (!s->busy || !s->t.own) continue;
-    exchange_tick(x, now);
-    if (exchange_needs_connect(x)) exchange_connect(x);
-    if (x->state == X_DONE) {
-      emit(L, mu, s, CURLE_OK, n++);
-    } else {
-      double due = exchange_due(x);
-      if (due < *next) *next = due;
-    }
-  }
-  return n;
-}
-
-/* The poll set of this turn (libcurl's sockets first); its size, or -1
- * out of memory. */
-static int poll_set(multi *mu) {
-  int i, k = mu->nfds;
-  if (mu->all_cap < mu->nfds + mu->nslots) {
-    int cap = mu->nfds + mu->nslots + 16;
-    struct pollfd *all = (struct pollfd *)realloc(mu->all, (size_t)cap * sizeof *all);
-    slot **polled;
-    if (all == NULL) return -1;
-    mu->all = all;
-    polled = (slot **)realloc(mu->polled, (size_t)cap * sizeof *polled);
-    if (polled == NULL) return -1;
-    mu->polled = polled;
-    mu->all_cap = cap;
-  }
-  if (mu->nfds) memcpy(mu->all, mu->fds, (size_t)mu->nfds * sizeof *mu->all);
-  for (i = 0; i < mu->nslots; i++) {
-    slot *s = mu->slots[i];
-    short events;
-    if (!s->busy || !s->t.own) continue;
-    events = exchange_events(&s->t.x);
-    if (events == 0) continue;
-    mu->all[k].fd = s->t.x.fd;
-    mu->all[k].events = events;
-    mu->all[k].revents = 0;
-    mu->polled[k - mu->nfds] = s;
-    k++;
-  }
-  return k;
 }
 
 /*
@@ -302,11 +223,10 @@ static int multi_perform(lua_State *L) {
   for (i = 0; i < mu->nslots; i++) mu->slots[i]->t.L = L;
   for (;;) {
     double until = deadline, next_stall = deadline;
-    int timeout_ms, ready = 0, r, npoll;
+    int timeout_ms, ready = 0, r;
     timer_turn(mu, now);
     n = collect(L, mu, n);
     n = stalls(L, mu, n, now, &next_stall);
-    n = own_turn(L, mu, n, now, &next_stall);
     if (mu->oom) {
       for (i = 0; i < mu->nslots; i++) mu->slots[i]->t.L = NULL;
       return luaL_error(L, "out of memory");
@@ -315,17 +235,11 @@ static int multi_perform(lua_State *L) {
     if (mu->timer_at >= 0 && mu->timer_at < until) until = mu->timer_at;
     if (next_stall < until) until = next_stall;
     timeout_ms = until <= now ? 0 : (int)ceil((until - now) * 1000.0);
-    npoll = poll_set(mu);
-    if (npoll < 0) {
-      for (i = 0; i < mu->nslots; i++) mu->slots[i]->t.L = NULL;
-      return luaL_error(L, "out of memory");
-    }
-    r = poll(mu->all, (nfds_t)npoll, timeout_ms);
+    r = poll(mu->fds, (nfds_t)mu->nfds, timeout_ms);
     if (r > 0) {
-      int nfds = mu->nfds;
-      /* acting on a socket may change libcurl's watched set: act on a copy */
-      for (i = 0; i < nfds; i++)
-        if (mu->all[i].revents) mu->ready[ready++] = mu->all[i];
+      /* acting on a socket may change the watched set: act on a copy */
+      for (i = 0; i < mu->nfds; i++)
+        if (mu->fds[i].revents) mu->ready[ready++] = mu->fds[i];
       for (i = 0; i < ready; i++) {
         short ev = mu->ready[i].revents;
         int bits = 0, running;
@@ -334,11 +248,6 @@ static int multi_perform(lua_State *L) {
         if (ev & (POLLERR | POLLNVAL)) bits |= CURL_CSELECT_ERR;
         curl_multi_socket_action(mu->m, mu->ready[i].fd, bits, &running);
       }
-      for (i = nfds; i < npoll; i++)
-        if (mu->all[i].revents) {
-          exchange_io(&mu->polled[i - nfds]->t.x, mu->all[i].revents);
-          ready++;
-        }
     }
     now = transfer_now();
     /* a signal (a stop request, say) goes back to Lua at once */
@@ -349,7 +258,6 @@ static int multi_perform(lua_State *L) {
     if (ready == 0 && now >= deadline && (mu->timer_at < 0 || mu->timer_at > now)) {
       n = collect(L, mu, n);
       n = stalls(L, mu, n, now, &next_stall);
-      n = own_turn(L, mu, n, now, &next_stall);
       break;
     }
   }
@@ -383,11 +291,7 @@ static int multi_close(lua_State *L) {
   mu->m = NULL;
   free(mu->fds);
   free(mu->ready);
-  free(mu->all);
-  free(mu->polled);
-  mu->fds = mu->ready = mu->all = NULL;
-  mu->polled = NULL;
-  mu->all_cap = 0;
+  mu->fds = mu->ready = NULL;
   mu->nfds = mu->fds_cap = 0;
   luaL_unref(L, LUA_REGISTRYINDEX, mu->share_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, mu->config_ref);

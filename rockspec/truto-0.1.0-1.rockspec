@@ -34,7 +34,6 @@ build = {
         "csrc/decode_json.c",
         "csrc/encode_json.c",
         "csrc/encode_query.c",
-        "csrc/exchange.c",
         "csrc/headers.c",
         "csrc/hmac.c",
         "csrc/http_parse.c",
