@@ -6,13 +6,6 @@
 
 #include "walk.h"
 
-/* The core's own names stay inside core.so: a host that exports the same
- * names (Neovim exports lua-cjson's strbuf_init) must never be called in
- * their place. Only luaopen_truto_core (core.c) is exported. */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
 /*
  * Appends the JSON of the value at `idx` to w->out: integers exact, floats
  * shortest round-trip, object keys sorted bytewise, strings strict UTF-8
@@ -24,9 +17,5 @@ int encode_json_value(walk *w, int idx);
 
 /* Appends a JSON string (checked and escaped). 0 or -1. */
 int encode_json_string(walk *w, const char *s, size_t n);
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
 
 #endif

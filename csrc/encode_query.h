@@ -6,13 +6,6 @@
 
 #include "walk.h"
 
-/* The core's own names stay inside core.so: a host that exports the same
- * names (Neovim exports lua-cjson's strbuf_init) must never be called in
- * their place. Only luaopen_truto_core (core.c) is exported. */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
 /* Appends `sep` (if not first) and key=value, both percent-encoded. */
 void query_add_pair(walk *w, const char *key, size_t klen, const char *val, size_t vlen);
 
@@ -33,9 +26,5 @@ int query_check_key(walk *w, const char *s, size_t n);
 
 /* Appends one scalar (string, number, boolean) escaped; 0 or -1. */
 int encode_query_scalar(walk *w, int idx);
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
 
 #endif

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "class.h"
 #include "headers.h"
 #include "http_parse.h"
 #include "strbuf.h"
@@ -67,7 +68,7 @@ typedef struct response {
 } response;
 
 static response *check_response(lua_State *L) {
-  return (response *)luaL_checkudata(L, 1, HTTP_RESPONSE_MT);
+  return (response *)class_check(L, 1, HTTP_RESPONSE_CLASS);
 }
 
 static void fail(response *r, const char *code, const char *message) {
@@ -473,7 +474,7 @@ static int response_content_length(lua_State *L) {
 
 /* parser:headers() -> { ["lower-case-name"] = "value", ... } of the final
  * answer; repeated names joined with ", " in arrival order; names of 128
- * bytes or more left out (as the curl transports' tables, csrc/answer.h) */
+ * bytes or more left out (as the curl transports' tables, csrc/response_headers.h) */
 static int response_headers(lua_State *L) {
   response *r = check_response(L);
   const char *p = r->fields.data, *end;
@@ -524,18 +525,17 @@ static int response_tostring(lua_State *L) {
   return 1;
 }
 
-int http_parse_new(lua_State *L) {
+/* core.http_response([skip_body]) -> parser; skip_body: the request was
+ * HEAD (no body follows any status) */
+static int http_parse_new(lua_State *L) {
   int skip_body = lua_toboolean(L, 1);
-  response *r = (response *)lua_newuserdatauv(L, sizeof *r, 0);
-  memset(r, 0, sizeof *r);
+  response *r = (response *)class_new(L, HTTP_RESPONSE_CLASS, sizeof *r);
   r->skip_body = skip_body;
   r->phase = PHASE_HEAD;
   r->head_room = HTTP_MAX_HEADER_BYTES;
   strbuf_init(&r->line);
   strbuf_init(&r->fields);
   strbuf_init(&r->body);
-  luaL_getmetatable(L, HTTP_RESPONSE_MT);
-  lua_setmetatable(L, -2);
   return 1;
 }
 
@@ -549,12 +549,12 @@ void http_parse_open(lua_State *L) {
     { "keep_alive", response_keep_alive },
     { NULL, NULL }
   };
-  luaL_newmetatable(L, HTTP_RESPONSE_MT);
-  lua_pushcfunction(L, response_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, response_tostring);
-  lua_setfield(L, -2, "__tostring");
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {
+    { "__gc", response_gc },
+    { "__tostring", response_tostring },
+    { NULL, NULL }
+  };
+  class_register(L, HTTP_RESPONSE_CLASS, methods, meta);
+  lua_pushcfunction(L, http_parse_new);
+  lua_setfield(L, -2, "http_response");
 }

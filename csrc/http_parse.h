@@ -9,27 +9,14 @@
 
 #include "compat.h"
 
-/* The core's own names stay inside core.so: a host that exports the same
- * names (Neovim exports lua-cjson's strbuf_init) must never be called in
- * their place. Only luaopen_truto_core (core.c) is exported. */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
-#define HTTP_RESPONSE_MT "truto.http_response"
+#define HTTP_RESPONSE_CLASS "truto.http_response"
 
 /* Status and header lines an answer may have, 1xx interim heads (and
  * chunked trailers) included: 256 KiB, the same on every transport. */
 #define HTTP_MAX_HEADER_BYTES 262144
 
-/* Registers the parser's metatable. */
+/* Registers the parser's class and sets core.http_response([skip_body])
+ * -> parser on the module table at the stack top. */
 void http_parse_open(lua_State *L);
-
-/* core.http_response([skip_body]) -> parser */
-int http_parse_new(lua_State *L);
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
 
 #endif

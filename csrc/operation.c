@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "class.h"
 #include "encode_json.h"
 #include "encode_query.h"
 #include "operation.h"
@@ -132,17 +133,11 @@ static int builder_gc(lua_State *L) {
 }
 
 static builder *push_builder(lua_State *L) {
-  builder *b = (builder *)lua_newuserdatauv(L, sizeof *b, 0);
-  memset(b, 0, sizeof *b);
+  builder *b = (builder *)class_new(L, BUILDER_MT, sizeof *b);
   walk_init(&b->w);
   strbuf_init(&b->prefix);
   strbuf_init(&b->target);
   strbuf_init(&b->json);
-  if (luaL_newmetatable(L, BUILDER_MT)) {
-    lua_pushcfunction(L, builder_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
   return b;
 }
 
@@ -928,7 +923,15 @@ static int operation_encode_json(lua_State *L) {
 }
 
 void operation_open(lua_State *L) {
-  int i, array_mt = lua_gettop(L) - 1; /* stack: array_mt, module */
+  static const luaL_Reg builder_meta[] = {
+    { "__gc", builder_gc },
+    { NULL, NULL }
+  };
+  int i, array_mt;
+  class_register(L, BUILDER_MT, NULL, builder_meta);
+  lua_getfield(L, -1, "array_mt"); /* json_markers_open set it */
+  lua_insert(L, -2);
+  array_mt = lua_gettop(L) - 1; /* stack: array_mt, module */
   lua_pushvalue(L, array_mt);
   lua_pushcclosure(L, operation_new, 1);
   lua_setfield(L, -2, "operation");
@@ -942,4 +945,5 @@ void operation_open(lua_State *L) {
     lua_setfield(L, -2, type_names[i]);
   }
   lua_setfield(L, -2, "FIELD_TYPES");
+  lua_remove(L, array_mt);
 }

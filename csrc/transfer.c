@@ -12,16 +12,10 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
-#include "answer.h"
+#include "clock.h"
+#include "response_headers.h"
 #include "transfer.h"
-
-double transfer_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Seconds as libcurl milliseconds: at least 1 (0 would mean "no limit"),
  * at most LONG_MAX-safe 2^31-1; NaN or negative is the 1 ms minimum
@@ -146,7 +140,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
                        curl_off_t ulnow) {
   transfer *t = (transfer *)ud;
   curl_off_t moved = dlnow + ulnow;
-  double now = transfer_now();
+  double now = clock_now();
   (void)dltotal;
   (void)ultotal;
   if (moved != t->last_bytes) {
@@ -361,7 +355,7 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   t->stall_timeout = stall;
   t->stalled = 0;
   t->last_bytes = 0;
-  t->last_move = stall > 0 ? transfer_now() : 0; /* read only with a stall_timeout */
+  t->last_move = stall > 0 ? clock_now() : 0; /* read only with a stall_timeout */
   t->errbuf[0] = '\0';
 
   /* Without a proxy or redirects to follow, the URL given to libcurl is
@@ -424,7 +418,7 @@ int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
     /* a redirect loop is an answer, not a failure: the last 3xx (the
      * client makes it an http error, never retried) */
     lua_pushinteger(L, (lua_Integer)response_status(t));
-    answer_push_headers(L, t->head.data ? t->head.data : "", t->head.len);
+    response_headers_push(L, t->head.data ? t->head.data : "", t->head.len);
     lua_pushliteral(L, "");
     release_buffers(t);
     return 3;
@@ -481,7 +475,7 @@ int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
   }
   if (t->head.failed || t->body.failed) return luaL_error(L, "out of memory");
   lua_pushinteger(L, (lua_Integer)response_status(t));
-  answer_push_headers(L, t->head.data ? t->head.data : "", t->head.len);
+  response_headers_push(L, t->head.data ? t->head.data : "", t->head.len);
   lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
   release_buffers(t);
   return 3;

@@ -12,13 +12,6 @@
 #include "compat.h"
 #include "strbuf.h"
 
-/* The core's own names stay inside core.so: a host that exports the same
- * names (Neovim exports lua-cjson's strbuf_init) must never be called in
- * their place. Only luaopen_truto_core (core.c) is exported. */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
 typedef struct transfer {
   CURL *easy;
   /* the request's header list: nodes in one array over one text buffer,
@@ -70,8 +63,6 @@ typedef struct transfer {
  * NULL). 0, or -1 when libcurl cannot make a handle. */
 int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share);
 
-/* Seconds on the monotonic clock (stall and timer bookkeeping). */
-double transfer_now(void);
 void transfer_cleanup(transfer *t);
 
 /* Reads one request from the stack, starting at `arg`:
@@ -83,7 +74,7 @@ void transfer_cleanup(transfer *t);
 void transfer_prepare(lua_State *L, transfer *t, int arg);
 
 /* After the transfer ended with `rc`: frees per-request state and pushes
- * (headers: answer_push_headers's table, filled when read)
+ * (headers: response_headers_push's table, filled when read)
  *   status, headers, body                         (3 values) or
  *   nil, kind, message, sent, which_timeout       (5 values).
  * Too many redirects give the last 3xx answer (its body is empty: libcurl
@@ -91,12 +82,7 @@ void transfer_prepare(lua_State *L, transfer *t, int arg);
  * what a sink raised. */
 int transfer_finish(lua_State *L, transfer *t, CURLcode rc);
 
-
 /* Registers libcurl's one-time global init. */
 void transfer_global_init(lua_State *L);
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
 
 #endif

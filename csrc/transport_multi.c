@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "class.h"
+#include "clock.h"
 #include "transfer.h"
 #include "transport_curl.h"
 
@@ -79,12 +81,12 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
 static int on_timer(CURLM *m, long timeout_ms, void *userp) {
   multi *mu = (multi *)userp;
   (void)m;
-  mu->timer_at = timeout_ms < 0 ? -1.0 : transfer_now() + (double)timeout_ms / 1000.0;
+  mu->timer_at = timeout_ms < 0 ? -1.0 : clock_now() + (double)timeout_ms / 1000.0;
   return 0;
 }
 
 static multi *check_multi(lua_State *L) {
-  multi *mu = (multi *)luaL_checkudata(L, 1, MULTI_TRANSPORT_MT);
+  multi *mu = (multi *)class_check(L, 1, MULTI_TRANSPORT_CLASS);
   if (mu->closed) luaL_error(L, "attempt to use a closed truto client");
   return mu;
 }
@@ -213,7 +215,7 @@ static int stalls(lua_State *L, multi *mu, int n, double now, double *next) {
 static int multi_perform(lua_State *L) {
   multi *mu = check_multi(L);
   lua_Number wait = luaL_optnumber(L, 2, 0);
-  double now = transfer_now(), deadline;
+  double now = clock_now(), deadline;
   int n = 0, i;
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
@@ -249,7 +251,7 @@ static int multi_perform(lua_State *L) {
         curl_multi_socket_action(mu->m, mu->ready[i].fd, bits, &running);
       }
     }
-    now = transfer_now();
+    now = clock_now();
     /* a signal (a stop request, say) goes back to Lua at once */
     if (r < 0) {
       n = collect(L, mu, n);
@@ -266,15 +268,8 @@ static int multi_perform(lua_State *L) {
   return 1;
 }
 
-/* multi:pending() -> number of requests still running */
-static int multi_pending(lua_State *L) {
-  multi *mu = check_multi(L);
-  lua_pushinteger(L, mu->busy);
-  return 1;
-}
-
 static int multi_close(lua_State *L) {
-  multi *mu = (multi *)luaL_checkudata(L, 1, MULTI_TRANSPORT_MT);
+  multi *mu = (multi *)class_check(L, 1, MULTI_TRANSPORT_CLASS);
   int i;
   if (mu->closed) return 0;
   mu->closed = 1;
@@ -299,7 +294,8 @@ static int multi_close(lua_State *L) {
   return 0;
 }
 
-int transport_multi_new(lua_State *L) {
+/* core.multi{ ca_file=, insecure=, proxy=, share= } -> multi */
+static int transport_multi_new(lua_State *L) {
   multi *mu;
   int ref;
   lua_settop(L, 1);
@@ -307,12 +303,9 @@ int transport_multi_new(lua_State *L) {
     lua_settop(L, 0);
     lua_newtable(L);
   }
-  mu = (multi *)lua_newuserdatauv(L, sizeof *mu, 0);
-  memset(mu, 0, sizeof *mu);
+  mu = (multi *)class_new(L, MULTI_TRANSPORT_CLASS, sizeof *mu);
   mu->closed = 1;
   mu->share_ref = mu->config_ref = LUA_NOREF;
-  luaL_getmetatable(L, MULTI_TRANSPORT_MT);
-  lua_setmetatable(L, -2);
   mu->m = curl_multi_init();
   if (mu->m == NULL) return luaL_error(L, "curl_multi_init failed");
   mu->closed = 0;
@@ -334,16 +327,15 @@ void transport_multi_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     { "add", multi_add },
     { "perform", multi_perform },
-    { "pending", multi_pending },
     { "close", multi_close },
     { NULL, NULL }
   };
-  luaL_newmetatable(L, MULTI_TRANSPORT_MT);
-  lua_pushcfunction(L, multi_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, multi_close);
-  lua_setfield(L, -2, "__close");
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {
+    { "__gc", multi_close },
+    { "__close", multi_close },
+    { NULL, NULL }
+  };
+  class_register(L, MULTI_TRANSPORT_CLASS, methods, meta);
+  lua_pushcfunction(L, transport_multi_new);
+  lua_setfield(L, -2, "multi");
 }

@@ -13,13 +13,6 @@
 #include "compat.h"
 #include "strbuf.h"
 
-/* The core's own names stay inside core.so: a host that exports the same
- * names (Neovim exports lua-cjson's strbuf_init) must never be called in
- * their place. Only luaopen_truto_core (core.c) is exported. */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
 #define WALK_MAX_DEPTH 64      /* nesting below a top-level field */
 #define WALK_ERR_SIZE 1024
 #define WALK_STACK_KEYS 128    /* open keys whose values stay on the Lua stack */
@@ -152,9 +145,5 @@ int walk_format_number(walk *w, int idx, char *buf, size_t *len);
 static inline int walk_is_null(lua_State *L, int idx) {
   return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
 }
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
 
 #endif

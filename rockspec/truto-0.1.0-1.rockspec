@@ -28,7 +28,8 @@ build = {
   modules = {
     ["truto.core"] = {
       sources = {
-        "csrc/answer.c",
+        "csrc/class.c",
+        "csrc/clock.c",
         "csrc/compat.c",
         "csrc/core.c",
         "csrc/decode_json.c",
@@ -37,7 +38,10 @@ build = {
         "csrc/headers.c",
         "csrc/hmac.c",
         "csrc/http_parse.c",
+        "csrc/json_markers.c",
         "csrc/operation.c",
+        "csrc/random.c",
+        "csrc/response_headers.c",
         "csrc/signals.c",
         "csrc/strbuf.c",
         "csrc/transfer.c",
