@@ -288,33 +288,69 @@ static const char *request_target(const char *url) {
   return *p == '/' && strlen(p) <= 65536 ? p : NULL;
 }
 
-void transfer_prepare(lua_State *L, transfer *t, int arg) {
-  const char *method = luaL_checkstring(L, arg);
-  const char *url = luaL_checkstring(L, arg + 1);
-  size_t body_len = 0, i, nheaders;
-  const char *body;
-  lua_Number timeout = luaL_optnumber(L, arg + 4, 30);
-  lua_Number connect_timeout = luaL_optnumber(L, arg + 5, 10);
-  lua_Number max_bytes = luaL_optnumber(L, arg + 6, 64.0 * 1024 * 1024);
-  lua_Number stall = luaL_optnumber(L, arg + 7, 0);
-  int follow = lua_toboolean(L, arg + 9);
+/* Raises "bad argument #arg (request.<name>: expected <what>, got <type>)". */
+static void bad_field(lua_State *L, int req, const char *name, const char *what) {
+  const char *got = luaL_typename(L, -1);
+  luaL_argerror(L, req, lua_pushfstring(L, "request.%s: expected %s, got %s", name, what, got));
+}
+
+/* req[name] as a number, `fallback` when nil (popped: numbers need no anchor). */
+static lua_Number number_field(lua_State *L, int req, const char *name, lua_Number fallback) {
+  lua_Number n = fallback;
+  lua_getfield(L, req, name);
+  if (lua_type(L, -1) == LUA_TNUMBER) n = lua_tonumber(L, -1);
+  else if (!lua_isnil(L, -1)) bad_field(L, req, name, "a number");
+  lua_pop(L, 1);
+  return n;
+}
+
+/* req[name] as a string (NULL when nil and optional), left on the stack
+ * so that it lives as long as the caller needs it. */
+static const char *string_field(lua_State *L, int req, const char *name, int optional, size_t *len) {
+  lua_getfield(L, req, name);
+  if (lua_type(L, -1) == LUA_TSTRING) return lua_tolstring(L, -1, len);
+  if (!(optional && lua_isnil(L, -1))) bad_field(L, req, name, "a string");
+  *len = 0;
+  return NULL;
+}
+
+void transfer_prepare(lua_State *L, transfer *t, int req, int with_sink) {
+  int top = lua_gettop(L), headers;
+  size_t body_len = 0, url_len = 0, method_len = 0, i, nheaders;
+  const char *method = string_field(L, req, "method", 0, &method_len);
+  const char *url = string_field(L, req, "url", 0, &url_len);
+  const char *body = string_field(L, req, "body", 1, &body_len);
+  lua_Number timeout = number_field(L, req, "timeout", 30);
+  lua_Number connect_timeout = number_field(L, req, "connect_timeout", 10);
+  lua_Number max_bytes = number_field(L, req, "max_response_bytes", 64.0 * 1024 * 1024);
+  lua_Number stall = number_field(L, req, "stall_timeout", 0);
+  int follow;
   struct curl_slist *list = NULL;
   const char *target;
   CURL *e = t->easy;
-  luaL_checktype(L, arg + 2, LUA_TTABLE);
-  body = luaL_optlstring(L, arg + 3, NULL, &body_len);
-  if (!lua_isnoneornil(L, arg + 8)) luaL_checktype(L, arg + 8, LUA_TFUNCTION);
+  lua_getfield(L, req, "follow_redirects");
+  follow = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (with_sink) {
+    lua_getfield(L, req, "sink");
+    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1)) bad_field(L, req, "sink", "a function");
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, req, "headers");
+  if (!lua_istable(L, -1)) bad_field(L, req, "headers", "an array of header lines");
+  headers = lua_gettop(L);
 
   /* the lines, each NUL-terminated, into one buffer; then the list's
    * nodes over it (the buffer may move while it grows) */
-  nheaders = (size_t)lua_rawlen(L, arg + 2);
+  nheaders = (size_t)lua_rawlen(L, headers);
   strbuf_reset(&t->header_text);
   for (i = 1; i <= nheaders; i++) {
     size_t len = 0;
     const char *line;
-    lua_rawgeti(L, arg + 2, (int)i);
+    lua_rawgeti(L, headers, (int)i);
     line = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-    if (line == NULL || memchr(line, '\0', len) != NULL) luaL_error(L, "bad header line %d", (int)i);
+    if (line == NULL || memchr(line, '\0', len) != NULL)
+      luaL_argerror(L, req, lua_pushfstring(L, "request.headers[%d]: expected a header line", (int)i));
     strbuf_add(&t->header_text, line, len + 1);
     lua_pop(L, 1);
   }
@@ -350,7 +386,7 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   t->announced = -1;
   t->max_bytes = byte_limit(max_bytes);
   t->too_large = 0;
-  t->sink = lua_isfunction(L, arg + 8) ? arg + 8 : 0;
+  t->sink = 0;
   t->sink_failed = 0;
   t->stall_timeout = stall;
   t->stalled = 0;
@@ -397,6 +433,11 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(connect_timeout));
   curl_easy_setopt(e, CURLOPT_NOPROGRESS, stall > 0 ? 0L : 1L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
+  lua_settop(L, top);
+  if (with_sink) {
+    lua_getfield(L, req, "sink");
+    if (lua_isfunction(L, -1)) t->sink = lua_gettop(L);
+  }
 }
 
 /* Between requests a handle keeps small buffers for reuse, not big ones. */

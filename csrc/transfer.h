@@ -65,13 +65,17 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share);
 
 void transfer_cleanup(transfer *t);
 
-/* Reads one request from the stack, starting at `arg`:
- * method, url, headers (array of "Name: value"), body, timeout,
- * connect_timeout, max_bytes, stall_timeout, sink, follow_redirects
- * and sets it on the handle. A nil body sends none at all (no
- * Content-Length); a string body, even "", is sent with its length.
- * Raises on misuse (wrong argument types). */
-void transfer_prepare(lua_State *L, transfer *t, int arg);
+/* Reads one request from the table at stack index `req`:
+ *   { method, url, headers = { "Name: value", ... }, body, timeout,
+ *     connect_timeout, max_response_bytes, stall_timeout, sink,
+ *     follow_redirects }
+ * (README "What request receives") and sets it on the handle. A nil body
+ * sends none at all (no Content-Length); a string body, even "", is sent
+ * with its length. with_sink: req.sink (a function, or nil) is left on the
+ * stack top for the transfer to call; without, req.sink is not read and
+ * the stack is left as it was. Raises an argument error naming the field
+ * on misuse (a field of the wrong type, a header line that is not one). */
+void transfer_prepare(lua_State *L, transfer *t, int req, int with_sink);
 
 /* After the transfer ended with `rc`: frees per-request state and pushes
  * (headers: response_headers_push's table, filled when read)

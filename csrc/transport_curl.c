@@ -91,14 +91,14 @@ static CURLcode perform(transport *t) {
 }
 
 /*
- * transport:request(method, url, headers, body, timeout, connect_timeout,
- *                   max_bytes, stall_timeout, sink, follow_redirects)
- *   -> status, headers, body
- *    | nil, kind, message, sent, which_timeout
- * headers is an array of "Name: value" lines (already checked); body nil
- * sends none. With a sink, a 2xx body goes to sink(chunk) and body is "".
- * Raises what the sink raised, and when called again from inside its own
- * sink (the handle is mid-transfer: that would reset the running request).
+ * transport:request(req) -> status, headers, body
+ *                         | nil, kind, message, sent, which_timeout
+ * req: { method, url, headers, body, timeout, connect_timeout,
+ * max_response_bytes, stall_timeout, sink, follow_redirects } (README
+ * "What request receives"; transfer.h). With a sink, a 2xx body goes to
+ * sink(chunk) and body is "". Raises what the sink raised, and when called
+ * again from inside its own sink (the handle is mid-transfer: that would
+ * reset the running request).
  */
 static int transport_request(lua_State *L) {
   transport *t = check_open(L);
@@ -106,8 +106,9 @@ static int transport_request(lua_State *L) {
   if (t->busy)
     return luaL_error(L, "cannot use a truto client inside one of its own calls "
                          "(from its sink): use another client");
-  lua_settop(L, 11);
-  transfer_prepare(L, &t->t, 2);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  transfer_prepare(L, &t->t, 2, 1);
   t->t.L = L;
   t->busy = 1;
   rc = perform(t);

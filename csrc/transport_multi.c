@@ -116,25 +116,29 @@ static slot *free_slot(lua_State *L, multi *mu) {
 }
 
 /*
- * multi:add(id, method, url, headers, body, timeout, connect_timeout,
- *           max_bytes, stall_timeout, nil, follow_redirects)
- * Starts one request; `id` comes back with its outcome from perform().
+ * multi:add(id, req)
+ * Starts one request; `id` (an integer) comes back with its outcome from
+ * perform(). req as for transport:request (transfer.h), except that
+ * req.sink is not read: no sinks in a batch, so no Lua runs inside
+ * libcurl here.
  */
 static int multi_add(lua_State *L) {
   multi *mu = check_multi(L);
   lua_Integer id = luaL_checkinteger(L, 2);
+  const char *url;
   slot *s;
-  lua_settop(L, 12);
-  lua_pushnil(L);
-  lua_replace(L, 11); /* no sinks in a batch */
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
   s = free_slot(L, mu);
-  transfer_prepare(L, &s->t, 3);
+  transfer_prepare(L, &s->t, 3, 0);
   /* over TLS, wait to learn whether the first connection speaks HTTP/2 and
    * multiplex on it rather than opening one connection per transfer (its
    * handshake says so). Plain http never multiplexes here: waiting would
    * hold every transfer back until the first answer is in. */
-  curl_easy_setopt(s->t.easy, CURLOPT_PIPEWAIT,
-                   strncmp(lua_tostring(L, 4), "https:", 6) == 0 ? 1L : 0L);
+  lua_getfield(L, 3, "url");
+  url = lua_tostring(L, -1);
+  curl_easy_setopt(s->t.easy, CURLOPT_PIPEWAIT, url != NULL && strncmp(url, "https:", 6) == 0 ? 1L : 0L);
+  lua_pop(L, 1);
   s->id = id;
   if (curl_multi_add_handle(mu->m, s->t.easy) != CURLM_OK) {
     return luaL_error(L, "curl_multi_add_handle failed");
