@@ -47,7 +47,7 @@ build = {
         "csrc/transfer.c",
         "csrc/transport_curl.c",
         "csrc/transport_multi.c",
-        "csrc/walk.c",
+        "csrc/encoder.c",
       },
       libraries = { "curl", "crypto" },
       incdirs = { "$(CURL_INCDIR)" },

@@ -210,9 +210,6 @@ M.resources = {
   },
 }
 
--- The operations every resource has, in the order the README lists them.
-M.STANDARD = { "list", "get", "create", "update", "delete" }
-
 -- M.generic(model, resource) -> a resource description for any unified
 -- resource that is not listed above: the common parameters are checked,
 -- any other query parameter is passed on, and a body is any JSON object.
