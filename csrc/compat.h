@@ -9,13 +9,6 @@
 #include "lua.h"
 #include "lauxlib.h"
 
-/* The core's own names stay inside core.so: a host that exports the same
- * names (Neovim exports lua-cjson's strbuf_init) must never be called in
- * their place. Only luaopen_truto_core (core.c) is exported. */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
 #if LUA_VERSION_NUM < 502
 /* Lua 5.1 and LuaJIT */
 #define lua_rawlen(L, i) lua_objlen((L), (i))
@@ -37,10 +30,6 @@ void *luaL_testudata(lua_State *L, int ud, const char *tname);
 
 #if LUA_VERSION_NUM < 504
 #define lua_newuserdatauv(L, sz, nuv) lua_newuserdata((L), (sz))
-#endif
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
 #endif
 
 #endif

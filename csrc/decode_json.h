@@ -7,16 +7,7 @@
 
 #include "compat.h"
 
-/* hidden, as every name of the core but luaopen_truto_core (answer.h) */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
 /* Sets core.json_decode on the table at the top of the stack. */
 void decode_json_open(lua_State *L);
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
 
 #endif

@@ -39,7 +39,7 @@ static inline int word_needs_look(uint64_t x) {
  * buffer; plain ASCII is checked and copied a word at a time. Room for the
  * rest of the string, the closing quote and a word of slack is kept
  * reserved at every step (an escape reserves more first). */
-int encode_json_string(walk *w, const char *s, size_t n) {
+int encode_json_string(encoder *w, const char *s, size_t n) {
   strbuf *b = &w->out;
   const unsigned char *p = (const unsigned char *)s, *end = p + n;
   char *o;
@@ -69,7 +69,7 @@ int encode_json_string(walk *w, const char *s, size_t n) {
     c = *p;
     cls = byte_class[c];
     if (cls == 2) {
-      size_t len = walk_utf8_sequence(p, end);
+      size_t len = encoder_utf8_sequence(p, end);
       if (len == 0) break;
       memcpy(o, p, len);
       o += len;
@@ -96,24 +96,24 @@ int encode_json_string(walk *w, const char *s, size_t n) {
     p++;
   }
   b->len = (size_t)(o - b->data);
-  if (p < end) return walk_fail_string(w, s, (size_t)(p - (const unsigned char *)s));
+  if (p < end) return encoder_fail_string(w, s, (size_t)(p - (const unsigned char *)s));
   b->data[b->len++] = '"';
   return 0;
 }
 
-static int encode_table(walk *w, int idx) {
+static int encode_table(encoder *w, int idx) {
   lua_State *L = w->L;
   int shape;
   size_t first, count, i;
-  if (walk_enter_table(w, idx, &shape, &first, &count) < 0) return -1;
+  if (encoder_enter_table(w, idx, &shape, &first, &count) < 0) return -1;
   if (shape == SHAPE_ARRAY) {
     strbuf_addc(&w->out, '[');
     for (i = 1; i <= count; i++) {
       if (i > 1) strbuf_addc(&w->out, ',');
       lua_rawgeti(L, idx, (int)i);
-      walk_push_index(w, (long long)i);
+      encoder_push_index(w, (long long)i);
       if (encode_json_value(w, -1) < 0) { lua_pop(L, 1); return -1; }
-      walk_pop(w);
+      encoder_pop(w);
       lua_pop(L, 1);
     }
     strbuf_addc(&w->out, ']');
@@ -121,22 +121,22 @@ static int encode_table(walk *w, int idx) {
     int pushed;
     strbuf_addc(&w->out, '{');
     for (i = 0; i < count; i++) {
-      walk_key k = w->keys[first + i];
+      encoder_key k = w->keys[first + i];
       if (i > 0) strbuf_addc(&w->out, ',');
-      walk_push_key(w, k.s, k.len);
+      encoder_push_key(w, k.s, k.len);
       if (encode_json_string(w, k.s, k.len) < 0) return -1;
       strbuf_addc(&w->out, ':');
-      if (encode_json_value(w, walk_value(w, k, &pushed)) < 0) return -1;
+      if (encode_json_value(w, encoder_value(w, k, &pushed)) < 0) return -1;
       if (pushed) lua_pop(L, 1);
-      walk_pop(w);
+      encoder_pop(w);
     }
     strbuf_addc(&w->out, '}');
   }
-  walk_leave_table(w, first);
+  encoder_leave_table(w, first);
   return 0;
 }
 
-int encode_json_value(walk *w, int idx) {
+int encode_json_value(encoder *w, int idx) {
   lua_State *L = w->L;
   switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
@@ -147,7 +147,7 @@ int encode_json_value(walk *w, int idx) {
     case LUA_TNUMBER: {
       char buf[40];
       size_t n;
-      if (walk_format_number(w, idx, buf, &n) < 0) return -1;
+      if (encoder_format_number(w, idx, buf, &n) < 0) return -1;
       strbuf_add(&w->out, buf, n);
       return 0;
     }
@@ -157,9 +157,9 @@ int encode_json_value(walk *w, int idx) {
     case LUA_TTABLE:
       return encode_table(w, idx < 0 ? lua_gettop(L) + idx + 1 : idx);
     case LUA_TLIGHTUSERDATA:
-      if (walk_is_null(L, idx)) { strbuf_adds(&w->out, "null"); return 0; }
+      if (encoder_is_null(L, idx)) { strbuf_adds(&w->out, "null"); return 0; }
       /* fall through */
     default:
-      return walk_fail(w, "is a %s, which JSON cannot carry", luaL_typename(L, idx));
+      return encoder_fail(w, "is a %s, which JSON cannot carry", luaL_typename(L, idx));
   }
 }

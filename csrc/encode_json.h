@@ -4,14 +4,7 @@
 #ifndef TRUTO_ENCODE_JSON_H
 #define TRUTO_ENCODE_JSON_H
 
-#include "walk.h"
-
-/* The core's own names stay inside core.so: a host that exports the same
- * names (Neovim exports lua-cjson's strbuf_init) must never be called in
- * their place. Only luaopen_truto_core (core.c) is exported. */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
+#include "encoder.h"
 
 /*
  * Appends the JSON of the value at `idx` to w->out: integers exact, floats
@@ -20,13 +13,9 @@
  * truto.array's metatable as arrays even when empty. 0, or -1 with the
  * error (naming the path) in w.
  */
-int encode_json_value(walk *w, int idx);
+int encode_json_value(encoder *w, int idx);
 
 /* Appends a JSON string (checked and escaped). 0 or -1. */
-int encode_json_string(walk *w, const char *s, size_t n);
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
+int encode_json_string(encoder *w, const char *s, size_t n);
 
 #endif

@@ -47,31 +47,31 @@ void query_add_escaped(strbuf *b, const char *s, size_t n) {
   b->len = (size_t)(o - b->data);
 }
 
-static void start_pair(walk *w) {
+static void start_pair(encoder *w) {
   if (w->out.len > 0) strbuf_addc(&w->out, '&');
 }
 
-void query_add_pair(walk *w, const char *key, size_t klen, const char *val, size_t vlen) {
+void query_add_pair(encoder *w, const char *key, size_t klen, const char *val, size_t vlen) {
   start_pair(w);
   query_add_escaped(&w->out, key, klen);
   strbuf_addc(&w->out, '=');
   query_add_escaped(&w->out, val, vlen);
 }
 
-int encode_query_scalar(walk *w, int idx) {
+int encode_query_scalar(encoder *w, int idx) {
   lua_State *L = w->L;
   switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
       size_t n;
       const char *s = lua_tolstring(L, idx, &n);
-      if (walk_check_string(w, s, n) < 0) return -1;
+      if (encoder_check_string(w, s, n) < 0) return -1;
       query_add_escaped(&w->out, s, n);
       return 0;
     }
     case LUA_TNUMBER: {
       char buf[40];
       size_t n;
-      if (walk_format_number(w, idx, buf, &n) < 0) return -1;
+      if (encoder_format_number(w, idx, buf, &n) < 0) return -1;
       query_add_escaped(&w->out, buf, n);
       return 0;
     }
@@ -79,21 +79,21 @@ int encode_query_scalar(walk *w, int idx) {
       strbuf_adds(&w->out, lua_toboolean(L, idx) ? "true" : "false");
       return 0;
     default:
-      return walk_fail(w, "is a %s, which a query string cannot carry", luaL_typename(L, idx));
+      return encoder_fail(w, "is a %s, which a query string cannot carry", luaL_typename(L, idx));
   }
 }
 
 /* A nested key must not contain what the bracket syntax or the query
  * string itself would read as structure. */
-int query_check_key(walk *w, const char *s, size_t n) {
+int query_check_key(encoder *w, const char *s, size_t n) {
   size_t i;
-  if (n == 0) return walk_fail(w, "is an empty key");
-  if (walk_check_string(w, s, n) < 0) return -1;
+  if (n == 0) return encoder_fail(w, "is an empty key");
+  if (encoder_check_string(w, s, n) < 0) return -1;
   for (i = 0; i < n; i++) {
     char c = s[i];
     if (c == '[' || c == ']' || c == '&' || c == '=' || c == '#' || c == '?' ||
         (unsigned char)c < 0x20 || c == 0x7f)
-      return walk_fail(w, "key contains '%s', which query strings read as structure",
+      return encoder_fail(w, "key contains '%s', which query strings read as structure",
                        c == '[' ? "[" : c == ']' ? "]" : c == '&' ? "&" : c == '=' ? "=" :
                        c == '#' ? "#" : c == '?' ? "?" : "a control character");
   }
@@ -106,11 +106,11 @@ static void add_bracket(strbuf *prefix, const char *s, size_t n) {
   strbuf_add(prefix, "%5D", 3);
 }
 
-static int encode_query_table(walk *w, int idx, strbuf *prefix) {
+static int encode_query_table(encoder *w, int idx, strbuf *prefix) {
   lua_State *L = w->L;
   int shape;
   size_t first, count, i, mark = prefix->len;
-  if (walk_enter_table(w, idx, &shape, &first, &count) < 0) return -1;
+  if (encoder_enter_table(w, idx, &shape, &first, &count) < 0) return -1;
   if (shape == SHAPE_ARRAY) {
     int indexed = 0;
     for (i = 1; i <= count && !indexed; i++) {
@@ -124,35 +124,35 @@ static int encode_query_table(walk *w, int idx, strbuf *prefix) {
       if (indexed) add_bracket(prefix, num, (size_t)n);
       else strbuf_add(prefix, "%5B%5D", 6);
       lua_rawgeti(L, idx, (int)i);
-      walk_push_index(w, (long long)i);
+      encoder_push_index(w, (long long)i);
       if (encode_query_value(w, -1, prefix) < 0) { lua_pop(L, 1); return -1; }
-      walk_pop(w);
+      encoder_pop(w);
       lua_pop(L, 1);
       prefix->len = mark;
     }
   } else {
     int pushed;
     for (i = 0; i < count; i++) {
-      walk_key k = w->keys[first + i];
-      walk_push_key(w, k.s, k.len);
+      encoder_key k = w->keys[first + i];
+      encoder_push_key(w, k.s, k.len);
       if (query_check_key(w, k.s, k.len) < 0) return -1;
       add_bracket(prefix, k.s, k.len);
-      if (encode_query_value(w, walk_value(w, k, &pushed), prefix) < 0) return -1;
+      if (encode_query_value(w, encoder_value(w, k, &pushed), prefix) < 0) return -1;
       if (pushed) lua_pop(L, 1);
-      walk_pop(w);
+      encoder_pop(w);
       prefix->len = mark;
     }
   }
-  walk_leave_table(w, first);
+  encoder_leave_table(w, first);
   return 0;
 }
 
-int encode_query_value(walk *w, int idx, strbuf *prefix) {
+int encode_query_value(encoder *w, int idx, strbuf *prefix) {
   lua_State *L = w->L;
   if (lua_type(L, idx) == LUA_TTABLE)
     return encode_query_table(w, idx < 0 ? lua_gettop(L) + idx + 1 : idx, prefix);
-  if (lua_isnil(L, idx) || walk_is_null(L, idx)) return 0;
-  if (prefix->failed) return walk_fail(w, "out of memory");
+  if (lua_isnil(L, idx) || encoder_is_null(L, idx)) return 0;
+  if (prefix->failed) return encoder_fail(w, "out of memory");
   start_pair(w);
   strbuf_add(&w->out, prefix->data, prefix->len);
   strbuf_addc(&w->out, '=');

@@ -4,17 +4,10 @@
 #ifndef TRUTO_ENCODE_QUERY_H
 #define TRUTO_ENCODE_QUERY_H
 
-#include "walk.h"
-
-/* The core's own names stay inside core.so: a host that exports the same
- * names (Neovim exports lua-cjson's strbuf_init) must never be called in
- * their place. Only luaopen_truto_core (core.c) is exported. */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
+#include "encoder.h"
 
 /* Appends `sep` (if not first) and key=value, both percent-encoded. */
-void query_add_pair(walk *w, const char *key, size_t klen, const char *val, size_t vlen);
+void query_add_pair(encoder *w, const char *key, size_t klen, const char *val, size_t vlen);
 
 /* Appends raw bytes percent-encoded outside the unreserved set. */
 void query_add_escaped(strbuf *b, const char *s, size_t n);
@@ -25,17 +18,13 @@ void query_add_escaped(strbuf *b, const char *s, size_t n);
  * as prefix%5B%5D=v..., arrays holding tables as prefix%5B0%5D...;
  * truto.null and empty tables are left out. 0, or -1 naming the path.
  */
-int encode_query_value(walk *w, int idx, strbuf *prefix);
+int encode_query_value(encoder *w, int idx, strbuf *prefix);
 
 /* Refuses a key the bracket syntax would read as structure ([ ] & = # ?,
  * controls) or an empty one; 0 or -1 (error recorded at the current path). */
-int query_check_key(walk *w, const char *s, size_t n);
+int query_check_key(encoder *w, const char *s, size_t n);
 
 /* Appends one scalar (string, number, boolean) escaped; 0 or -1. */
-int encode_query_scalar(walk *w, int idx);
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
+int encode_query_scalar(encoder *w, int idx);
 
 #endif

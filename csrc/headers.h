@@ -11,19 +11,8 @@
 
 #include "compat.h"
 
-/* The core's own names stay inside core.so: a host that exports the same
- * names (Neovim exports lua-cjson's strbuf_init) must never be called in
- * their place. Only luaopen_truto_core (core.c) is exported. */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
 /* Adds one field to the table on top of the stack. Empty names and names
  * of 128 bytes or more are dropped. Raises only on memory exhaustion. */
 void headers_add(lua_State *L, const char *name, size_t nlen, const char *value, size_t vlen);
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
 
 #endif

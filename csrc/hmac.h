@@ -8,19 +8,8 @@
 
 #include "compat.h"
 
-/* The core's own names stay inside core.so: a host that exports the same
- * names (Neovim exports lua-cjson's strbuf_init) must never be called in
- * their place. Only luaopen_truto_core (core.c) is exported. */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
 /* Sets core.hmac_sha256 and core.hmac_sha256_verify on the table at the
  * top of the stack. */
 void hmac_open(lua_State *L);
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
 
 #endif

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "class.h"
 #include "headers.h"
 #include "http_parse.h"
 #include "strbuf.h"
@@ -32,8 +33,7 @@
 /* Lengths a Lua integer can hold; more is refused as malformed. */
 #define LENGTH_MAX 0x7fffffffffffffffULL
 
-enum { PHASE_HEAD = HTTP_PHASE_HEAD, PHASE_BODY = HTTP_PHASE_BODY, PHASE_DONE = HTTP_PHASE_DONE,
-       PHASE_FAILED = HTTP_PHASE_FAILED };
+enum { PHASE_HEAD, PHASE_BODY, PHASE_DONE, PHASE_FAILED };
 static const char *const phase_names[] = { "head", "body", "done", "failed" };
 
 /* How the final answer's body is framed. */
@@ -41,10 +41,34 @@ enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE };
 /* Where a chunked body is. */
 enum { CHUNK_SIZE, CHUNK_DATA, CHUNK_DATA_END, CHUNK_TRAILER };
 
-typedef http_response response;
+typedef struct response {
+  int skip_body;       /* the request was HEAD: no body follows any status */
+  int phase;
+  int status;          /* of the final (non-1xx) answer; 0 until its head is complete */
+  /* the head being read (reset for each 1xx interim head) */
+  int head_started;    /* its status line was read */
+  int head_status, minor;
+  int conn_close, conn_keep_alive, te_seen, te_chunked, has_length;
+  uint64_t content_length;
+  size_t last_field;   /* offset in `fields` of the last header's record */
+  int has_field;
+  /* the body */
+  int mode, chunk_state;
+  uint64_t left;       /* bytes left: of the Content-Length body, or of the chunk */
+  size_t head_room;    /* header bytes still allowed (HTTP_MAX_HEADER_BYTES at start) */
+  size_t chunk_room;   /* bytes still allowed on the chunk-size line being read */
+  int keep_alive;      /* the answer allows reuse (decided when it is done) */
+  int extra;           /* bytes arrived after the answer ended */
+  size_t fed;          /* bytes fed so far */
+  strbuf line;         /* a line that arrived in pieces */
+  strbuf fields;       /* finished headers: size_t nlen, size_t vlen, name, value */
+  strbuf body;         /* body bytes not taken yet */
+  char error[200];
+  const char *code;    /* why it failed: see response_feed */
+} response;
 
 static response *check_response(lua_State *L) {
-  return (response *)luaL_checkudata(L, 1, HTTP_RESPONSE_MT);
+  return (response *)class_check(L, 1, HTTP_RESPONSE_CLASS);
 }
 
 static void fail(response *r, const char *code, const char *message) {
@@ -59,7 +83,7 @@ static void malformed(response *r, const char *code, const char *what) {
   fail(r, code, message);
 }
 
-int http_is_token_char(unsigned char c) {
+static int is_token_char(unsigned char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
   return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
@@ -202,7 +226,7 @@ static int read_header_line(response *r, const char *s, size_t n) {
   if (colon == NULL || colon == s) return 0;
   nlen = (size_t)(colon - s);
   for (i = 0; i < nlen; i++)
-    if (!http_is_token_char((unsigned char)s[i])) return 0;
+    if (!is_token_char((unsigned char)s[i])) return 0;
   value = colon + 1;
   vlen = n - nlen - 1;
   trim(&value, &vlen);
@@ -234,7 +258,6 @@ static void next_head(response *r) {
   r->content_length = 0;
   r->has_field = 0;
   strbuf_reset(&r->fields);
-  strbuf_reset(&r->head);
 }
 
 /* The blank line after the headers: decide what follows. */
@@ -296,14 +319,6 @@ static void parse_head(response *r, const char **p, const char *end) {
           && memcmp(r->line.data, "HTTP/1.", n) != 0)
         malformed(r, "bad_status_line", "bad status line");
       return;
-    }
-    if (r->max_line && len > r->max_line) {
-      fail(r, "line_too_large", "an answer's header line passes 100 KiB");
-      return;
-    }
-    if (r->keep_head && (r->head_started || len > 0)) {
-      strbuf_add(&r->head, line, len);
-      strbuf_add(&r->head, "\r\n", 2);
     }
     if (!r->head_started) {
       /* blank lines before a status line are tolerated (they still count) */
@@ -395,76 +410,6 @@ static void parse(response *r, const char *data, size_t len) {
   if (r->phase == PHASE_DONE && p < end) r->extra = 1;
 }
 
-int http_response_feed(response *r, const char *data, size_t len) {
-  if (r->phase == PHASE_FAILED) return r->phase;
-  if (r->phase == PHASE_DONE) {
-    if (len) r->extra = 1;
-    return r->phase;
-  }
-  if (len == 0) {
-    if (r->phase == PHASE_BODY && r->mode == BODY_UNTIL_CLOSE) finish(r);
-    else fail(r, "closed", r->fed == 0 ? "empty reply from server (connection closed without an answer)"
-                                        : "connection closed before the response was complete");
-  } else {
-    parse(r, data, len);
-    r->fed += len;
-  }
-  return r->phase;
-}
-
-int http_response_oom(const response *r) {
-  return r->fields.failed || r->body.failed || r->line.failed || r->head.failed;
-}
-
-int http_response_reusable(const response *r) {
-  return r->phase == PHASE_DONE && r->keep_alive && !r->extra;
-}
-
-void http_response_init(response *r, int skip_body, int keep_head) {
-  memset(r, 0, sizeof *r);
-  strbuf_init(&r->line);
-  strbuf_init(&r->fields);
-  strbuf_init(&r->head);
-  strbuf_init(&r->body);
-  r->keep_head = keep_head;
-  http_response_reset(r, skip_body);
-}
-
-/* a buffer grown past this by one answer is not kept for the next */
-#define KEEP_BYTES (256 * 1024)
-
-static void reset_buffer(strbuf *b) {
-  strbuf_reset(b);
-  if (b->cap > KEEP_BYTES) strbuf_free(b);
-}
-
-void http_response_reset(response *r, int skip_body) {
-  strbuf line = r->line, fields = r->fields, head = r->head, body = r->body;
-  int keep_head = r->keep_head;
-  size_t max_line = r->max_line;
-  memset(r, 0, sizeof *r);
-  r->line = line;
-  r->fields = fields;
-  r->head = head;
-  r->body = body;
-  reset_buffer(&r->line);
-  reset_buffer(&r->fields);
-  reset_buffer(&r->head);
-  reset_buffer(&r->body);
-  r->keep_head = keep_head;
-  r->max_line = max_line;
-  r->skip_body = skip_body;
-  r->phase = PHASE_HEAD;
-  r->head_room = HTTP_MAX_HEADER_BYTES;
-}
-
-void http_response_free(response *r) {
-  strbuf_free(&r->line);
-  strbuf_free(&r->fields);
-  strbuf_free(&r->head);
-  strbuf_free(&r->body);
-}
-
 static int push_failure(lua_State *L, const response *r) {
   lua_pushnil(L);
   lua_pushstring(L, r->error);
@@ -489,10 +434,23 @@ static int response_feed(lua_State *L) {
   response *r = check_response(L);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  int phase = http_response_feed(r, data, len);
-  if (http_response_oom(r)) return luaL_error(L, "out of memory");
-  if (phase == PHASE_FAILED) return push_failure(L, r);
-  lua_pushstring(L, phase_names[phase]);
+  if (r->phase == PHASE_FAILED) return push_failure(L, r);
+  if (r->phase == PHASE_DONE) {
+    if (len) r->extra = 1;
+    lua_pushstring(L, phase_names[r->phase]);
+    return 1;
+  }
+  if (len == 0) {
+    if (r->phase == PHASE_BODY && r->mode == BODY_UNTIL_CLOSE) finish(r);
+    else fail(r, "closed", r->fed == 0 ? "empty reply from server (connection closed without an answer)"
+                                        : "connection closed before the response was complete");
+  } else {
+    parse(r, data, len);
+    r->fed += len;
+  }
+  if (r->fields.failed || r->body.failed || r->line.failed) return luaL_error(L, "out of memory");
+  if (r->phase == PHASE_FAILED) return push_failure(L, r);
+  lua_pushstring(L, phase_names[r->phase]);
   return 1;
 }
 
@@ -516,7 +474,7 @@ static int response_content_length(lua_State *L) {
 
 /* parser:headers() -> { ["lower-case-name"] = "value", ... } of the final
  * answer; repeated names joined with ", " in arrival order; names of 128
- * bytes or more left out (as the curl transports' tables, csrc/answer.h) */
+ * bytes or more left out (as the curl transports' tables, csrc/response_headers.h) */
 static int response_headers(lua_State *L) {
   response *r = check_response(L);
   const char *p = r->fields.data, *end;
@@ -549,12 +507,15 @@ static int response_take(lua_State *L) {
  * nothing after the answer) */
 static int response_keep_alive(lua_State *L) {
   response *r = check_response(L);
-  lua_pushboolean(L, http_response_reusable(r));
+  lua_pushboolean(L, r->phase == PHASE_DONE && r->keep_alive && !r->extra);
   return 1;
 }
 
 static int response_gc(lua_State *L) {
-  http_response_free(check_response(L));
+  response *r = check_response(L);
+  strbuf_free(&r->line);
+  strbuf_free(&r->fields);
+  strbuf_free(&r->body);
   return 0;
 }
 
@@ -564,12 +525,17 @@ static int response_tostring(lua_State *L) {
   return 1;
 }
 
-int http_parse_new(lua_State *L) {
+/* core.http_response([skip_body]) -> parser; skip_body: the request was
+ * HEAD (no body follows any status) */
+static int http_parse_new(lua_State *L) {
   int skip_body = lua_toboolean(L, 1);
-  response *r = (response *)lua_newuserdatauv(L, sizeof *r, 0);
-  http_response_init(r, skip_body, 0);
-  luaL_getmetatable(L, HTTP_RESPONSE_MT);
-  lua_setmetatable(L, -2);
+  response *r = (response *)class_new(L, HTTP_RESPONSE_CLASS, sizeof *r);
+  r->skip_body = skip_body;
+  r->phase = PHASE_HEAD;
+  r->head_room = HTTP_MAX_HEADER_BYTES;
+  strbuf_init(&r->line);
+  strbuf_init(&r->fields);
+  strbuf_init(&r->body);
   return 1;
 }
 
@@ -583,12 +549,12 @@ void http_parse_open(lua_State *L) {
     { "keep_alive", response_keep_alive },
     { NULL, NULL }
   };
-  luaL_newmetatable(L, HTTP_RESPONSE_MT);
-  lua_pushcfunction(L, response_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, response_tostring);
-  lua_setfield(L, -2, "__tostring");
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {
+    { "__gc", response_gc },
+    { "__tostring", response_tostring },
+    { NULL, NULL }
+  };
+  class_register(L, HTTP_RESPONSE_CLASS, methods, meta);
+  lua_pushcfunction(L, http_parse_new);
+  lua_setfield(L, -2, "http_response");
 }

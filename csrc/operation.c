@@ -8,11 +8,11 @@
  * and indexed by first byte (a key of the call is found by its bytes, no
  * re-interning), their type, minimum, enum values (sorted, with their
  * escaped forms), their names already escaped for the query and quoted
- * for JSON, and the required ones, marked as the walk meets them. Every
+ * for JSON, and the required ones, marked as the encoder meets them. Every
  * array is allocated to the plan's size (no caps); every string points
  * into a Lua string the build closure keeps alive (its anchors upvalue),
  * or into memory the plan owns. The hints stay a Lua table, read only to
- * word a refusal. The walk of the call's tables (walk.c) is unchanged in
+ * word a refusal. The encoder of the call's tables (encoder.c) is unchanged in
  * shape: keys sorted, values kept on the stack (then in the scratch
  * table), errors in key order.
  * Pure: no I/O, never runs Lua code (raw access only), never raises on
@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "class.h"
 #include "encode_json.h"
 #include "encode_query.h"
 #include "operation.h"
@@ -95,7 +96,7 @@ typedef struct side_plan {
 /* The compiled operation and the scratch state one build uses (kept
  * between builds for its buffers). */
 typedef struct builder {
-  walk w;
+  encoder w;
   strbuf prefix;
   strbuf target;
   strbuf json;
@@ -115,12 +116,12 @@ typedef struct builder {
 #define UV_ARRAY_MT lua_upvalueindex(1)
 #define UV_BUILDER lua_upvalueindex(2)
 #define UV_ANCHORS lua_upvalueindex(3) /* the strings and hints the plan points into */
-#define UV_SCRATCH lua_upvalueindex(4) /* kept across builds (walk_end empties it) */
+#define UV_SCRATCH lua_upvalueindex(4) /* kept across builds (encoder_end empties it) */
 
 static int builder_gc(lua_State *L) {
   builder *b = (builder *)lua_touserdata(L, 1);
   size_t i;
-  walk_free(&b->w);
+  encoder_free(&b->w);
   strbuf_free(&b->prefix);
   strbuf_free(&b->target);
   strbuf_free(&b->json);
@@ -134,17 +135,11 @@ static int builder_gc(lua_State *L) {
 }
 
 static builder *push_builder(lua_State *L) {
-  builder *b = (builder *)lua_newuserdatauv(L, sizeof *b, 0);
-  memset(b, 0, sizeof *b);
-  walk_init(&b->w);
+  builder *b = (builder *)class_new(L, BUILDER_MT, sizeof *b);
+  encoder_init(&b->w);
   strbuf_init(&b->prefix);
   strbuf_init(&b->target);
   strbuf_init(&b->json);
-  if (luaL_newmetatable(L, BUILDER_MT)) {
-    lua_pushcfunction(L, builder_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
   return b;
 }
 
@@ -166,16 +161,16 @@ static field_spec *find_field(const side_plan *side, const char *s, size_t len) 
   return NULL;
 }
 
-/* Sets b->matched[i] to the spec of the walk's key first + i (NULL when
+/* Sets b->matched[i] to the spec of the encoder's key first + i (NULL when
  * not described). */
-static int match_fields(walk *w, builder *b, const side_plan *side, size_t first, size_t count) {
+static int match_fields(encoder *w, builder *b, const side_plan *side, size_t first, size_t count) {
   size_t i;
   if (count > b->matched_cap) {
     size_t cap = b->matched_cap ? b->matched_cap : 16;
     field_spec **m;
     while (cap < count) cap *= 2;
     m = (field_spec **)realloc(b->matched, cap * sizeof *m);
-    if (m == NULL) return walk_fail(w, "out of memory");
+    if (m == NULL) return encoder_fail(w, "out of memory");
     b->matched = m;
     b->matched_cap = cap;
   }
@@ -186,33 +181,33 @@ static int match_fields(walk *w, builder *b, const side_plan *side, size_t first
 /* Records what the call gave for a described field (for the required check). */
 static void mark_given(builder *b, field_spec *f, lua_State *L, int idx) {
   f->mark = b->build;
-  f->given = walk_is_null(L, idx) ? GIVEN_NULL : GIVEN_VALUE;
+  f->given = encoder_is_null(L, idx) ? GIVEN_NULL : GIVEN_VALUE;
 }
 
 /* ---- checks ---- */
 
-static int fail_type(walk *w, const char *name, int idx, const char *want) {
-  return walk_fail_field(w, name, "must be %s (got %s)", want, luaL_typename(w->L, idx));
+static int fail_type(encoder *w, const char *name, int idx, const char *want) {
+  return encoder_fail_field(w, name, "must be %s (got %s)", want, luaL_typename(w->L, idx));
 }
 
 /* Refuses a key the side does not describe: its hint when it has one,
  * else the names it takes. */
-static int fail_unknown(walk *w, const side_plan *side, const char *kind, const char *name, size_t len) {
+static int fail_unknown(encoder *w, const side_plan *side, const char *kind, const char *name, size_t len) {
   lua_State *L = w->L;
   char key[64];
-  walk_printable(key, sizeof key, name, len);
+  encoder_printable(key, sizeof key, name, len);
   if (side->hints) {
     lua_rawgeti(L, UV_ANCHORS, side->hints);
     lua_pushlstring(L, name, len);
     lua_rawget(L, -2);
     if (lua_type(L, -1) == LUA_TSTRING) {
-      walk_fail_field(w, key, "%s", lua_tostring(L, -1));
+      encoder_fail_field(w, key, "%s", lua_tostring(L, -1));
       lua_pop(L, 2);
       return -1;
     }
     lua_pop(L, 2);
   }
-  return walk_fail_field(w, key, "unknown %s (expected one of %s)", kind, side->names ? side->names : "none");
+  return encoder_fail_field(w, key, "unknown %s (expected one of %s)", kind, side->names ? side->names : "none");
 }
 
 /* Whether the 8 bytes in x are all hex digits (either case): bytes below
@@ -254,7 +249,7 @@ static long find_value(const field_spec *f, const char *s, size_t n) {
       if (f->values[i].s == s) return (long)i;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    int c = walk_compare_bytes(f->values[mid].s, f->values[mid].len, s, n);
+    int c = encoder_compare_bytes(f->values[mid].s, f->values[mid].len, s, n);
     if (c == 0) return (long)mid;
     if (c < 0) lo = mid + 1;
     else hi = mid;
@@ -264,7 +259,7 @@ static long find_value(const field_spec *f, const char *s, size_t n) {
 
 /* A string, uuid or enum value at idx, checked against f (type `type`).
  * Returns 0, or the index + 1 of the enum value it is, or -1. */
-static long check_string(walk *w, const char *name, int type, const field_spec *f, int idx) {
+static long check_string(encoder *w, const char *name, int type, const field_spec *f, int idx) {
   lua_State *L = w->L;
   size_t n;
   const char *s;
@@ -274,56 +269,56 @@ static long check_string(walk *w, const char *name, int type, const field_spec *
   s = lua_tolstring(L, idx, &n);
   if (type == FT_UUID) {
     if (is_uuid(s, n)) return 0; /* ASCII without NUL: valid UTF-8 */
-    walk_printable(got, sizeof got, s, n);
-    return walk_fail_field(w, name, "must be a UUID like 62f44730-dd91-461e-bd6a-aedd9e0ad79d (got \"%s\")",
+    encoder_printable(got, sizeof got, s, n);
+    return encoder_fail_field(w, name, "must be a UUID like 62f44730-dd91-461e-bd6a-aedd9e0ad79d (got \"%s\")",
                            got);
   }
   if (type == FT_ENUM) {
     long at = find_value(f, s, n);
     if (at >= 0) return at + 1;
-    walk_printable(got, sizeof got, s, n);
-    return walk_fail_field(w, name, "must be one of %s (got \"%s\")", f->expected ? f->expected : "?", got);
+    encoder_printable(got, sizeof got, s, n);
+    return encoder_fail_field(w, name, "must be one of %s (got \"%s\")", f->expected ? f->expected : "?", got);
   }
   w->depth = 0;
-  walk_push_key(w, name, strlen(name));
-  if (walk_check_string(w, s, n) < 0) return -1;
-  walk_pop(w);
+  encoder_push_key(w, name, strlen(name));
+  if (encoder_check_string(w, s, n) < 0) return -1;
+  encoder_pop(w);
   return 0;
 }
 
-static int check_integer(walk *w, const char *name, const field_spec *f, int idx) {
+static int check_integer(encoder *w, const char *name, const field_spec *f, int idx) {
   lua_State *L = w->L;
   lua_Number n, min;
   if (lua_type(L, idx) != LUA_TNUMBER) return fail_type(w, name, idx, "a whole number");
   n = lua_tonumber(L, idx);
   if (!lua_isinteger(L, idx) && (n != floor(n) || fabs(n) > 9007199254740992.0))
-    return walk_fail_field(w, name, "must be a whole number (got %.17g)", (double)n);
+    return encoder_fail_field(w, name, "must be a whole number (got %.17g)", (double)n);
   min = f->has_min ? f->min : -HUGE_VAL;
-  if (n < min) return walk_fail_field(w, name, "must be at least %.17g (got %.17g)", (double)min, (double)n);
+  if (n < min) return encoder_fail_field(w, name, "must be at least %.17g (got %.17g)", (double)min, (double)n);
   return 0;
 }
 
 /* A sequence of strings at idx (may be empty). With `query_name`, each
  * is also added to the query as name%5B%5D=item as it is checked. */
-static int check_string_array(walk *w, const char *name, int idx, const bytes *query_name) {
+static int check_string_array(encoder *w, const char *name, int idx, const bytes *query_name) {
   lua_State *L = w->L;
   int shape;
   size_t first, count, i;
   if (lua_type(L, idx) != LUA_TTABLE) return fail_type(w, name, idx, "an array of strings");
-  walk_push_key(w, name, strlen(name));
-  if (walk_enter_table(w, idx, &shape, &first, &count) < 0) return -1;
-  if (shape != SHAPE_ARRAY && count > 0) return walk_fail(w, "must be an array of strings, not a table with keys");
+  encoder_push_key(w, name, strlen(name));
+  if (encoder_enter_table(w, idx, &shape, &first, &count) < 0) return -1;
+  if (shape != SHAPE_ARRAY && count > 0) return encoder_fail(w, "must be an array of strings, not a table with keys");
   for (i = 1; i <= count; i++) {
     lua_rawgeti(L, idx, (int)i);
-    walk_push_index(w, (long long)i);
+    encoder_push_index(w, (long long)i);
     if (lua_type(L, -1) != LUA_TSTRING) {
-      walk_fail(w, "must be a string (got %s)", luaL_typename(L, -1));
+      encoder_fail(w, "must be a string (got %s)", luaL_typename(L, -1));
       lua_pop(L, 1);
       return -1;
     } else {
       size_t n;
       const char *s = lua_tolstring(L, -1, &n);
-      if (walk_check_string(w, s, n) < 0) { lua_pop(L, 1); return -1; }
+      if (encoder_check_string(w, s, n) < 0) { lua_pop(L, 1); return -1; }
       if (query_name) {
         if (w->out.len) strbuf_addc(&w->out, '&');
         strbuf_add(&w->out, query_name->s, query_name->len);
@@ -332,44 +327,44 @@ static int check_string_array(walk *w, const char *name, int idx, const bytes *q
       }
     }
     lua_pop(L, 1);
-    walk_pop(w);
+    encoder_pop(w);
   }
-  walk_leave_table(w, first);
-  walk_pop(w);
+  encoder_leave_table(w, first);
+  encoder_pop(w);
   return 0;
 }
 
 /* A sequence of tables at idx (may be empty), each encoded as a JSON
  * object: emails = { { email = "a@b.c", is_primary = true } }. */
-static int check_object_array(walk *w, const char *name, int idx) {
+static int check_object_array(encoder *w, const char *name, int idx) {
   lua_State *L = w->L;
   int shape;
   size_t first, count, i;
   if (lua_type(L, idx) != LUA_TTABLE) return fail_type(w, name, idx, "an array of tables");
-  walk_push_key(w, name, strlen(name));
-  if (walk_enter_table(w, idx, &shape, &first, &count) < 0) return -1;
-  if (shape != SHAPE_ARRAY && count > 0) return walk_fail(w, "must be an array of tables, not a table with keys");
+  encoder_push_key(w, name, strlen(name));
+  if (encoder_enter_table(w, idx, &shape, &first, &count) < 0) return -1;
+  if (shape != SHAPE_ARRAY && count > 0) return encoder_fail(w, "must be an array of tables, not a table with keys");
   for (i = 1; i <= count; i++) {
     int t;
     lua_rawgeti(L, idx, (int)i);
     t = lua_type(L, -1);
-    walk_push_index(w, (long long)i);
+    encoder_push_index(w, (long long)i);
     if (t != LUA_TTABLE) {
-      walk_fail(w, "must be a table (got %s)", luaL_typename(L, -1));
+      encoder_fail(w, "must be a table (got %s)", luaL_typename(L, -1));
       lua_pop(L, 1);
       return -1;
     }
     lua_pop(L, 1);
-    walk_pop(w);
+    encoder_pop(w);
   }
-  walk_leave_table(w, first);
-  walk_pop(w);
+  encoder_leave_table(w, first);
+  encoder_pop(w);
   return 0;
 }
 
 /* Checks the described value at idx against f (both sides). Returns 0,
  * or (enum) the index + 1 of the value, or -1. */
-static long check_field(walk *w, const char *name, const field_spec *f, int idx) {
+static long check_field(encoder *w, const char *name, const field_spec *f, int idx) {
   lua_State *L = w->L;
   switch (f->type) {
     case FT_STRING: case FT_UUID: case FT_ENUM:
@@ -388,26 +383,26 @@ static long check_field(walk *w, const char *name, const field_spec *f, int idx)
       if (lua_type(L, idx) == LUA_TSTRING) return check_string(w, name, FT_STRING, f, idx);
       return lua_type(L, idx) == LUA_TTABLE ? 0 : fail_type(w, name, idx, "a string or a table");
   }
-  return walk_fail_field(w, name, "has an unknown type in the description");
+  return encoder_fail_field(w, name, "has an unknown type in the description");
 }
 
 /* ---- the body ---- */
 
 /* Enters the top-level table at idx and checks it has named keys. */
-static int enter_top(walk *w, int idx, size_t *first, size_t *count) {
+static int enter_top(encoder *w, int idx, size_t *first, size_t *count) {
   int shape;
-  if (walk_enter_table(w, idx, &shape, first, count) < 0) return -1;
+  if (encoder_enter_table(w, idx, &shape, first, count) < 0) return -1;
   if (shape == SHAPE_ARRAY && *count > 0)
-    return walk_fail(w, "must be a table with named fields, not an array");
+    return encoder_fail(w, "must be a table with named fields, not an array");
   if (shape == SHAPE_ARRAY) *count = 0;
   return 0;
 }
 
 /* Fails naming the first of side->required the call's table (at tbl, a
- * table or nil) lacks. Described fields were marked as the walk met them;
+ * table or nil) lacks. Described fields were marked as the encoder met them;
  * `account` (the query only) is the stack index of the client's default,
  * which stands in for side->account. */
-static int check_required(walk *w, builder *b, const side_plan *side, int tbl, int account) {
+static int check_required(encoder *w, builder *b, const side_plan *side, int tbl, int account) {
   lua_State *L = w->L;
   size_t i;
   int has_default = account && lua_type(L, account) == LUA_TSTRING;
@@ -423,37 +418,37 @@ static int check_required(walk *w, builder *b, const side_plan *side, int tbl, i
       lua_pushlstring(L, r->name.s, r->name.len);
       lua_rawget(L, tbl);
       absent = lua_isnil(L, -1);
-      present = !absent && !walk_is_null(L, -1);
+      present = !absent && !encoder_is_null(L, -1);
       lua_pop(L, 1);
     }
     /* the client's default stands in only where the call gave nothing
      * (truto.null there means "send none") */
     if (absent && has_default)
-      present = side->has_account && walk_compare_bytes(side->account.s, side->account.len, r->name.s, r->name.len) == 0;
+      present = side->has_account && encoder_compare_bytes(side->account.s, side->account.len, r->name.s, r->name.len) == 0;
     if (!present) {
       char name[64];
-      walk_printable(name, sizeof name, r->name.s, r->name.len);
-      if (account) return walk_fail_field(w, name, "is required (in the query, or as the client's %s)", name);
-      return walk_fail_field(w, name, "is required");
+      encoder_printable(name, sizeof name, r->name.s, r->name.len);
+      if (account) return encoder_fail_field(w, name, "is required (in the query, or as the client's %s)", name);
+      return encoder_fail_field(w, name, "is required");
     }
   }
   return 0;
 }
 
-static int build_body(walk *w, builder *b, int idx) {
+static int build_body(encoder *w, builder *b, int idx) {
   lua_State *L = w->L;
   const side_plan *side = &b->body;
   size_t first, count, i;
-  walk_begin(w, L, UV_ARRAY_MT, "body", UV_SCRATCH);
+  encoder_begin(w, L, UV_ARRAY_MT, "body", UV_SCRATCH);
   if (lua_isnoneornil(L, idx))
-    return walk_fail_field(w, "body", "is required (a table of the fields to send)");
+    return encoder_fail_field(w, "body", "is required (a table of the fields to send)");
   if (!lua_istable(L, idx))
-    return walk_fail_field(w, "body", "must be a table (got %s)", luaL_typename(L, idx));
+    return encoder_fail_field(w, "body", "must be a table (got %s)", luaL_typename(L, idx));
   if (enter_top(w, idx, &first, &count) < 0) return -1;
   if (match_fields(w, b, side, first, count) < 0) return -1;
   strbuf_addc(&w->out, '{');
   for (i = 0; i < count; i++) {
-    walk_key k = w->keys[first + i];
+    encoder_key k = w->keys[first + i];
     field_spec *f = b->matched[i];
     int value, pushed;
     if (!f && !side->open) return fail_unknown(w, side, "body field", k.s, k.len);
@@ -464,29 +459,29 @@ static int build_body(walk *w, builder *b, int idx) {
       if (encode_json_string(w, k.s, k.len) < 0) return -1;
       strbuf_addc(&w->out, ':');
     }
-    value = walk_value(w, k, &pushed);
+    value = encoder_value(w, k, &pushed);
     if (f) {
       mark_given(b, f, L, value);
       /* a string field's bytes are checked as the encoder writes them */
       if (!(f->type == FT_STRING && lua_type(L, value) == LUA_TSTRING) && check_field(w, k.s, f, value) < 0)
         return -1;
     }
-    walk_push_key(w, k.s, k.len);
+    encoder_push_key(w, k.s, k.len);
     /* the description says array: an empty table is [] */
     if (f && f->type == FT_OBJECT_ARRAY && lua_rawlen(L, value) == 0) strbuf_add(&w->out, "[]", 2);
     else if (encode_json_value(w, value) < 0) return -1;
-    walk_pop(w);
+    encoder_pop(w);
     if (pushed) lua_pop(L, 1);
   }
   strbuf_addc(&w->out, '}');
-  walk_leave_table(w, first);
+  encoder_leave_table(w, first);
   return check_required(w, b, side, idx, 0);
 }
 
 /* ---- the query ---- */
 
 /* Appends name=value, the name already escaped. */
-static void add_escaped_pair(walk *w, const bytes *name, const char *val, size_t vlen) {
+static void add_escaped_pair(encoder *w, const bytes *name, const char *val, size_t vlen) {
   if (w->out.len) strbuf_addc(&w->out, '&');
   strbuf_add(&w->out, name->s, name->len);
   strbuf_addc(&w->out, '=');
@@ -494,7 +489,7 @@ static void add_escaped_pair(walk *w, const bytes *name, const char *val, size_t
 }
 
 /* Appends name=value, both already escaped (or needing none). */
-static void add_raw_pair(walk *w, const bytes *name, const char *val, size_t vlen) {
+static void add_raw_pair(encoder *w, const bytes *name, const char *val, size_t vlen) {
   strbuf *o = &w->out;
   if (o->cap - o->len < name->len + vlen + 2 && !strbuf_grow(o, name->len + vlen + 2)) return;
   if (o->len) o->data[o->len++] = '&';
@@ -506,7 +501,7 @@ static void add_raw_pair(walk *w, const bytes *name, const char *val, size_t vle
 }
 
 /* One top-level parameter: `f` its spec (NULL on an open side). */
-static int encode_query_field(walk *w, builder *b, const char *name, size_t len, const field_spec *f, int idx) {
+static int encode_query_field(encoder *w, builder *b, const char *name, size_t len, const field_spec *f, int idx) {
   lua_State *L = w->L;
   int type = f ? f->type : -1;
   long rc;
@@ -538,7 +533,7 @@ static int encode_query_field(walk *w, builder *b, const char *name, size_t len,
       return 0;
     case FT_OBJECT:
       if (lua_rawlen(L, idx) > 0)
-        return walk_fail_field(w, name, "must be a table of named parameters, not an array");
+        return encoder_fail_field(w, name, "must be a table of named parameters, not an array");
       break;
     default: /* integer, filter, and what an open side passes on */
       break;
@@ -546,7 +541,7 @@ static int encode_query_field(walk *w, builder *b, const char *name, size_t len,
   /* the value under the escaped name: scalars as name=value, tables in
    * brackets */
   w->depth = 0;
-  walk_push_key(w, name, len);
+  encoder_push_key(w, name, len);
   strbuf_reset(&b->prefix);
   if (f) {
     strbuf_add(&b->prefix, f->query_name.s, f->query_name.len);
@@ -555,13 +550,13 @@ static int encode_query_field(walk *w, builder *b, const char *name, size_t len,
     query_add_escaped(&b->prefix, name, len);
   }
   if (encode_query_value(w, idx, &b->prefix) < 0) return -1;
-  walk_pop(w);
+  encoder_pop(w);
   return 0;
 }
 
 /* Adds the client's default account (at stack index `account`) as
  * name=value, when the side describes that parameter. */
-static int add_account(walk *w, const side_plan *side, int account) {
+static int add_account(encoder *w, const side_plan *side, int account) {
   const field_spec *f = side->account_field;
   long rc;
   if (!f) return 0;
@@ -581,15 +576,15 @@ static int add_account(walk *w, const side_plan *side, int account) {
 
 /* The query, keys in bytewise order, with the client's default account
  * slotted in where it sorts when the call gave none. */
-static int build_query(walk *w, builder *b, int idx, int account) {
+static int build_query(encoder *w, builder *b, int idx, int account) {
   lua_State *L = w->L;
   const side_plan *side = &b->query;
   size_t first = 0, count = 0, i;
   int have_default = lua_type(L, account) == LUA_TSTRING && side->has_account;
-  walk_begin(w, L, UV_ARRAY_MT, "query", UV_SCRATCH);
+  encoder_begin(w, L, UV_ARRAY_MT, "query", UV_SCRATCH);
   if (!lua_isnoneornil(L, idx)) {
     if (!lua_istable(L, idx))
-      return walk_fail_field(w, "query", "must be a table (got %s)", luaL_typename(L, idx));
+      return encoder_fail_field(w, "query", "must be a table (got %s)", luaL_typename(L, idx));
     if (enter_top(w, idx, &first, &count) < 0) return -1;
   }
   if (match_fields(w, b, side, first, count) < 0) return -1;
@@ -598,15 +593,15 @@ static int build_query(walk *w, builder *b, int idx, int account) {
   if (!side->open)
     for (i = 0; i < count; i++)
       if (!b->matched[i]) {
-        walk_key k = w->keys[first + i];
+        encoder_key k = w->keys[first + i];
         return fail_unknown(w, side, "query parameter", k.s, k.len);
       }
   for (i = 0; i <= count; i++) {
     if (have_default) {
       int before = i == count;
       if (!before) {
-        walk_key k = w->keys[first + i];
-        int c = walk_compare_bytes(side->account.s, side->account.len, k.s, k.len);
+        encoder_key k = w->keys[first + i];
+        int c = encoder_compare_bytes(side->account.s, side->account.len, k.s, k.len);
         if (c == 0) have_default = 0; /* the call's own wins */
         before = c < 0;
       }
@@ -617,9 +612,9 @@ static int build_query(walk *w, builder *b, int idx, int account) {
     }
     if (i == count) break;
     {
-      walk_key k = w->keys[first + i];
+      encoder_key k = w->keys[first + i];
       field_spec *f = b->matched[i];
-      int pushed, value = walk_value(w, k, &pushed), null = walk_is_null(L, value);
+      int pushed, value = encoder_value(w, k, &pushed), null = encoder_is_null(L, value);
       if (f) {
         f->mark = b->build;
         f->given = null ? GIVEN_NULL : GIVEN_VALUE;
@@ -629,14 +624,14 @@ static int build_query(walk *w, builder *b, int idx, int account) {
     }
   }
   if (check_required(w, b, side, idx, account) < 0) return -1;
-  if (count) walk_leave_table(w, first);
+  if (count) encoder_leave_table(w, first);
   return 0;
 }
 
 /* ---- the path ---- */
 
 /* Appends the id as one percent-encoded path segment. */
-static int add_id(walk *w, strbuf *target, int idx) {
+static int add_id(encoder *w, strbuf *target, int idx) {
   lua_State *L = w->L;
   char buf[40];
   size_t n;
@@ -644,25 +639,25 @@ static int add_id(walk *w, strbuf *target, int idx) {
   if (lua_type(L, idx) == LUA_TNUMBER) {
     lua_Number v = lua_tonumber(L, idx);
     if (!lua_isinteger(L, idx) && (v != floor(v) || fabs(v) > 9007199254740992.0))
-      return walk_fail_field(w, "id", "must be a non-empty string or an integer (got %.17g)", (double)v);
-    if (walk_format_number(w, idx, buf, &n) < 0) return -1;
+      return encoder_fail_field(w, "id", "must be a non-empty string or an integer (got %.17g)", (double)v);
+    if (encoder_format_number(w, idx, buf, &n) < 0) return -1;
     strbuf_add(target, buf, n);
     return 0;
   }
   if (lua_type(L, idx) != LUA_TSTRING)
-    return walk_fail_field(w, "id", "must be a non-empty string or an integer (got %s)", luaL_typename(L, idx));
+    return encoder_fail_field(w, "id", "must be a non-empty string or an integer (got %s)", luaL_typename(L, idx));
   s = lua_tolstring(L, idx, &n);
-  if (n == 0) return walk_fail_field(w, "id", "must be a non-empty string or an integer (got \"\")");
+  if (n == 0) return encoder_fail_field(w, "id", "must be a non-empty string or an integer (got \"\")");
   /* "." and ".." are dot-segments: clients and servers resolve them, so
    * the request would go to another path */
   if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-    return walk_fail_field(w, "id", "cannot be \"%s\" (a path dot-segment)", s);
+    return encoder_fail_field(w, "id", "cannot be \"%s\" (a path dot-segment)", s);
   query_add_escaped(target, s, n);
   return 0;
 }
 
 /* Pushes nil, field, message for the error recorded in w; returns 3. */
-static int push_failure(lua_State *L, walk *w) {
+static int push_failure(lua_State *L, encoder *w) {
   lua_pushnil(L);
   lua_pushstring(L, w->failed ? w->field : "request");
   lua_pushstring(L, w->failed ? w->message : "request: out of memory");
@@ -679,7 +674,7 @@ static int push_failure(lua_State *L, walk *w) {
  */
 static int operation_build(lua_State *L) {
   builder *b = (builder *)lua_touserdata(L, UV_BUILDER);
-  walk *w = &b->w;
+  encoder *w = &b->w;
   strbuf_reset(&b->target);
   if (lua_type(L, 5) == LUA_TSTRING) { /* copied before it leaves the stack */
     size_t origin_len;
@@ -706,9 +701,9 @@ static int operation_build(lua_State *L) {
   if (b->has_body) {
     strbuf swap;
     int rc = build_body(w, b, 1);
-    walk_end(w);
+    encoder_end(w);
     if (rc < 0 || w->out.failed) return push_failure(L, w);
-    /* keep the JSON: the query walk writes into a buffer of its own */
+    /* keep the JSON: the query encoder writes into a buffer of its own */
     swap = b->json;
     b->json = w->out;
     w->out = swap;
@@ -716,7 +711,7 @@ static int operation_build(lua_State *L) {
   }
   {
     int rc = build_query(w, b, 2, 3);
-    walk_end(w);
+    encoder_end(w);
     if (rc < 0 || w->out.failed || b->prefix.failed) return push_failure(L, w);
   }
   if (w->out.len) {
@@ -778,11 +773,11 @@ static bytes plan_escaped(lua_State *L, builder *b, const char *s, size_t n) {
 }
 
 /* "name": as JSON, owned by the plan; empty when the name is not valid
- * UTF-8 (the walk then encodes it, and refuses it, per build). */
+ * UTF-8 (the encoder then encodes it, and refuses it, per build). */
 static bytes plan_json_key(lua_State *L, builder *b, const char *s, size_t n) {
-  walk w;
+  encoder w;
   bytes out = { NULL, 0 };
-  walk_init(&w);
+  encoder_init(&w);
   w.L = L;
   if (encode_json_string(&w, s, n) == 0 && !w.failed && !w.out.failed) {
     char *p = (char *)plan_alloc(L, b, w.out.len + 1);
@@ -791,18 +786,18 @@ static bytes plan_json_key(lua_State *L, builder *b, const char *s, size_t n) {
     out.s = p;
     out.len = w.out.len + 1;
   }
-  walk_free(&w);
+  encoder_free(&w);
   return out;
 }
 
 static int compare_fields(const void *a, const void *b) {
   const field_spec *x = (const field_spec *)a, *y = (const field_spec *)b;
-  return walk_compare_bytes(x->name.s, x->name.len, y->name.s, y->name.len);
+  return encoder_compare_bytes(x->name.s, x->name.len, y->name.s, y->name.len);
 }
 
 static int compare_values(const void *a, const void *b) {
   const bytes *x = (const bytes *)a, *y = (const bytes *)b;
-  return walk_compare_bytes(x->s, x->len, y->s, y->len);
+  return encoder_compare_bytes(x->s, x->len, y->s, y->len);
 }
 
 /* Fills f's enum values from the set at `set` (string keys with a true
@@ -953,16 +948,24 @@ static int operation_new(lua_State *L) {
 /* core.encode_json(value [, root]) -> json | nil, field, message */
 static int operation_encode_json(lua_State *L) {
   builder *b = (builder *)lua_touserdata(L, UV_BUILDER);
-  walk *w = &b->w;
+  encoder *w = &b->w;
   lua_settop(L, 2);
-  walk_begin(w, L, UV_ARRAY_MT, luaL_optstring(L, 2, "value"), 0);
+  encoder_begin(w, L, UV_ARRAY_MT, luaL_optstring(L, 2, "value"), 0);
   if (encode_json_value(w, 1) < 0 || w->out.failed) return push_failure(L, w);
   lua_pushlstring(L, w->out.data, w->out.len);
   return 1;
 }
 
 void operation_open(lua_State *L) {
-  int i, array_mt = lua_gettop(L) - 1; /* stack: array_mt, module */
+  static const luaL_Reg builder_meta[] = {
+    { "__gc", builder_gc },
+    { NULL, NULL }
+  };
+  int i, array_mt;
+  class_register(L, BUILDER_MT, NULL, builder_meta);
+  lua_getfield(L, -1, "array_mt"); /* json_markers_open set it */
+  lua_insert(L, -2);
+  array_mt = lua_gettop(L) - 1; /* stack: array_mt, module */
   lua_pushvalue(L, array_mt);
   lua_pushcclosure(L, operation_new, 1);
   lua_setfield(L, -2, "operation");
@@ -976,4 +979,5 @@ void operation_open(lua_State *L) {
     lua_setfield(L, -2, type_names[i]);
   }
   lua_setfield(L, -2, "FIELD_TYPES");
+  lua_remove(L, array_mt);
 }

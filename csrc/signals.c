@@ -21,7 +21,10 @@
 #include <signal.h>
 #include <string.h>
 
+#include "class.h"
 #include "signals.h"
+
+#define WATCH_STATE_CLASS "truto.signal_watch"
 
 /* first caught signal number + 64 * how many were caught (capped) */
 static volatile sig_atomic_t caught_state = 0;
@@ -155,14 +158,13 @@ void signals_open(lua_State *L) {
     { "restore", signals_restore },
     { NULL, NULL }
   };
-  watch_state *w;
+  static const luaL_Reg meta[] = {
+    { "__gc", watch_state_gc },
+    { NULL, NULL }
+  };
+  class_register(L, WATCH_STATE_CLASS, NULL, meta);
   lua_newtable(L);
-  w = (watch_state *)lua_newuserdatauv(L, sizeof *w, 0);
-  memset(w, 0, sizeof *w);
-  lua_newtable(L);
-  lua_pushcfunction(L, watch_state_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
+  class_new(L, WATCH_STATE_CLASS, sizeof(watch_state));
   luaL_setfuncs(L, functions, 1);
   lua_setfield(L, -2, "signals");
 }

@@ -11,13 +11,6 @@
 #include <stddef.h>
 #include <string.h>
 
-/* The core's own names stay inside core.so: a host that exports the same
- * names (Neovim exports lua-cjson's strbuf_init) must never be called in
- * their place. Only luaopen_truto_core (core.c) is exported. */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
-
 typedef struct strbuf {
   char *data;
   size_t len, cap;
@@ -43,9 +36,5 @@ static inline void strbuf_addc(strbuf *b, char c) {
 }
 
 static inline void strbuf_adds(strbuf *b, const char *s) { strbuf_add(b, s, strlen(s)); }
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
 
 #endif

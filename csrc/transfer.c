@@ -12,30 +12,19 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
-#include "answer.h"
+#include "clock.h"
+#include "response_headers.h"
 #include "transfer.h"
-
-double transfer_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Seconds as libcurl milliseconds: at least 1 (0 would mean "no limit"),
  * at most LONG_MAX-safe 2^31-1; NaN or negative is the 1 ms minimum
  * (callers validate, this only keeps the conversion defined). */
-long transfer_milliseconds(double seconds) {
+static long milliseconds(lua_Number seconds) {
   double ms = (double)seconds * 1000.0;
   if (!(ms >= 1.0)) return 1L;
   if (ms >= 2147483647.0) return 2147483647L;
   return (long)ceil(ms);
-}
-
-/* Seconds for the own exchange: what transfer_milliseconds gives libcurl. */
-static double seconds(lua_Number s) {
-  return (double)transfer_milliseconds(s) / 1000.0;
 }
 
 /* A byte count from Lua: 0 for NaN or negative, capped at SIZE_MAX / 2. */
@@ -151,7 +140,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
                        curl_off_t ulnow) {
   transfer *t = (transfer *)ud;
   curl_off_t moved = dlnow + ulnow;
-  double now = transfer_now();
+  double now = clock_now();
   (void)dltotal;
   (void)ultotal;
   if (moved != t->last_bytes) {
@@ -232,8 +221,6 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
   strbuf_init(&t->upload);
   strbuf_init(&t->origin);
   strbuf_init(&t->header_text);
-  exchange_init(&t->x);
-  t->x.owner = t;
   if (config && lua_istable(L, config)) {
     lua_getfield(L, config, "ca_file");
     ca_file = lua_tostring(L, -1);
@@ -276,7 +263,6 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
 }
 
 void transfer_cleanup(transfer *t) {
-  exchange_cleanup(&t->x);
   if (t->easy) curl_easy_cleanup(t->easy);
   t->easy = NULL;
   free(t->headers);
@@ -302,55 +288,72 @@ static const char *request_target(const char *url) {
   return *p == '/' && strlen(p) <= 65536 ? p : NULL;
 }
 
-void transfer_prepare(lua_State *L, transfer *t, int arg) {
-  const char *method = luaL_checkstring(L, arg);
-  const char *url = luaL_checkstring(L, arg + 1);
-  size_t body_len = 0, i, nheaders;
-  const char *body;
-  lua_Number timeout = luaL_optnumber(L, arg + 4, 30);
-  lua_Number connect_timeout = luaL_optnumber(L, arg + 5, 10);
-  lua_Number max_bytes = luaL_optnumber(L, arg + 6, 64.0 * 1024 * 1024);
-  lua_Number stall = luaL_optnumber(L, arg + 7, 0);
-  int follow = lua_toboolean(L, arg + 9);
+/* Raises "bad argument #arg (request.<name>: expected <what>, got <type>)". */
+static void bad_field(lua_State *L, int req, const char *name, const char *what) {
+  const char *got = luaL_typename(L, -1);
+  luaL_argerror(L, req, lua_pushfstring(L, "request.%s: expected %s, got %s", name, what, got));
+}
+
+/* req[name] as a number, `fallback` when nil (popped: numbers need no anchor). */
+static lua_Number number_field(lua_State *L, int req, const char *name, lua_Number fallback) {
+  lua_Number n = fallback;
+  lua_getfield(L, req, name);
+  if (lua_type(L, -1) == LUA_TNUMBER) n = lua_tonumber(L, -1);
+  else if (!lua_isnil(L, -1)) bad_field(L, req, name, "a number");
+  lua_pop(L, 1);
+  return n;
+}
+
+/* req[name] as a string (NULL when nil and optional), left on the stack
+ * so that it lives as long as the caller needs it. */
+static const char *string_field(lua_State *L, int req, const char *name, int optional, size_t *len) {
+  lua_getfield(L, req, name);
+  if (lua_type(L, -1) == LUA_TSTRING) return lua_tolstring(L, -1, len);
+  if (!(optional && lua_isnil(L, -1))) bad_field(L, req, name, "a string");
+  *len = 0;
+  return NULL;
+}
+
+void transfer_prepare(lua_State *L, transfer *t, int req, int with_sink) {
+  int top = lua_gettop(L), headers;
+  size_t body_len = 0, url_len = 0, method_len = 0, i, nheaders;
+  const char *method = string_field(L, req, "method", 0, &method_len);
+  const char *url = string_field(L, req, "url", 0, &url_len);
+  const char *body = string_field(L, req, "body", 1, &body_len);
+  lua_Number timeout = number_field(L, req, "timeout", 30);
+  lua_Number connect_timeout = number_field(L, req, "connect_timeout", 10);
+  lua_Number max_bytes = number_field(L, req, "max_response_bytes", 64.0 * 1024 * 1024);
+  lua_Number stall = number_field(L, req, "stall_timeout", 0);
+  int follow;
   struct curl_slist *list = NULL;
   const char *target;
   CURL *e = t->easy;
-  luaL_checktype(L, arg + 2, LUA_TTABLE);
-  body = luaL_optlstring(L, arg + 3, NULL, &body_len);
-  if (!lua_isnoneornil(L, arg + 8)) luaL_checktype(L, arg + 8, LUA_TFUNCTION);
+  lua_getfield(L, req, "follow_redirects");
+  follow = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (with_sink) {
+    lua_getfield(L, req, "sink");
+    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1)) bad_field(L, req, "sink", "a function");
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, req, "headers");
+  if (!lua_istable(L, -1)) bad_field(L, req, "headers", "an array of header lines");
+  headers = lua_gettop(L);
 
   /* the lines, each NUL-terminated, into one buffer; then the list's
    * nodes over it (the buffer may move while it grows) */
-  nheaders = (size_t)lua_rawlen(L, arg + 2);
+  nheaders = (size_t)lua_rawlen(L, headers);
   strbuf_reset(&t->header_text);
   for (i = 1; i <= nheaders; i++) {
     size_t len = 0;
     const char *line;
-    lua_rawgeti(L, arg + 2, (int)i);
+    lua_rawgeti(L, headers, (int)i);
     line = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-    if (line == NULL || memchr(line, '\0', len) != NULL) luaL_error(L, "bad header line %d", (int)i);
+    if (line == NULL || memchr(line, '\0', len) != NULL)
+      luaL_argerror(L, req, lua_pushfstring(L, "request.headers[%d]: expected a header line", (int)i));
     strbuf_add(&t->header_text, line, len + 1);
     lua_pop(L, 1);
   }
-  if (t->header_text.failed) luaL_error(L, "out of memory");
-
-  /* Without a proxy or redirects to follow, the path and query go out as
-   * they are: on the module's own exchange when the request is one it
-   * writes exactly as libcurl would (exchange.h), else on libcurl's
-   * transfer (below). The target comes escaped from the request builder. */
-  target = follow || !t->direct ? NULL : request_target(url);
-  t->own = 0;
-  if (target != NULL && !lua_isfunction(L, arg + 8)) {
-    int own = exchange_write(&t->x, method, url, target, t->header_text.data, nheaders, body, body_len);
-    if (own < 0) luaL_error(L, "out of memory");
-    if (own > 0) {
-      t->own = 1;
-      exchange_begin(&t->x, seconds(timeout), seconds(connect_timeout), stall > 0 ? (double)stall : 0,
-                     byte_limit(max_bytes));
-      return;
-    }
-  }
-
   /* no "Expect: 100-continue" round trip for large bodies */
   strbuf_add(&t->header_text, "Expect:", sizeof "Expect:");
   if (t->header_text.failed) luaL_error(L, "out of memory");
@@ -383,18 +386,21 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
   t->announced = -1;
   t->max_bytes = byte_limit(max_bytes);
   t->too_large = 0;
-  t->sink = lua_isfunction(L, arg + 8) ? arg + 8 : 0;
+  t->sink = 0;
   t->sink_failed = 0;
   t->stall_timeout = stall;
   t->stalled = 0;
   t->last_bytes = 0;
-  t->last_move = stall > 0 ? transfer_now() : 0; /* read only with a stall_timeout */
+  t->last_move = stall > 0 ? clock_now() : 0; /* read only with a stall_timeout */
   t->errbuf[0] = '\0';
 
-  /* On libcurl's transfer, the URL given to it is then only the origin
-   * and the target goes apart (CURLOPT_REQUEST_TARGET): the same request
-   * line and Host, while libcurl 7.x re-parses and re-prints the whole URL
-   * a byte at a time on every request. */
+  /* Without a proxy or redirects to follow, the URL given to libcurl is
+   * only the origin and the path and query go out as they are
+   * (CURLOPT_REQUEST_TARGET): the same request line and Host, while
+   * libcurl 7.x re-parses and re-prints the whole URL a byte at a time on
+   * every request (a third of its CPU per request here). The target comes
+   * escaped from the request builder. */
+  target = follow || !t->direct ? NULL : request_target(url);
   if (target != NULL) {
     strbuf_reset(&t->origin);
     strbuf_add(&t->origin, url, (size_t)(target - url));
@@ -423,10 +429,15 @@ void transfer_prepare(lua_State *L, transfer *t, int arg) {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method);
   }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, transfer_milliseconds(timeout));
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, transfer_milliseconds(connect_timeout));
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, milliseconds(timeout));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(connect_timeout));
   curl_easy_setopt(e, CURLOPT_NOPROGRESS, stall > 0 ? 0L : 1L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
+  lua_settop(L, top);
+  if (with_sink) {
+    lua_getfield(L, req, "sink");
+    if (lua_isfunction(L, -1)) t->sink = lua_gettop(L);
+  }
 }
 
 /* Between requests a handle keeps small buffers for reuse, not big ones. */
@@ -438,12 +449,8 @@ static void release_buffers(transfer *t) {
 }
 
 int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
-  t->L = NULL;
-  if (t->own) {
-    t->own = 0;
-    return exchange_finish(L, &t->x);
-  }
   curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
+  t->L = NULL;
   if (t->sink_failed) {
     strbuf_reset(&t->body);
     return lua_error(L); /* the sink's own error, stashed on the stack */
@@ -452,7 +459,7 @@ int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
     /* a redirect loop is an answer, not a failure: the last 3xx (the
      * client makes it an http error, never retried) */
     lua_pushinteger(L, (lua_Integer)response_status(t));
-    answer_push_headers(L, t->head.data ? t->head.data : "", t->head.len);
+    response_headers_push(L, t->head.data ? t->head.data : "", t->head.len);
     lua_pushliteral(L, "");
     release_buffers(t);
     return 3;
@@ -509,7 +516,7 @@ int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
   }
   if (t->head.failed || t->body.failed) return luaL_error(L, "out of memory");
   lua_pushinteger(L, (lua_Integer)response_status(t));
-  answer_push_headers(L, t->head.data ? t->head.data : "", t->head.len);
+  response_headers_push(L, t->head.data ? t->head.data : "", t->head.len);
   lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
   release_buffers(t);
   return 3;

@@ -1,10 +1,8 @@
 /*
  * transfer.h - one HTTP exchange on a libcurl easy handle: the state its
  * callbacks fill (headers, body, caps, stall guard, sink) and the mapping of
- * its outcome to Lua values; or, when the module writes the request
- * itself, the exchange.c state that replaces libcurl's transfer. Shared by
- * the single-request transport (transport_curl.c) and the concurrent one
- * (transport_multi.c).
+ * its outcome to Lua values. Shared by the single-request transport
+ * (transport_curl.c) and the concurrent one (transport_multi.c).
  */
 #ifndef TRUTO_TRANSFER_H
 #define TRUTO_TRANSFER_H
@@ -12,15 +10,7 @@
 #include <curl/curl.h>
 
 #include "compat.h"
-#include "exchange.h"
 #include "strbuf.h"
-
-/* The core's own names stay inside core.so: a host that exports the same
- * names (Neovim exports lua-cjson's strbuf_init) must never be called in
- * their place. Only luaopen_truto_core (core.c) is exported. */
-#if defined(__GNUC__)
-#pragma GCC visibility push(hidden)
-#endif
 
 typedef struct transfer {
   CURL *easy;
@@ -59,10 +49,6 @@ typedef struct transfer {
                           * apart from the URL (origin-form) */
   strbuf origin;         /* scheme://host[:port] of the last such request */
   curl_off_t announced;  /* Content-Length of a refused too-large answer */
-  /* the request goes through the module's own exchange (exchange.c), not
-   * libcurl's transfer on `easy` */
-  int own;
-  exchange x;
   char errbuf[CURL_ERROR_SIZE];
 } transfer;
 
@@ -77,25 +63,22 @@ typedef struct transfer {
  * NULL). 0, or -1 when libcurl cannot make a handle. */
 int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share);
 
-/* Seconds on the monotonic clock (stall and timer bookkeeping). */
-double transfer_now(void);
-
-/* Seconds as libcurl milliseconds: at least 1 (0 would mean "no limit"),
- * at most 2^31-1; NaN or negative is the 1 ms minimum. */
-long transfer_milliseconds(double seconds);
 void transfer_cleanup(transfer *t);
 
-/* Reads one request from the stack, starting at `arg`:
- * method, url, headers (array of "Name: value"), body, timeout,
- * connect_timeout, max_bytes, stall_timeout, sink, follow_redirects
- * and sets it on the handle, or, when its wire is one the module writes
- * itself (exchange.h), starts it there (t->own). A nil body sends none at all (no
- * Content-Length); a string body, even "", is sent with its length.
- * Raises on misuse (wrong argument types). */
-void transfer_prepare(lua_State *L, transfer *t, int arg);
+/* Reads one request from the table at stack index `req`:
+ *   { method, url, headers = { "Name: value", ... }, body, timeout,
+ *     connect_timeout, max_response_bytes, stall_timeout, sink,
+ *     follow_redirects }
+ * (README "What request receives") and sets it on the handle. A nil body
+ * sends none at all (no Content-Length); a string body, even "", is sent
+ * with its length. with_sink: req.sink (a function, or nil) is left on the
+ * stack top for the transfer to call; without, req.sink is not read and
+ * the stack is left as it was. Raises an argument error naming the field
+ * on misuse (a field of the wrong type, a header line that is not one). */
+void transfer_prepare(lua_State *L, transfer *t, int req, int with_sink);
 
 /* After the transfer ended with `rc`: frees per-request state and pushes
- * (headers: answer_push_headers's table, filled when read)
+ * (headers: response_headers_push's table, filled when read)
  *   status, headers, body                         (3 values) or
  *   nil, kind, message, sent, which_timeout       (5 values).
  * Too many redirects give the last 3xx answer (its body is empty: libcurl
@@ -103,12 +86,7 @@ void transfer_prepare(lua_State *L, transfer *t, int arg);
  * what a sink raised. */
 int transfer_finish(lua_State *L, transfer *t, CURLcode rc);
 
-
 /* Registers libcurl's one-time global init. */
 void transfer_global_init(lua_State *L);
-
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
 
 #endif

@@ -4,13 +4,13 @@
  *                       handles share
  *   core.curl(config)   one keep-alive easy handle: request() blocks until
  *                       the answer (the default outside nginx)
- * The exchange itself (callbacks, outcome mapping) is in transfer.c, or,
- * for the requests the module writes itself, exchange.c; the concurrent
- * transport is transport_multi.c. Never used inside nginx: a
+ * The exchange itself (callbacks, outcome mapping) is in transfer.c; the
+ * concurrent transport is transport_multi.c. Never used inside nginx: a
  * blocking perform would stall the worker.
  */
 #include <string.h>
 
+#include "class.h"
 #include "transfer.h"
 #include "transport_curl.h"
 
@@ -33,16 +33,14 @@ typedef struct transport {
  * it. Close (or collect) the handles using it first: libcurl refuses to
  * clean up a share still in use, and then it stays until one more close. */
 static int share_gc(lua_State *L) {
-  share *s = (share *)luaL_checkudata(L, 1, SHARE_MT);
+  share *s = (share *)class_check(L, 1, SHARE_CLASS);
   if (s->sh && curl_share_cleanup(s->sh) == CURLSHE_OK) s->sh = NULL;
   return 0;
 }
 
+/* core.share() -> share (connection, DNS and TLS session caches) */
 static int share_new(lua_State *L) {
-  share *s = (share *)lua_newuserdatauv(L, sizeof *s, 0);
-  s->sh = NULL;
-  luaL_getmetatable(L, SHARE_MT);
-  lua_setmetatable(L, -2);
+  share *s = (share *)class_new(L, SHARE_CLASS, sizeof *s);
   s->sh = curl_share_init();
   if (s->sh == NULL) return luaL_error(L, "curl_share_init failed");
   curl_share_setopt(s->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
@@ -56,7 +54,7 @@ CURLSH *transport_share_from(lua_State *L, int config, int *ref) {
   *ref = LUA_NOREF;
   if (!lua_istable(L, config)) return NULL;
   lua_getfield(L, config, "share");
-  s = (share *)luaL_testudata(L, -1, SHARE_MT);
+  s = (share *)class_test(L, -1, SHARE_CLASS);
   if (s == NULL || s->sh == NULL) {
     lua_pop(L, 1);
     return NULL;
@@ -68,7 +66,7 @@ CURLSH *transport_share_from(lua_State *L, int config, int *ref) {
 /* ---- single requests ---- */
 
 static transport *check_open(lua_State *L) {
-  transport *t = (transport *)luaL_checkudata(L, 1, CURL_TRANSPORT_MT);
+  transport *t = (transport *)class_check(L, 1, CURL_TRANSPORT_CLASS);
   if (t->closed) luaL_error(L, "attempt to use a closed truto client");
   return t;
 }
@@ -93,14 +91,14 @@ static CURLcode perform(transport *t) {
 }
 
 /*
- * transport:request(method, url, headers, body, timeout, connect_timeout,
- *                   max_bytes, stall_timeout, sink, follow_redirects)
- *   -> status, headers, body
- *    | nil, kind, message, sent, which_timeout
- * headers is an array of "Name: value" lines (already checked); body nil
- * sends none. With a sink, a 2xx body goes to sink(chunk) and body is "".
- * Raises what the sink raised, and when called again from inside its own
- * sink (the handle is mid-transfer: that would reset the running request).
+ * transport:request(req) -> status, headers, body
+ *                         | nil, kind, message, sent, which_timeout
+ * req: { method, url, headers, body, timeout, connect_timeout,
+ * max_response_bytes, stall_timeout, sink, follow_redirects } (README
+ * "What request receives"; transfer.h). With a sink, a 2xx body goes to
+ * sink(chunk) and body is "". Raises what the sink raised, and when called
+ * again from inside its own sink (the handle is mid-transfer: that would
+ * reset the running request).
  */
 static int transport_request(lua_State *L) {
   transport *t = check_open(L);
@@ -108,16 +106,12 @@ static int transport_request(lua_State *L) {
   if (t->busy)
     return luaL_error(L, "cannot use a truto client inside one of its own calls "
                          "(from its sink): use another client");
-  lua_settop(L, 11);
-  transfer_prepare(L, &t->t, 2);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  transfer_prepare(L, &t->t, 2, 1);
   t->t.L = L;
   t->busy = 1;
-  if (t->t.own) {
-    exchange_run(&t->t.x);
-    rc = CURLE_OK;
-  } else {
-    rc = perform(t);
-  }
+  rc = perform(t);
   t->busy = 0;
   return transfer_finish(L, &t->t, rc);
 }
@@ -126,7 +120,7 @@ static int transport_request(lua_State *L) {
  * from inside one of the handle's own requests (a sink), where freeing the
  * handle would pull it from under libcurl. */
 static int transport_close(lua_State *L) {
-  transport *t = (transport *)luaL_checkudata(L, 1, CURL_TRANSPORT_MT);
+  transport *t = (transport *)class_check(L, 1, CURL_TRANSPORT_CLASS);
   if (t->busy)
     return luaL_error(L, "cannot close a truto client during one of its own calls "
                          "(from its sink): close it after the call returns");
@@ -142,22 +136,20 @@ static int transport_close(lua_State *L) {
 }
 
 static int transport_tostring(lua_State *L) {
-  transport *t = (transport *)luaL_checkudata(L, 1, CURL_TRANSPORT_MT);
+  transport *t = (transport *)class_check(L, 1, CURL_TRANSPORT_CLASS);
   lua_pushfstring(L, "truto.curl (%s)", t->closed ? "closed" : "open");
   return 1;
 }
 
-int transport_curl_new(lua_State *L) {
+/* core.curl{ ca_file=, insecure=, proxy=, share= } -> transport */
+static int transport_curl_new(lua_State *L) {
   transport *t;
   CURLSH *sh;
   int ref;
   lua_settop(L, 1);
-  t = (transport *)lua_newuserdatauv(L, sizeof *t, 0);
-  memset(t, 0, sizeof *t);
+  t = (transport *)class_new(L, CURL_TRANSPORT_CLASS, sizeof *t);
   t->closed = 1;
   t->share_ref = LUA_NOREF;
-  luaL_getmetatable(L, CURL_TRANSPORT_MT);
-  lua_setmetatable(L, -2);
   sh = transport_share_from(L, 1, &ref);
   t->share_ref = ref;
   if (transfer_init(&t->t, L, 1, sh) < 0) return luaL_error(L, "curl_easy_init failed");
@@ -167,30 +159,32 @@ int transport_curl_new(lua_State *L) {
 }
 
 void transport_curl_open(lua_State *L) {
+  static const luaL_Reg share_methods[] = {
+    { "close", share_gc },
+    { NULL, NULL }
+  };
+  static const luaL_Reg share_meta[] = {
+    { "__gc", share_gc },
+    { NULL, NULL }
+  };
   static const luaL_Reg methods[] = {
     { "request", transport_request },
     { "close", transport_close },
     { NULL, NULL }
   };
+  static const luaL_Reg meta[] = {
+    { "__gc", transport_close },
+    { "__close", transport_close },
+    { "__tostring", transport_tostring },
+    { NULL, NULL }
+  };
+  static const luaL_Reg functions[] = {
+    { "share", share_new },
+    { "curl", transport_curl_new },
+    { NULL, NULL }
+  };
   transfer_global_init(L);
-  luaL_newmetatable(L, SHARE_MT);
-  lua_pushcfunction(L, share_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_newtable(L);
-  lua_pushcfunction(L, share_gc);
-  lua_setfield(L, -2, "close");
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, CURL_TRANSPORT_MT);
-  lua_pushcfunction(L, transport_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, transport_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, transport_tostring);
-  lua_setfield(L, -2, "__tostring");
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  class_register(L, SHARE_CLASS, share_methods, share_meta);
+  class_register(L, CURL_TRANSPORT_CLASS, methods, meta);
+  luaL_setfuncs(L, functions, 0);
 }
-
-int transport_share_new(lua_State *L) { return share_new(L); }

@@ -12,17 +12,14 @@
  * move (curl_multi_perform checks every transfer's socket on every turn:
  * a poll per transfer per turn). stall_timeout is checked here, since an
  * idle transfer is not visited at all.
- *
- * A request the module writes itself (exchange.h) runs on its slot's own
- * CONNECT_ONLY connection: libcurl opens it in this multi (its CURLMSG_DONE
- * says the connection is ready) and this file polls its socket in the same
- * poll as libcurl's, stepping the exchange when it is ready.
  */
 #include <math.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "class.h"
+#include "clock.h"
 #include "transfer.h"
 #include "transport_curl.h"
 
@@ -44,11 +41,6 @@ typedef struct multi {
    * ones (acting on one may change the watched set) */
   struct pollfd *fds, *ready;
   int nfds, fds_cap;
-  /* each turn's poll set: libcurl's sockets, then those of the requests on
-   * the module's own exchange (`polled`: their slots) */
-  struct pollfd *all;
-  slot **polled;
-  int all_cap;
   int oom;         /* the watched set could not grow */
   double timer_at; /* when libcurl's timer is due (monotonic), or -1 */
 } multi;
@@ -89,12 +81,12 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
 static int on_timer(CURLM *m, long timeout_ms, void *userp) {
   multi *mu = (multi *)userp;
   (void)m;
-  mu->timer_at = timeout_ms < 0 ? -1.0 : transfer_now() + (double)timeout_ms / 1000.0;
+  mu->timer_at = timeout_ms < 0 ? -1.0 : clock_now() + (double)timeout_ms / 1000.0;
   return 0;
 }
 
 static multi *check_multi(lua_State *L) {
-  multi *mu = (multi *)luaL_checkudata(L, 1, MULTI_TRANSPORT_MT);
+  multi *mu = (multi *)class_check(L, 1, MULTI_TRANSPORT_CLASS);
   if (mu->closed) luaL_error(L, "attempt to use a closed truto client");
   return mu;
 }
@@ -119,40 +111,34 @@ static slot *free_slot(lua_State *L, multi *mu) {
     luaL_error(L, "curl_easy_init failed");
   }
   lua_pop(L, 1);
-  s->t.x.multi = mu->m;
   mu->slots[mu->nslots++] = s;
   return s;
 }
 
 /*
- * multi:add(id, method, url, headers, body, timeout, connect_timeout,
- *           max_bytes, stall_timeout, nil, follow_redirects)
- * Starts one request; `id` comes back with its outcome from perform().
+ * multi:add(id, req)
+ * Starts one request; `id` (an integer) comes back with its outcome from
+ * perform(). req as for transport:request (transfer.h), except that
+ * req.sink is not read: no sinks in a batch, so no Lua runs inside
+ * libcurl here.
  */
 static int multi_add(lua_State *L) {
   multi *mu = check_multi(L);
   lua_Integer id = luaL_checkinteger(L, 2);
+  const char *url;
   slot *s;
-  lua_settop(L, 12);
-  lua_pushnil(L);
-  lua_replace(L, 11); /* no sinks in a batch */
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
   s = free_slot(L, mu);
-  transfer_prepare(L, &s->t, 3);
-  s->id = id;
-  if (s->t.own) {
-    exchange *x = &s->t.x;
-    if (exchange_needs_connect(x)) exchange_connect(x);
-    else exchange_io(x, POLLOUT); /* a kept connection takes it at once */
-    s->busy = 1;
-    mu->busy++;
-    return 0;
-  }
+  transfer_prepare(L, &s->t, 3, 0);
   /* over TLS, wait to learn whether the first connection speaks HTTP/2 and
    * multiplex on it rather than opening one connection per transfer (its
    * handshake says so). Plain http never multiplexes here: waiting would
    * hold every transfer back until the first answer is in. */
-  curl_easy_setopt(s->t.easy, CURLOPT_PIPEWAIT,
-                   strncmp(lua_tostring(L, 4), "https:", 6) == 0 ? 1L : 0L);
+  lua_getfield(L, 3, "url");
+  url = lua_tostring(L, -1);
+  curl_easy_setopt(s->t.easy, CURLOPT_PIPEWAIT, url != NULL && strncmp(url, "https:", 6) == 0 ? 1L : 0L);
+  lua_pop(L, 1);
   s->id = id;
   if (curl_multi_add_handle(mu->m, s->t.easy) != CURLM_OK) {
     return luaL_error(L, "curl_multi_add_handle failed");
@@ -166,7 +152,7 @@ static int multi_add(lua_State *L) {
 static void emit(lua_State *L, multi *mu, slot *s, CURLcode rc, int n) {
   lua_Integer base = (lua_Integer)n * 6;
   int k;
-  if (!s->t.own) curl_multi_remove_handle(mu->m, s->t.easy);
+  curl_multi_remove_handle(mu->m, s->t.easy);
   lua_pushinteger(L, s->id);
   lua_rawseti(L, 3, base + 1);
   transfer_finish(L, &s->t, rc);
@@ -184,13 +170,6 @@ static int collect(lua_State *L, multi *mu, int n) {
     slot *s = NULL;
     if (msg->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
-    if (msg->easy_handle == s->t.x.conn) {
-      /* a connection for the module's own exchange is open (or failed) */
-      exchange *x = &s->t.x;
-      exchange_connected(x, msg->data.result);
-      exchange_io(x, POLLOUT);
-      continue;
-    }
     emit(L, mu, s, msg->data.result, n++);
   }
   return n;
@@ -215,7 +194,7 @@ static int stalls(lua_State *L, multi *mu, int n, double now, double *next) {
     slot *s = mu->slots[i];
     transfer *t = &s->t;
     double due;
-    if (!s->busy || t->own || !(t->stall_timeout > 0)) continue;
+    if (!s->busy || !(t->stall_timeout > 0)) continue;
     due = t->last_move + t->stall_timeout;
     if (now > due) {
       t->stalled = 1;
@@ -225,58 +204,6 @@ static int stalls(lua_State *L, multi *mu, int n, double now, double *next) {
     }
   }
   return n;
-}
-
-/* The requests on the module's own exchange: their timeouts, their
- * connections to open, and the finished ones into `out`. Returns the new
- * n; *next: the earliest time one of them has a deadline. */
-static int own_turn(lua_State *L, multi *mu, int n, double now, double *next) {
-  int i;
-  for (i = 0; i < mu->nslots; i++) {
-    slot *s = mu->slots[i];
-    exchange *x = &s->t.x;
-    if (!s->busy || !s->t.own) continue;
-    exchange_tick(x, now);
-    if (exchange_needs_connect(x)) exchange_connect(x);
-    if (x->state == X_DONE) {
-      emit(L, mu, s, CURLE_OK, n++);
-    } else {
-      double due = exchange_due(x);
-      if (due < *next) *next = due;
-    }
-  }
-  return n;
-}
-
-/* The poll set of this turn (libcurl's sockets first); its size, or -1
- * out of memory. */
-static int poll_set(multi *mu) {
-  int i, k = mu->nfds;
-  if (mu->all_cap < mu->nfds + mu->nslots) {
-    int cap = mu->nfds + mu->nslots + 16;
-    struct pollfd *all = (struct pollfd *)realloc(mu->all, (size_t)cap * sizeof *all);
-    slot **polled;
-    if (all == NULL) return -1;
-    mu->all = all;
-    polled = (slot **)realloc(mu->polled, (size_t)cap * sizeof *polled);
-    if (polled == NULL) return -1;
-    mu->polled = polled;
-    mu->all_cap = cap;
-  }
-  if (mu->nfds) memcpy(mu->all, mu->fds, (size_t)mu->nfds * sizeof *mu->all);
-  for (i = 0; i < mu->nslots; i++) {
-    slot *s = mu->slots[i];
-    short events;
-    if (!s->busy || !s->t.own) continue;
-    events = exchange_events(&s->t.x);
-    if (events == 0) continue;
-    mu->all[k].fd = s->t.x.fd;
-    mu->all[k].events = events;
-    mu->all[k].revents = 0;
-    mu->polled[k - mu->nfds] = s;
-    k++;
-  }
-  return k;
 }
 
 /*
@@ -292,7 +219,7 @@ static int poll_set(multi *mu) {
 static int multi_perform(lua_State *L) {
   multi *mu = check_multi(L);
   lua_Number wait = luaL_optnumber(L, 2, 0);
-  double now = transfer_now(), deadline;
+  double now = clock_now(), deadline;
   int n = 0, i;
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
@@ -302,11 +229,10 @@ static int multi_perform(lua_State *L) {
   for (i = 0; i < mu->nslots; i++) mu->slots[i]->t.L = L;
   for (;;) {
     double until = deadline, next_stall = deadline;
-    int timeout_ms, ready = 0, r, npoll;
+    int timeout_ms, ready = 0, r;
     timer_turn(mu, now);
     n = collect(L, mu, n);
     n = stalls(L, mu, n, now, &next_stall);
-    n = own_turn(L, mu, n, now, &next_stall);
     if (mu->oom) {
       for (i = 0; i < mu->nslots; i++) mu->slots[i]->t.L = NULL;
       return luaL_error(L, "out of memory");
@@ -315,17 +241,11 @@ static int multi_perform(lua_State *L) {
     if (mu->timer_at >= 0 && mu->timer_at < until) until = mu->timer_at;
     if (next_stall < until) until = next_stall;
     timeout_ms = until <= now ? 0 : (int)ceil((until - now) * 1000.0);
-    npoll = poll_set(mu);
-    if (npoll < 0) {
-      for (i = 0; i < mu->nslots; i++) mu->slots[i]->t.L = NULL;
-      return luaL_error(L, "out of memory");
-    }
-    r = poll(mu->all, (nfds_t)npoll, timeout_ms);
+    r = poll(mu->fds, (nfds_t)mu->nfds, timeout_ms);
     if (r > 0) {
-      int nfds = mu->nfds;
-      /* acting on a socket may change libcurl's watched set: act on a copy */
-      for (i = 0; i < nfds; i++)
-        if (mu->all[i].revents) mu->ready[ready++] = mu->all[i];
+      /* acting on a socket may change the watched set: act on a copy */
+      for (i = 0; i < mu->nfds; i++)
+        if (mu->fds[i].revents) mu->ready[ready++] = mu->fds[i];
       for (i = 0; i < ready; i++) {
         short ev = mu->ready[i].revents;
         int bits = 0, running;
@@ -334,13 +254,8 @@ static int multi_perform(lua_State *L) {
         if (ev & (POLLERR | POLLNVAL)) bits |= CURL_CSELECT_ERR;
         curl_multi_socket_action(mu->m, mu->ready[i].fd, bits, &running);
       }
-      for (i = nfds; i < npoll; i++)
-        if (mu->all[i].revents) {
-          exchange_io(&mu->polled[i - nfds]->t.x, mu->all[i].revents);
-          ready++;
-        }
     }
-    now = transfer_now();
+    now = clock_now();
     /* a signal (a stop request, say) goes back to Lua at once */
     if (r < 0) {
       n = collect(L, mu, n);
@@ -349,7 +264,6 @@ static int multi_perform(lua_State *L) {
     if (ready == 0 && now >= deadline && (mu->timer_at < 0 || mu->timer_at > now)) {
       n = collect(L, mu, n);
       n = stalls(L, mu, n, now, &next_stall);
-      n = own_turn(L, mu, n, now, &next_stall);
       break;
     }
   }
@@ -358,15 +272,8 @@ static int multi_perform(lua_State *L) {
   return 1;
 }
 
-/* multi:pending() -> number of requests still running */
-static int multi_pending(lua_State *L) {
-  multi *mu = check_multi(L);
-  lua_pushinteger(L, mu->busy);
-  return 1;
-}
-
 static int multi_close(lua_State *L) {
-  multi *mu = (multi *)luaL_checkudata(L, 1, MULTI_TRANSPORT_MT);
+  multi *mu = (multi *)class_check(L, 1, MULTI_TRANSPORT_CLASS);
   int i;
   if (mu->closed) return 0;
   mu->closed = 1;
@@ -383,11 +290,7 @@ static int multi_close(lua_State *L) {
   mu->m = NULL;
   free(mu->fds);
   free(mu->ready);
-  free(mu->all);
-  free(mu->polled);
-  mu->fds = mu->ready = mu->all = NULL;
-  mu->polled = NULL;
-  mu->all_cap = 0;
+  mu->fds = mu->ready = NULL;
   mu->nfds = mu->fds_cap = 0;
   luaL_unref(L, LUA_REGISTRYINDEX, mu->share_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, mu->config_ref);
@@ -395,7 +298,8 @@ static int multi_close(lua_State *L) {
   return 0;
 }
 
-int transport_multi_new(lua_State *L) {
+/* core.multi{ ca_file=, insecure=, proxy=, share= } -> multi */
+static int transport_multi_new(lua_State *L) {
   multi *mu;
   int ref;
   lua_settop(L, 1);
@@ -403,12 +307,9 @@ int transport_multi_new(lua_State *L) {
     lua_settop(L, 0);
     lua_newtable(L);
   }
-  mu = (multi *)lua_newuserdatauv(L, sizeof *mu, 0);
-  memset(mu, 0, sizeof *mu);
+  mu = (multi *)class_new(L, MULTI_TRANSPORT_CLASS, sizeof *mu);
   mu->closed = 1;
   mu->share_ref = mu->config_ref = LUA_NOREF;
-  luaL_getmetatable(L, MULTI_TRANSPORT_MT);
-  lua_setmetatable(L, -2);
   mu->m = curl_multi_init();
   if (mu->m == NULL) return luaL_error(L, "curl_multi_init failed");
   mu->closed = 0;
@@ -430,16 +331,15 @@ void transport_multi_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     { "add", multi_add },
     { "perform", multi_perform },
-    { "pending", multi_pending },
     { "close", multi_close },
     { NULL, NULL }
   };
-  luaL_newmetatable(L, MULTI_TRANSPORT_MT);
-  lua_pushcfunction(L, multi_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, multi_close);
-  lua_setfield(L, -2, "__close");
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {
+    { "__gc", multi_close },
+    { "__close", multi_close },
+    { NULL, NULL }
+  };
+  class_register(L, MULTI_TRANSPORT_CLASS, methods, meta);
+  lua_pushcfunction(L, transport_multi_new);
+  lua_setfield(L, -2, "multi");
 }

@@ -16,7 +16,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Aborts unless the value at idx is one json_decode can make. */
-static void walk(lua_State *L, int idx, int depth) {
+static void check_decoded(lua_State *L, int idx, int depth) {
   switch (lua_type(L, idx)) {
     case LUA_TTABLE:
       if (depth > 1000 || lua_getmetatable(L, idx)) abort();
@@ -24,7 +24,7 @@ static void walk(lua_State *L, int idx, int depth) {
       lua_pushnil(L);
       while (lua_next(L, idx)) {
         if (lua_type(L, -2) != LUA_TSTRING && !(lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1)) abort();
-        walk(L, lua_gettop(L), depth + 1);
+        check_decoded(L, lua_gettop(L), depth + 1);
         lua_pop(L, 1);
       }
       return;
@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   } else {
     int value = lua_gettop(L) - 1;
-    walk(L, value, 0);
+    check_decoded(L, value, 0);
     /* the same value through the request encoder, and back */
     lua_getfield(L, top + 1, "encode_json");
     lua_pushvalue(L, value);

@@ -1,7 +1,7 @@
 /*
  * fuzz_response.c - libFuzzer target: response handling. The input is cut
  * into a status code, a raw header block and a body; the header block goes
- * through answer_push_headers (what the curl transports do with what
+ * through response_headers_push (what the curl transports do with what
  * libcurl hands them: a lazy table, filled when read), then status,
  * headers and body through
  * truto.response.interpret for every response format, with and without an
@@ -16,7 +16,7 @@
 
 #include "fuzz_common.h"
 
-void answer_push_headers(lua_State *L, const char *head, size_t len);
+void response_headers_push(lua_State *L, const char *head, size_t len);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const FORMATS[] = { "unified", "raw", "normalized", "stream" };
@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lua_getglobal(L, "response");
     lua_getfield(L, -1, "interpret");
     lua_pushinteger(L, status);
-    answer_push_headers(L, head, head_len);
+    response_headers_push(L, head, head_len);
     lua_pushvalue(L, -1);
     lua_insert(L, top + 1); /* kept below the call, for check_headers */
     lua_pushlstring(L, body, body_len);

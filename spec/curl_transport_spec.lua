@@ -351,8 +351,8 @@ describe("the curl transport", function()
   describe("the request target, on the bare handle", function()
     local function sent(config, url, follow)
       local handle = core.curl(config)
-      local status = handle:request("GET", url, { "Accept: application/json" }, nil, 10, 5, nil, nil,
-        nil, follow)
+      local status = handle:request{ method = "GET", url = url, headers = { "Accept: application/json" },
+        timeout = 10, connect_timeout = 5, follow_redirects = follow }
       handle:close()
       assert.is_number(status)
       return m:last()
@@ -381,8 +381,8 @@ describe("the curl transport", function()
     it("switches between the two on one handle", function()
       local handle = core.curl{}
       for _, follow in ipairs{ false, true, false } do
-        assert.is_number(handle:request("GET", m.url .. "/a/b?c=" .. tostring(follow),
-          { "Accept: application/json" }, nil, 10, 5, nil, nil, nil, follow))
+        assert.is_number(handle:request{ method = "GET", url = m.url .. "/a/b?c=" .. tostring(follow),
+          headers = { "Accept: application/json" }, timeout = 10, connect_timeout = 5, follow_redirects = follow })
         assert.equal("GET /a/b?c=" .. tostring(follow) .. " HTTP/1.1", m:last().request_line)
       end
       handle:close()
@@ -395,7 +395,8 @@ describe("the curl transport", function()
     after_each(function() handle:close() end)
 
     local function send(method, body)
-      return handle:request(method, m.url .. "/things/7?x=1", { "Accept: application/json" }, body, 10, 5)
+      return handle:request{ method = method, url = m.url .. "/things/7?x=1",
+        headers = { "Accept: application/json" }, body = body, timeout = 10, connect_timeout = 5 }
     end
 
     for _, method in ipairs{ "GET", "DELETE" } do
@@ -447,5 +448,58 @@ describe("the curl transport", function()
         assert.equal(1, #m:requests())
       end)
     end
+  end)
+
+  describe("a request table the bare handles refuse", function()
+    local function refusal(req)
+      local handle = core.curl{}
+      local ok, err = pcall(handle.request, handle, req)
+      handle:close()
+      assert.is_false(ok)
+      return tostring(err)
+    end
+    local function valid(extra)
+      local req = { method = "GET", url = m.url .. "/things/7", headers = {} }
+      for k, v in pairs(extra) do req[k] = v end
+      return req
+    end
+
+    it("names the field of the wrong type, and sends nothing", function()
+      m:reset()
+      assert.matches("request.method: expected a string, got boolean", refusal(valid{ method = false }), 1, true)
+      assert.matches("request.url: expected a string, got number", refusal(valid{ url = 7 }), 1, true)
+      assert.matches("request.headers: expected an array of header lines, got string",
+        refusal(valid{ headers = "Accept: x" }), 1, true)
+      assert.matches("request.headers[2]: expected a header line", refusal(valid{ headers = { "A: b", 3 } }), 1, true)
+      assert.matches("request.body: expected a string, got table", refusal(valid{ body = {} }), 1, true)
+      assert.matches("request.timeout: expected a number, got string", refusal(valid{ timeout = "5" }), 1, true)
+      assert.matches("request.sink: expected a function, got boolean", refusal(valid{ sink = true }), 1, true)
+      assert.equal(0, #m:requests())
+    end)
+
+    it("refuses anything but a table, on the single handle and the multi handle", function()
+      local handle, multi = core.curl{}, core.multi{}
+      assert.is_false((pcall(handle.request, handle, "GET")))
+      assert.is_false((pcall(multi.add, multi, 1, "GET", m.url)))
+      local ok, err = pcall(multi.add, multi, 1, valid{ max_response_bytes = "big" })
+      assert.is_false(ok)
+      assert.matches("request.max_response_bytes: expected a number, got string", tostring(err), 1, true)
+      handle:close()
+      multi:close()
+    end)
+
+    it("lets the multi handle run a request table and ignores its sink (no sinks in a batch)", function()
+      local multi = core.multi{}
+      multi:add(7, valid{ sink = function() error("never called") end, timeout = 10 })
+      local out, n = {}, 0
+      for _ = 1, 100 do
+        n = multi:perform(0.2, out)
+        if n > 0 then break end
+      end
+      multi:close()
+      assert.equal(1, n)
+      assert.equal(7, out[1])
+      assert.is_number(out[2])
+    end)
   end)
 end)

@@ -152,8 +152,7 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
     call.begin(job, c)
     by_index[job.index] = job
     inflight = inflight + 1
-    multi:add(job.index, job.method, job.url, job.headers, job.body, job.timeout,
-      job.connect_timeout, job.max_response_bytes, job.stall_timeout, nil, job.follow_redirects)
+    multi:add(job.index, job) -- the job is the request (its sink is not read)
   end
 
   -- Starts the job, or sets it aside until the rate budget allows it.

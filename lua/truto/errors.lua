@@ -17,7 +17,6 @@ M.KINDS = {
 
 local Error = {}
 Error.__index = Error
-M.mt = Error
 
 local function one_line(s)
   return (tostring(s):gsub("[\r\n]+", " "))
@@ -112,10 +111,6 @@ end
 -- An invalid_argument about `field`: message is "field: detail".
 function M.invalid(field, detail)
   return M.new("invalid_argument", field .. ": " .. detail, { field = field, retryable = false })
-end
-
-function M.is(v)
-  return getmetatable(v) == Error
 end
 
 return M

@@ -11,8 +11,7 @@
 --   only when the request cannot have reached the server.
 --   transport:close() is idempotent; it raises (closing nothing) when called
 --   from inside one of its own requests, from a sink. request() raises when
---   called again from inside its own sink.
---   transport:close() is idempotent. README "Transports" documents the
+--   called again from inside its own sink. README "Transports" documents the
 --   contract in full (each failure kind, what `sent` must mean).
 
 local core = require "truto.core"
@@ -40,10 +39,9 @@ function M:fresh_multi()
   return core.multi(self.settings)
 end
 
+-- The C handle reads the request table's fields itself.
 function M:request(req)
-  return self.handle:request(req.method, req.url, req.headers, req.body, req.timeout,
-    req.connect_timeout, req.max_response_bytes, req.stall_timeout, req.sink,
-    req.follow_redirects)
+  return self.handle:request(req)
 end
 
 -- Raises, closing nothing, when called from inside one of the handle's own

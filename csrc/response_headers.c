@@ -1,5 +1,5 @@
 /*
- * answer.c - see answer.h. Pure: no I/O, no lua_State kept. Must never
+ * response_headers.c - see response_headers.h. Pure: no I/O, no lua_State kept. Must never
  * let a lazy headers table differ from the eager one once filled (lower-case
  * names, trimmed values, repeats joined with ", ", the same lines skipped),
  * nor answer nil for a field the block has.
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "answer.h"
+#include "response_headers.h"
 #include "headers.h"
 
 #define HEADERS_MT "truto.lazy_headers"
@@ -46,7 +46,7 @@ static void add_lines(lua_State *L, const char *head, size_t len, int eager_only
   }
 }
 
-void answer_push_headers(lua_State *L, const char *head, size_t len) {
+void response_headers_push(lua_State *L, const char *head, size_t len) {
   const char *p = memchr(head, '\n', len);
   size_t skip = p ? (size_t)(p - head) + 1 : len;
   head += skip;
@@ -172,7 +172,7 @@ static int core_rate_limit_fields(lua_State *L) {
   return any ? 3 : 0;
 }
 
-void answer_open(lua_State *L) {
+void response_headers_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     { "headers_fill", core_headers_fill },
     { "rate_limit_fields", core_rate_limit_fields },

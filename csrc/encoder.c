@@ -1,5 +1,5 @@
 /*
- * walk.c - the shared half of the encoders (see walk.h): path tracking,
+ * encoder.c - the shared half of the encoders (see encoder.h): path tracking,
  * error messages, table shape, UTF-8 and number rules. Must never raise
  * except on memory exhaustion inside the Lua API itself.
  */
@@ -9,21 +9,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "walk.h"
+#include "encoder.h"
 
-void walk_init(walk *w) {
+void encoder_init(encoder *w) {
   memset(w, 0, sizeof *w);
   strbuf_init(&w->out);
 }
 
-void walk_free(walk *w) {
+void encoder_free(encoder *w) {
   strbuf_free(&w->out);
   free(w->keys);
   w->keys = NULL;
   w->keycap = 0;
 }
 
-void walk_begin(walk *w, lua_State *L, int array_mt, const char *root, int scratch) {
+void encoder_begin(encoder *w, lua_State *L, int array_mt, const char *root, int scratch) {
   w->L = L;
   w->root = root;
   strbuf_reset(&w->out);
@@ -72,7 +72,7 @@ static size_t utf8_char_len(const unsigned char *p, size_t left) {
   return need + 1;
 }
 
-void walk_printable(char *dst, size_t cap, const char *s, size_t n) {
+void encoder_printable(char *dst, size_t cap, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0, k = 0;
   while (i < n) {
@@ -92,7 +92,7 @@ void walk_printable(char *dst, size_t cap, const char *s, size_t n) {
 }
 
 /* Writes the path as users read it: name.key[2]["odd key"]. */
-static void format_path(walk *w) {
+static void format_path(encoder *w) {
   size_t used = 0, cap = sizeof w->field;
   int i;
   w->field[0] = '\0';
@@ -101,7 +101,7 @@ static void format_path(walk *w) {
     return;
   }
   for (i = 0; i < w->depth && used < cap - 1; i++) {
-    const walk_seg *s = &w->path[i];
+    const encoder_seg *s = &w->path[i];
     int n;
     if (s->key == NULL)
       n = snprintf(w->field + used, cap - used, "[%lld]", s->index);
@@ -109,7 +109,7 @@ static void format_path(walk *w) {
       /* quote odd keys; bytes that would garble a message are shown as ?,
        * long keys are cut */
       char safe[64];
-      walk_printable(safe, sizeof safe, s->key, s->klen);
+      encoder_printable(safe, sizeof safe, s->key, s->klen);
       if (is_identifier(s->key, s->klen))
         n = snprintf(w->field + used, cap - used, "%s%s", i ? "." : "", safe);
       else
@@ -121,9 +121,9 @@ static void format_path(walk *w) {
   if (used >= cap) w->field[cap - 1] = '\0';
 }
 
-int walk_fail(walk *w, const char *fmt, ...) {
+int encoder_fail(encoder *w, const char *fmt, ...) {
   va_list ap;
-  char detail[WALK_ERR_SIZE / 2];
+  char detail[ENCODER_ERR_SIZE / 2];
   if (w->failed) return -1;
   w->failed = 1;
   format_path(w);
@@ -134,9 +134,9 @@ int walk_fail(walk *w, const char *fmt, ...) {
   return -1;
 }
 
-int walk_fail_field(walk *w, const char *field, const char *fmt, ...) {
+int encoder_fail_field(encoder *w, const char *field, const char *fmt, ...) {
   va_list ap;
-  char detail[WALK_ERR_SIZE / 2];
+  char detail[ENCODER_ERR_SIZE / 2];
   if (w->failed) return -1;
   w->failed = 1;
   snprintf(w->field, sizeof w->field, "%s", field);
@@ -148,30 +148,30 @@ int walk_fail_field(walk *w, const char *field, const char *fmt, ...) {
 }
 
 static int compare_keys(const void *a, const void *b) {
-  const walk_key *x = a, *y = b;
-  return walk_compare_bytes(x->s, x->len, y->s, y->len);
+  const encoder_key *x = a, *y = b;
+  return encoder_compare_bytes(x->s, x->len, y->s, y->len);
 }
 
 /* Objects are small: insertion sort beats qsort's setup (and its malloc)
  * below a few dozen keys. */
-static void sort_keys(walk_key *k, size_t n) {
+static void sort_keys(encoder_key *k, size_t n) {
   size_t i, j;
   if (n > 24) {
     qsort(k, n, sizeof *k, compare_keys);
     return;
   }
   for (i = 1; i < n; i++) {
-    walk_key x = k[i];
+    encoder_key x = k[i];
     for (j = i; j > 0 && compare_keys(&k[j - 1], &x) > 0; j--) k[j] = k[j - 1];
     k[j] = x;
   }
 }
 
-static int push_sort_key(walk *w, const char *s, size_t len, int slot) {
+static int push_sort_key(encoder *w, const char *s, size_t len, int slot) {
   if (w->nkeys == w->keycap) {
     size_t cap = w->keycap ? w->keycap * 2 : 32;
-    walk_key *k = realloc(w->keys, cap * sizeof *k);
-    if (k == NULL) return walk_fail(w, "out of memory");
+    encoder_key *k = realloc(w->keys, cap * sizeof *k);
+    if (k == NULL) return encoder_fail(w, "out of memory");
     w->keys = k;
     w->keycap = cap;
   }
@@ -197,7 +197,7 @@ static long long array_index(lua_State *L, int idx) {
 #endif
 }
 
-int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count) {
+int encoder_enter_table(encoder *w, int idx, int *shape, size_t *first, size_t *count) {
   lua_State *L = w->L;
   size_t nstr = 0, nint = 0;
   long long maxint = 0;
@@ -206,19 +206,19 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   if (idx < 0) idx = lua_gettop(L) + idx + 1;
   self = lua_topointer(L, idx);
 
-  if (w->depth > WALK_MAX_DEPTH)
-    return walk_fail(w, "nested deeper than %d levels", WALK_MAX_DEPTH);
+  if (w->depth > ENCODER_MAX_DEPTH)
+    return encoder_fail(w, "nested deeper than %d levels", ENCODER_MAX_DEPTH);
   for (i = 0; i < w->depth; i++)
-    if (w->open[i] == self) return walk_fail(w, "table contains itself (a cycle)");
+    if (w->open[i] == self) return encoder_fail(w, "table contains itself (a cycle)");
   /* room for the values of the first keys (each with a copy of its key),
    * beyond the 4 slots lua_next and the checks need */
   room = lua_checkstack(L, 4 + 16) ? 16 : 0;
-  if (!room && !lua_checkstack(L, 4)) return walk_fail(w, "out of Lua stack");
+  if (!room && !lua_checkstack(L, 4)) return encoder_fail(w, "out of Lua stack");
   if (lua_getmetatable(L, idx)) {
     marked = w->array_mt && lua_rawequal(L, -1, w->array_mt);
     lua_pop(L, 1);
     if (!marked)
-      return walk_fail(w, "is a table with a metatable; pass a plain table (proxies are not "
+      return encoder_fail(w, "is a table with a metatable; pass a plain table (proxies are not "
                           "read), or truto.array(t) for an array");
   }
 
@@ -228,14 +228,14 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   while (lua_next(L, idx)) {
     int kt = lua_type(L, -2);
     if (kt == LUA_TSTRING) {
-      /* the first WALK_STACK_KEYS open keys keep their values on the Lua
+      /* the first ENCODER_STACK_KEYS open keys keep their values on the Lua
        * stack (fast); the rest go to the scratch table (a Lua table: no
        * limit tied to the C stack of Lua 5.1 and LuaJIT). The key stays on
-       * top for lua_next; its bytes stay valid: the walked table holds it */
+       * top for lua_next; its bytes stay valid: the encoded table holds it */
       size_t len;
       const char *s;
       int slot;
-      if (w->stacked < WALK_STACK_KEYS && (room > 0 || (lua_checkstack(L, 4 + 16) && (room = 16)))) {
+      if (w->stacked < ENCODER_STACK_KEYS && (room > 0 || (lua_checkstack(L, 4 + 16) && (room = 16)))) {
         lua_pushvalue(L, -2);         /* [.. key, value, key]: the key again for lua_next */
         slot = -(base + 2 * here + 2); /* the value (the stack grows by 2 per kept key) */
         here++;
@@ -262,7 +262,7 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
       if (k == 0) {
         w->nkeys = *first;
         lua_settop(L, base);
-        return walk_fail(w, "has a %s key; JSON objects need string keys and arrays 1..n",
+        return encoder_fail(w, "has a %s key; JSON objects need string keys and arrays 1..n",
                          kt == LUA_TNUMBER ? "non-positive or fractional number" : lua_typename(L, kt));
       }
       nint++;
@@ -272,18 +272,18 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   if (nstr && nint) {
     w->nkeys = *first;
     lua_settop(L, base);
-    return walk_fail(w, "mixes array items and string keys");
+    return encoder_fail(w, "mixes array items and string keys");
   }
   if (nint && (unsigned long long)maxint != nint) {
     w->nkeys = *first;
     lua_settop(L, base);
-    return walk_fail(w, "is a sparse array (%lu items, largest index %lld); use truto.null for holes",
+    return encoder_fail(w, "is a sparse array (%lu items, largest index %lld); use truto.null for holes",
                      (unsigned long)nint, maxint);
   }
   if (marked && nstr) {
     w->nkeys = *first;
     lua_settop(L, base);
-    return walk_fail(w, "is marked truto.array but has string keys");
+    return encoder_fail(w, "is marked truto.array but has string keys");
   }
   if (nint || marked) {
     *shape = SHAPE_ARRAY;
@@ -297,9 +297,9 @@ int walk_enter_table(walk *w, int idx, int *shape, size_t *first, size_t *count)
   return 0;
 }
 
-void walk_leave_table(walk *w, size_t first) {
+void encoder_leave_table(encoder *w, size_t first) {
   /* stack slots are popped; scratch slots are reused by the next table
-   * (walk_end drops their references) */
+   * (encoder_end drops their references) */
   size_t i;
   int lowest_stack = 0, lowest_scratch = 0;
   for (i = first; i < w->nkeys; i++) {
@@ -316,7 +316,7 @@ void walk_leave_table(walk *w, size_t first) {
   w->nkeys = first;
 }
 
-void walk_end(walk *w) {
+void encoder_end(encoder *w) {
   int i;
   for (i = 1; i <= w->maxvalues; i++) {
     lua_pushnil(w->L);
@@ -325,7 +325,7 @@ void walk_end(walk *w) {
   w->maxvalues = w->nvalues = 0;
 }
 
-size_t walk_utf8_sequence(const unsigned char *p, const unsigned char *end) {
+size_t encoder_utf8_sequence(const unsigned char *p, const unsigned char *end) {
   unsigned c = *p, cp, min;
   size_t need, i;
   if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; min = 0x80; }
@@ -341,12 +341,12 @@ size_t walk_utf8_sequence(const unsigned char *p, const unsigned char *end) {
   return need + 1;
 }
 
-int walk_fail_string(walk *w, const char *s, size_t at) {
-  if (s[at] == '\0') return walk_fail(w, "contains a NUL byte at offset %lu", (unsigned long)at);
-  return walk_fail(w, "is not valid UTF-8 (bad byte at offset %lu)", (unsigned long)at);
+int encoder_fail_string(encoder *w, const char *s, size_t at) {
+  if (s[at] == '\0') return encoder_fail(w, "contains a NUL byte at offset %lu", (unsigned long)at);
+  return encoder_fail(w, "is not valid UTF-8 (bad byte at offset %lu)", (unsigned long)at);
 }
 
-int walk_check_string(walk *w, const char *s, size_t n) {
+int encoder_check_string(encoder *w, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s, *end = p + n;
   const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
   while (p < end) {
@@ -364,7 +364,7 @@ int walk_check_string(walk *w, const char *s, size_t n) {
     }
     c = *p;
     if (c < 0x80) {
-      if (c == 0) return walk_fail_string(w, s, (size_t)(p - (const unsigned char *)s));
+      if (c == 0) return encoder_fail_string(w, s, (size_t)(p - (const unsigned char *)s));
       p++;
       continue;
     }
@@ -385,7 +385,7 @@ int walk_check_string(walk *w, const char *s, size_t n) {
   }
   return 0;
 bad:
-  return walk_fail(w, "is not valid UTF-8 (bad byte at offset %lu)", (unsigned long)(p - (const unsigned char *)s));
+  return encoder_fail(w, "is not valid UTF-8 (bad byte at offset %lu)", (unsigned long)(p - (const unsigned char *)s));
 }
 
 /* Shortest "%.Ng" that reads back as the same double. */
@@ -401,7 +401,7 @@ static size_t format_double(double d, char *buf) {
   return n;
 }
 
-int walk_format_number(walk *w, int idx, char *buf, size_t *len) {
+int encoder_format_number(encoder *w, int idx, char *buf, size_t *len) {
   lua_State *L = w->L;
   double d;
 #if TRUTO_HAS_INTEGERS
@@ -411,8 +411,8 @@ int walk_format_number(walk *w, int idx, char *buf, size_t *len) {
   }
 #endif
   d = (double)lua_tonumber(L, idx);
-  if (d != d) return walk_fail(w, "is NaN, which JSON cannot carry");
-  if (d == HUGE_VAL || d == -HUGE_VAL) return walk_fail(w, "is infinite, which JSON cannot carry");
+  if (d != d) return encoder_fail(w, "is NaN, which JSON cannot carry");
+  if (d == HUGE_VAL || d == -HUGE_VAL) return encoder_fail(w, "is infinite, which JSON cannot carry");
 #if !TRUTO_HAS_INTEGERS
   /* Lua 5.1/LuaJIT: integral doubles that are exact read as integers */
   if (d == floor(d) && fabs(d) <= 9007199254740992.0) {
