@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/ssl.h>
+
 #include "clock.h"
 #include "response_headers.h"
 #include "transfer.h"
@@ -88,12 +90,32 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud) {
   return len;
 }
 
+/* Is the transfer's connection speaking HTTP/2 (ALPN said "h2")? Asked of
+ * OpenSSL, the only TLS library libcurl is built with on Debian; any other
+ * backend answers "no", which only keeps the stricter rule below. */
+static int connection_is_h2(transfer *t) {
+  struct curl_tlssessioninfo *info = NULL;
+  const unsigned char *alpn = NULL;
+  unsigned int len = 0;
+  if (curl_easy_getinfo(t->easy, CURLINFO_TLS_SSL_PTR, &info) != CURLE_OK || info == NULL
+      || info->backend != CURLSSLBACKEND_OPENSSL || info->internals == NULL)
+    return 0;
+  SSL_get0_alpn_selected((SSL *)info->internals, &alpn, &len);
+  return len == 2 && memcmp(alpn, "h2", 2) == 0;
+}
+
 /*
  * Called right before each request goes out on a connection (new or
  * reused): the first one, one after a followed redirect, or libcurl's own
  * silent retry. The last is refused when no answer came to the previous
- * copy, also when libcurl would not rewind first (nothing written yet) or
- * picks another pooled connection.
+ * copy (also when libcurl would not rewind first, or picks another pooled
+ * connection), with one exception the protocol proves safe: on HTTP/2 the
+ * only failure libcurl retries without an error message of its own is a
+ * stream closed with REFUSED_STREAM — one above the last stream id of the
+ * server's GOAWAY, or refused outright — which the server never processed
+ * (RFC 9113 6.8, 8.7). That copy does not count as sent. Any other failure
+ * on HTTP/2 (a reset, a connection closed mid-stream, a send error) leaves
+ * libcurl's message in the error buffer and is refused as before.
  */
 static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
                      int conn_local_port) {
@@ -103,13 +125,62 @@ static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int c
   (void)conn_primary_port;
   (void)conn_local_port;
   if (t->requests_started > 0 && !t->got_response) {
-    t->resend_refused = 1;
-    return CURL_PREREQFUNC_ABORT;
+    if (!(t->on_h2 && t->errbuf[0] == '\0')) {
+      t->resend_refused = 1;
+      return CURL_PREREQFUNC_ABORT;
+    }
+    t->requests_started--; /* the refused copy was never processed */
+    t->needs_reset = 1;
   }
   t->requests_started++;
+  t->on_h2 = connection_is_h2(t);
   t->got_response = t->interim = t->head_done = 0;
   t->head_total = 0;
   return CURL_PREREQFUNC_OK;
+}
+
+/*
+ * TLS sessions resumed on every reconnect. Two things in libcurl 7.x
+ * against OpenSSL stop that:
+ * - it turns TLS 1.2 session tickets off (SSL_OP_NO_TICKET), so a server
+ *   that keeps no session cache of its own (nginx's default) can never
+ *   resume a TLS 1.2 session: turned back on;
+ * - it often frees a connection's SSL without a close_notify sent (an
+ *   HTTP/2 connection the server ended with GOAWAY, always), and OpenSSL
+ *   then marks the connection's session not resumable — the very session
+ *   object libcurl's cache (the client's share) hands to the next
+ *   connection, so every later reconnect made a full handshake. TLS 1.1
+ *   and later allow resuming a session whose connection was not closed
+ *   properly (RFC 5246 7.2.1): as an SSL whose handshake finished is
+ *   freed, it is marked as having sent its shutdown, which is all OpenSSL
+ *   checks. A fatal alert still removes the session as before.
+ */
+static int ssl_mark_index = -1;
+static char ssl_mark; /* the value of the mark: only its address is used */
+
+static void on_ssl_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
+  SSL *ssl = (SSL *)parent;
+  (void)ad;
+  (void)idx;
+  (void)argl;
+  (void)argp;
+  if (ptr == &ssl_mark && ssl != NULL && SSL_is_init_finished(ssl))
+    SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN);
+}
+
+static void on_ssl_info(const SSL *ssl, int where, int ret) {
+  (void)ret;
+  if ((where & SSL_CB_HANDSHAKE_START) && ssl_mark_index >= 0)
+    SSL_set_ex_data((SSL *)ssl, ssl_mark_index, &ssl_mark);
+}
+
+static CURLcode on_ssl_ctx(CURL *e, void *ssl_ctx, void *ud) {
+  SSL_CTX *ctx = (SSL_CTX *)ssl_ctx;
+  (void)e;
+  (void)ud;
+  SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+  SSL_CTX_set_info_callback(ctx, on_ssl_info);
+  return CURLE_OK;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud) {
@@ -211,28 +282,9 @@ static void classify(transfer *t, CURLcode rc, const char **kind, const char **d
   if (t->answered) *sent = 1;
 }
 
-int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
-  CURL *e;
-  const char *ca_file = NULL, *proxy = NULL;
-  int insecure = 0;
-  memset(t, 0, sizeof *t);
-  strbuf_init(&t->head);
-  strbuf_init(&t->body);
-  strbuf_init(&t->upload);
-  strbuf_init(&t->origin);
-  strbuf_init(&t->header_text);
-  if (config && lua_istable(L, config)) {
-    lua_getfield(L, config, "ca_file");
-    ca_file = lua_tostring(L, -1);
-    lua_getfield(L, config, "proxy");
-    proxy = lua_tostring(L, -1);
-    lua_getfield(L, config, "insecure");
-    insecure = lua_toboolean(L, -1);
-    lua_pop(L, 3); /* the strings stay alive in the config table */
-  }
-  e = curl_easy_init();
-  if (e == NULL) return -1;
-  t->easy = e;
+/* The per-handle options: set once, and again after a curl_easy_reset. */
+static void configure(transfer *t) {
+  CURL *e = t->easy;
   curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
@@ -246,25 +298,68 @@ int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
   curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
   curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
+  curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, t->http_version);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
   /* on a redirect to another origin, curl drops Authorization unless
    * CURLOPT_UNRESTRICTED_AUTH is set; it is never set here */
-  curl_easy_setopt(e, CURLOPT_PROXY, proxy ? proxy : "");
-  t->direct = proxy == NULL || proxy[0] == '\0';
-  if (ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
-  if (insecure) {
+  curl_easy_setopt(e, CURLOPT_PROXY, t->proxy ? t->proxy : "");
+  if (t->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
+  if (t->insecure) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
   }
-  if (share) curl_easy_setopt(e, CURLOPT_SHARE, share);
+  if (t->share) curl_easy_setopt(e, CURLOPT_SHARE, t->share);
+}
+
+static char *copy_string(const char *s) {
+  char *copy;
+  if (s == NULL) return NULL;
+  copy = (char *)malloc(strlen(s) + 1);
+  if (copy) strcpy(copy, s);
+  return copy;
+}
+
+int transfer_init(transfer *t, lua_State *L, int config, CURLSH *share) {
+  const char *ca_file = NULL, *proxy = NULL, *version = NULL;
+  memset(t, 0, sizeof *t);
+  strbuf_init(&t->head);
+  strbuf_init(&t->body);
+  strbuf_init(&t->upload);
+  strbuf_init(&t->origin);
+  strbuf_init(&t->header_text);
+  if (config && lua_istable(L, config)) {
+    lua_getfield(L, config, "ca_file");
+    ca_file = lua_tostring(L, -1);
+    lua_getfield(L, config, "proxy");
+    proxy = lua_tostring(L, -1);
+    lua_getfield(L, config, "insecure");
+    t->insecure = lua_toboolean(L, -1);
+    lua_getfield(L, config, "http_version");
+    version = lua_tostring(L, -1);
+    lua_pop(L, 4); /* the strings stay alive in the config table */
+  }
+  /* "1.1": HTTP/1.1 only; otherwise HTTP/2 where TLS offers it */
+  t->http_version = version && strcmp(version, "1.1") == 0 ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2TLS;
+  t->ca_file = copy_string(ca_file);
+  t->proxy = copy_string(proxy);
+  t->share = share;
+  t->easy = curl_easy_init();
+  if (t->easy == NULL || (ca_file && !t->ca_file) || (proxy && !t->proxy)) return -1;
+  t->direct = proxy == NULL || proxy[0] == '\0';
+  configure(t);
   return 0;
 }
 
 void transfer_cleanup(transfer *t) {
   if (t->easy) curl_easy_cleanup(t->easy);
   t->easy = NULL;
+  free(t->ca_file);
+  free(t->proxy);
+  t->ca_file = t->proxy = NULL;
   free(t->headers);
   t->headers = NULL;
   t->header_cap = 0;
@@ -328,6 +423,11 @@ void transfer_prepare(lua_State *L, transfer *t, int req, int with_sink) {
   struct curl_slist *list = NULL;
   const char *target;
   CURL *e = t->easy;
+  if (t->needs_reset) {
+    curl_easy_reset(e);
+    configure(t);
+    t->needs_reset = 0;
+  }
   lua_getfield(L, req, "follow_redirects");
   follow = lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -379,7 +479,7 @@ void transfer_prepare(lua_State *L, transfer *t, int req, int with_sink) {
   /* a copy: with a multi handle the Lua string need not outlive this call */
   if (body_len) strbuf_add(&t->upload, body, body_len);
   if (t->upload.failed) luaL_error(L, "out of memory");
-  t->got_response = t->resend_refused = t->head_too_large = t->url_refused = 0;
+  t->got_response = t->resend_refused = t->head_too_large = t->url_refused = t->on_h2 = 0;
   t->answered = t->interim = t->head_done = t->line_too_large = 0;
   t->head_total = 0;
   t->requests_started = 0;
@@ -440,6 +540,14 @@ void transfer_prepare(lua_State *L, transfer *t, int req, int with_sink) {
   }
 }
 
+/* Did the whole body arrive (as many bytes as a Content-Length said)? */
+static int answer_complete(transfer *t) {
+  curl_off_t expected = -1, got = 0;
+  curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &expected);
+  curl_easy_getinfo(t->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+  return expected < 0 || got == expected;
+}
+
 /* Between requests a handle keeps small buffers for reuse, not big ones. */
 static void release_buffers(transfer *t) {
   strbuf_reset(&t->body);
@@ -464,6 +572,15 @@ int transfer_finish(lua_State *L, transfer *t, CURLcode rc) {
     release_buffers(t);
     return 3;
   }
+  /* libcurl 7.x ends an HTTP/2 transfer with CURLE_HTTP2_STREAM, and no
+   * message of its own ("stream N closed" is only an info line), when the
+   * server answered in full and closed the stream before taking the whole
+   * request body (RFC 9113 8.1 allows it; nginx's `return` does it) while
+   * libcurl still had body to send. The answer is whole: it is the answer,
+   * not a failure to retry (retrying it sent a create twice). */
+  if (rc == CURLE_HTTP2_STREAM && t->errbuf[0] == '\0' && t->head_done && !t->too_large
+      && response_status(t) >= 200 && answer_complete(t))
+    rc = CURLE_OK;
   /* one header line over libcurl's own 100 KiB: it reports that as out
    * of memory (8.6 and later: too large) before the headers end */
   if ((rc == CURLE_OUT_OF_MEMORY || rc == TRANSFER_CURLE_TOO_LARGE) && t->requests_started > 0
@@ -526,6 +643,8 @@ void transfer_global_init(lua_State *L) {
   static int curl_ready = 0; /* set once per process, never changed after */
   if (!curl_ready) {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) luaL_error(L, "curl_global_init failed");
+    ssl_mark_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, on_ssl_free);
     curl_ready = 1;
   }
 }
+

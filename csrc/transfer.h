@@ -41,6 +41,16 @@ typedef struct transfer {
   size_t head_total;     /* header bytes of the current answer, the 1xx
                           * interim answers before it included */
   int resend_refused;    /* libcurl wanted to re-send before any answer */
+  int on_h2;             /* the latest copy went out on an HTTP/2 connection */
+  int needs_reset;       /* libcurl re-sent a refused stream in this exchange:
+                          * its retry counter, which it never clears between
+                          * transfers, is reset (curl_easy_reset) before the
+                          * next one */
+  /* the per-client settings, applied again after a reset */
+  char *ca_file, *proxy;
+  int insecure;
+  long http_version;     /* CURL_HTTP_VERSION_* */
+  CURLSH *share;
   int head_too_large;    /* the headers alone passed TRANSFER_MAX_HEAD */
   int line_too_large;    /* libcurl refused one header line (over its own
                           * 100 KiB per line) */
