@@ -105,6 +105,7 @@ int luaopen_truto_core(lua_State *L) {
   pin_library();
   lua_newtable(L);
   for (i = 0; parts[i].name != NULL; i++) parts[i].open(L);
+  /* core.normalize stays here only until issue 19 item 3 removes it */
   lua_pushcfunction(L, core_normalize);
   lua_setfield(L, -2, "normalize");
   return 1;
