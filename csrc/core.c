@@ -27,6 +27,7 @@
 #include "operation.h"
 #include "signals.h"
 #include "transport_curl.h"
+#include "utf8.h"
 
 /* core.now() -> seconds on a monotonic clock (for elapsed and deadlines) */
 static int core_now(lua_State *L) {
@@ -230,6 +231,7 @@ int luaopen_truto_core(lua_State *L) {
   answer_open(L);            /* core.headers_fill */
   decode_json_open(L);       /* core.json_decode */
   signals_open(L);            /* core.signals */
+  utf8_open(L);              /* core.utf8_check */
 
   /* the array marker's metatable, shared by truto.array and the encoders */
   lua_newtable(L);

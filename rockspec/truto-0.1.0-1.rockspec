@@ -44,6 +44,7 @@ build = {
         "csrc/transfer.c",
         "csrc/transport_curl.c",
         "csrc/transport_multi.c",
+        "csrc/utf8.c",
         "csrc/walk.c",
       },
       libraries = { "curl", "crypto" },
