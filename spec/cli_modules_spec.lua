@@ -2,12 +2,12 @@
 -- Lua: they load there and give the same answers (digests, keys, decoded
 -- JSON) everywhere, except where a Lua cannot hold an integer exactly, and
 -- then they refuse rather than round.
-local sha256 = require "truto.cli.sha256"
+local sha256 = require("truto.core").sha256
 local json = require "truto.cli.json"
 local rows = require "truto.cli.rows"
 local h = require "spec.support.helpers"
 
-describe("truto.cli.sha256", function()
+describe("core.sha256", function()
   it("gives the FIPS 180-4 digests", function()
     assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", sha256(""))
     assert.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", sha256("abc"))

@@ -12,7 +12,7 @@
 local core = require "truto.core"
 local schema = require "truto.schema"
 local json = require "truto.cli.json"
-local sha256 = require "truto.cli.sha256"
+local sha256 = require("truto.core").sha256
 
 local M = {}
 

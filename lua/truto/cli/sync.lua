@@ -24,7 +24,7 @@ local input = require "truto.cli.input"
 local json = require "truto.cli.json"
 local results = require "truto.cli.results"
 local rows = require "truto.cli.rows"
-local sha256 = require "truto.cli.sha256"
+local sha256 = require("truto.core").sha256
 local commands = require "truto.cli.commands"
 
 local M = {}
