@@ -68,7 +68,7 @@ typedef struct decode_options {
   int max_depth;        /* 1..MAX_DEPTH */
   int unique_keys;      /* refuse an object that repeats a key */
   int mark_arrays;      /* give every array truto.array's metatable */
-  int refuse_big;       /* refuse integer literals beyond 2^53 */
+  int big_as_integer;   /* integer literals beyond 2^53 as Lua integers */
 } decode_options;
 
 typedef struct decoder {
@@ -403,6 +403,36 @@ static int number_value(const char *digits, const char *point, const char *exp,
   return 1;
 }
 
+/* big_integers = "integer": the integer literal from `start` (its digits
+ * from `digits`, up to `end`), beyond 2^53, as a Lua integer when this Lua
+ * holds it exactly (64 bits on 5.3+); else NULL with why set: never rounded,
+ * never a string. */
+static const char *push_big_integer(decoder *d, const char *start, const char *digits, const char *end) {
+  int n = (int)(end - start);
+#if TRUTO_HAS_INTEGERS
+  uint64_t v = 0, limit = *start == '-' ? UINT64_C(9223372036854775808) : UINT64_C(9223372036854775807);
+  const char *q;
+  for (q = digits; q < end; q++) {
+    unsigned digit = (unsigned)(*q - '0');
+    if (v > (limit - digit) / 10) break;
+    v = v * 10 + digit;
+  }
+  if (q == end) {
+    /* -2^63 is the one value whose magnitude no lua_Integer holds */
+    lua_pushinteger(d->L, *start == '-' ? (lua_Integer)(UINT64_C(0) - v) : (lua_Integer)v);
+    return end;
+  }
+  snprintf(d->why, sizeof d->why, "integer %.*s%s does not fit in 64 bits at byte %zu (it would be "
+           "rounded: write it as a string)", n > 40 ? 40 : n, start, n > 40 ? "..." : "", position(d, start));
+#else
+  (void)digits;
+  snprintf(d->why, sizeof d->why, "integer %.*s%s is beyond 2^53, the largest integer " LUA_VERSION
+           " keeps exact, at byte %zu (it would be rounded: write it as a string)", n > 40 ? 40 : n, start,
+           n > 40 ? "..." : "", position(d, start));
+#endif
+  return NULL;
+}
+
 /* Pushes the number token at p ('-' or a digit); returns what follows it,
  * or NULL. */
 static const char *push_number(decoder *d, const char *p) {
@@ -441,12 +471,7 @@ static const char *push_number(decoder *d, const char *p) {
         return p;
       }
     }
-    if (d->opt.refuse_big) {
-      int n = (int)(p - start);
-      snprintf(d->why, sizeof d->why, "integer %.*s%s is beyond 2^53 at byte %zu (it would not stay "
-               "exact: write it as a string)", n > 40 ? 40 : n, start, n > 40 ? "..." : "", position(d, start));
-      return NULL;
-    }
+    if (d->opt.big_as_integer) return push_big_integer(d, start, digits, p);
     lua_pushlstring(d->L, start, (size_t)(p - start));
     return p;
   }
@@ -675,9 +700,8 @@ key: /* p: the first byte of a member, after any space */
 /* Reads core.json_decode's options (the table at `idx`, or none) into
  * opt; raises on misuse, naming the option. */
 static void read_options(lua_State *L, int idx, decode_options *opt) {
-  static const char *const BIG[] = { "string", "error", NULL };
   opt->max_depth = MAX_DEPTH;
-  opt->unique_keys = opt->mark_arrays = opt->refuse_big = 0;
+  opt->unique_keys = opt->mark_arrays = opt->big_as_integer = 0;
   if (lua_isnoneornil(L, idx)) return;
   luaL_checktype(L, idx, LUA_TTABLE);
   lua_pushnil(L);
@@ -694,9 +718,9 @@ static void read_options(lua_State *L, int idx, decode_options *opt) {
       else opt->mark_arrays = lua_toboolean(L, -1);
     } else if (strcmp(name, "big_integers") == 0) {
       const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
-      if (strcmp(v, BIG[0]) != 0 && strcmp(v, BIG[1]) != 0)
-        luaL_error(L, "core.json_decode: options.big_integers must be \"string\" or \"error\"");
-      opt->refuse_big = v[0] == 'e';
+      if (strcmp(v, "string") != 0 && strcmp(v, "integer") != 0)
+        luaL_error(L, "core.json_decode: options.big_integers must be \"string\" or \"integer\"");
+      opt->big_as_integer = v[0] == 'i';
     } else {
       luaL_error(L, "core.json_decode: options.%s is not an option (max_depth, duplicate_keys, "
                  "mark_arrays, big_integers)", lua_type(L, -2) == LUA_TSTRING ? name : "?");
@@ -715,8 +739,10 @@ static void read_options(lua_State *L, int idx, decode_options *opt) {
  *   duplicate_keys = false  refuse an object that repeats a key
  *   mark_arrays = true    give every array truto.array's metatable, so an
  *                         empty one encodes back as [] (and is told from {})
- *   big_integers = "error"  refuse integer literals beyond 2^53 instead of
- *                         giving their digits as a string ("string", default)
+ *   big_integers = "integer"  integer literals beyond 2^53 as Lua integers
+ *                         where this Lua holds them exactly (64 bits on 5.3+),
+ *                         refused beyond, instead of strings of their digits
+ *                         ("string", the default)
  * Bytes after the value are always refused.
  * why: what is wrong and at which byte (1-based), e.g. "invalid number 01
  * at byte 7"; "not a string" when text is not one. Raises only on misuse

@@ -75,6 +75,7 @@ build = {
     ["truto.transport.curl"] = "lua/truto/transport/curl.lua",
     ["truto.transport.ngx"] = "lua/truto/transport/ngx.lua",
     ["truto.transport.haproxy"] = "lua/truto/transport/haproxy.lua",
+    ["truto.time"] = "lua/truto/time.lua",
     ["truto.url"] = "lua/truto/url.lua",
     ["truto.webhooks"] = "lua/truto/webhooks.lua",
   },
