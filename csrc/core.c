@@ -138,46 +138,6 @@ static int core_uuid4(lua_State *L) {
   return 1;
 }
 
-#if TRUTO_HAS_INTEGERS
-static void normalize_value(lua_State *L, int idx, int depth) {
-  if (depth > 1000 || !lua_checkstack(L, 3)) return;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    int t = lua_type(L, -1);
-    if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-      lua_Number n = lua_tonumber(L, -1);
-      if (n == floor(n) && fabs(n) <= 9007199254740992.0) {
-        lua_pushvalue(L, -2);
-        lua_pushinteger(L, (lua_Integer)n);
-        lua_rawset(L, idx);
-      }
-    } else if (t == LUA_TTABLE) {
-      normalize_value(L, lua_gettop(L), depth + 1);
-    }
-    lua_pop(L, 1);
-  }
-}
-#endif
-
-/*
- * core.normalize(value) -> value
- * lua-cjson 2.1.0 decodes every number as a float; this turns integral ones
- * within +-2^53 back into integers, in place (Lua 5.3+; a no-op before).
- * For the webhook and CLI readers, which still use lua-cjson; answers go
- * through core.json_decode (decode_json.c), which makes integers itself.
- */
-static int core_normalize(lua_State *L) {
-  lua_settop(L, 1);
-#if TRUTO_HAS_INTEGERS
-  if (lua_type(L, 1) == LUA_TTABLE) normalize_value(L, 1, 0);
-  else if (lua_type(L, 1) == LUA_TNUMBER && !lua_isinteger(L, 1)) {
-    lua_Number n = lua_tonumber(L, 1);
-    if (n == floor(n) && fabs(n) <= 9007199254740992.0) lua_pushinteger(L, (lua_Integer)n);
-  }
-#endif
-  return 1;
-}
-
 /* core.array(t) -> t, marked to encode as a JSON array (empty or not) */
 static int core_array(lua_State *L) {
   if (lua_isnoneornil(L, 1)) {
@@ -211,7 +171,6 @@ int luaopen_truto_core(lua_State *L) {
   static const luaL_Reg plain[] = {
     { "now", core_now },
     { "sleep", core_sleep },
-    { "normalize", core_normalize },
     { "curl", transport_curl_new },
     { "multi", transport_multi_new },
     { "share", transport_share_new },

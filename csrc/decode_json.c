@@ -554,7 +554,7 @@ static int unique_key(decoder *d, const level *lv) {
     safe[shown++] = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? (char)c : '?';
   }
   safe[shown] = '\0';
-  snprintf(d->why, sizeof d->why, "duplicate key \"%s\"%s at byte %zu", safe, i < n ? "..." : "",
+  snprintf(d->why, sizeof d->why, "duplicate key \"%s%s\" at byte %zu", safe, i < n ? "..." : "",
            position(d, lv->key_at));
   return 0;
 }
