@@ -26,6 +26,7 @@
 #include "http_parse.h"
 #include "operation.h"
 #include "signals.h"
+#include "transfer.h"
 #include "transport_curl.h"
 #include "utf8.h"
 
@@ -47,6 +48,15 @@ static int core_sleep(lua_State *L) {
   ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
   return 0;
+}
+
+/* core.milliseconds(seconds) -> whole milliseconds: the one rounding rule
+ * for every timeout and wait handed on in milliseconds (libcurl, nginx
+ * cosockets, HAProxy): rounded up, so nothing ends sooner than asked; at
+ * least 1 (0 means "no limit" to some); at most 2^31 - 1; NaN is 1. */
+static int core_milliseconds(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)transfer_milliseconds((double)luaL_checknumber(L, 1)));
+  return 1;
 }
 
 /* Random bytes for UUIDs, fetched from the kernel 4 KiB at a time (one
@@ -171,6 +181,7 @@ int luaopen_truto_core(lua_State *L) {
   static const luaL_Reg plain[] = {
     { "now", core_now },
     { "sleep", core_sleep },
+    { "milliseconds", core_milliseconds },
     { "curl", transport_curl_new },
     { "multi", transport_multi_new },
     { "share", transport_share_new },
