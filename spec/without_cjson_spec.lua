@@ -14,7 +14,10 @@ local ROOT = root:gsub("\n$", "")
 local HIDE_CJSON = [[
   local asked = {}
   for _, name in ipairs { "cjson", "cjson.safe" } do
-    package.preload[name] = function() asked[#asked + 1] = name; error("module '" .. name .. "' not found (hidden by the spec)") end
+    package.preload[name] = function()
+      asked[#asked + 1] = name
+      error("module '" .. name .. "' not found (hidden by the spec)")
+    end
   end
   function cjson_asked() return table.concat(asked, ",") end
 ]]
@@ -53,7 +56,10 @@ describe("without lua-cjson", function()
       local truto = require "truto"
       local core = require "truto.core"
       assert(truto.null == core.null and truto.null ~= nil)
-      local c = assert(truto.new { token = "t", base_url = "http://127.0.0.1:9", integrated_account_id = "62f44730-dd91-461e-bd6a-aedd9e0ad79d" })
+      local c = assert(truto.new { token = "t", base_url = "http://127.0.0.1:9",
+        integrated_account_id = "62f44730-dd91-461e-bd6a-aedd9e0ad79d" })
+      local text = '{"a":[],"n":9007199254740992}'
+      assert(truto.json_encode(truto.json_decode(text, { mark_arrays = true })) == text)
       assert(core.json_decode("[null]")[1] == truto.null)
       io.write(cjson_asked(), "|", type(c.groups.create))
     ]])

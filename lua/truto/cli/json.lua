@@ -1,5 +1,5 @@
 -- truto.cli.json: the truto-groups command's JSON rules, on the C core's
--- decoder and encoder (core.json_decode, core.encode_json): no JSON code
+-- decoder and encoder (core.json_decode, truto.json_encode): no JSON code
 -- of its own.
 --
 -- decode() is for what a user writes (input files, --remote-data) and what
@@ -27,11 +27,7 @@ function M.decode(text)
 end
 
 -- M.encode(value) -> json | nil, message
-function M.encode(value)
-  local json, field, message = core.encode_json(value)
-  if not json then return nil, message or field end
-  return json
-end
+M.encode = require("truto").json_encode
 
 -- True when v is a decoded JSON object (a table that is not an array).
 function M.is_object(v)
