@@ -1,7 +1,5 @@
 -- LuaRocks build of truto: the C core (truto.core) and the Lua layer.
--- `luarocks make rockspec/truto-0.1.0-1.rockspec` from the repository root
--- (on Debian, where lua-cjson comes from the lua-cjson package that
--- LuaRocks cannot see, add --deps-mode=none).
+-- `luarocks make rockspec/truto-0.1.0-1.rockspec` from the repository root.
 package = "truto"
 version = "0.1.0-1"
 source = {
@@ -17,8 +15,8 @@ description = {
   license = "MIT",
   homepage = "https://github.com/truto-lua/truto-lua",
 }
--- lua-cjson: truto.response decodes answers with it (cjson.safe).
-dependencies = { "lua >= 5.1, < 5.5", "lua-cjson >= 2.1.0" }
+-- No lua-cjson: every JSON the module reads or writes is the C core's own.
+dependencies = { "lua >= 5.1, < 5.5" }
 external_dependencies = {
   CURL = { library = "curl" },
   CRYPTO = { library = "crypto" },
