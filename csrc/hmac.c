@@ -111,10 +111,11 @@ static int core_hmac_sha256_verify(lua_State *L) {
 }
 
 void hmac_open(lua_State *L) {
-  lua_pushcfunction(L, core_hmac_sha256);
-  lua_setfield(L, -2, "hmac_sha256");
-  lua_pushcfunction(L, core_hmac_sha256_verify);
-  lua_setfield(L, -2, "hmac_sha256_verify");
-  lua_pushcfunction(L, core_sha256);
-  lua_setfield(L, -2, "sha256");
+  static const luaL_Reg functions[] = {
+    { "hmac_sha256", core_hmac_sha256 },
+    { "hmac_sha256_verify", core_hmac_sha256_verify },
+    { "sha256", core_sha256 },
+    { NULL, NULL }
+  };
+  luaL_setfuncs(L, functions, 0);
 }
