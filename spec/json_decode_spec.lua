@@ -678,6 +678,45 @@ describe("core.json_decode against the pipeline it replaced", function()
     assert(accepted > 1000, "only " .. accepted .. " accepted")
     assert(refused > 800, "only " .. refused .. " refused")
   end)
+
+  -- v as the default options give it: marks off, integers beyond 2^53 as
+  -- their digits; fails when a table has a metatable other than the mark.
+  local function unmarked(v)
+    if type(v) == "number" and math.type and math.type(v) == "integer" and (v > 2 ^ 53 or v < -2 ^ 53) then
+      return tostring(v)
+    elseif type(v) == "table" then
+      local mt = getmetatable(v)
+      assert(mt == nil or mt == core.array_mt, "a metatable other than truto.array's")
+      local copy = {}
+      for k, x in pairs(v) do copy[k] = unmarked(x) end
+      return copy
+    end
+    return v
+  end
+
+  it("with every option on, refuses what the default refuses, and otherwise gives the same values or"
+    .. " refuses only for an option", function()
+    local options = { max_depth = 4, duplicate_keys = false, mark_arrays = true, big_integers = "integer" }
+    local same_value, refused_by_option = 0, 0
+    for _ = 1, 3000 do
+      local t = text()
+      local plain = decode(t)
+      local strict, why = decode(t, options)
+      if plain == nil then
+        assert(strict == nil, ("%q: accepted with options, refused without"):format(t))
+      elseif strict == nil then
+        assert(why:find("^duplicate key ") or why:find("^nested deeper than 4 levels ")
+          or why:find("^integer %-?%d+ does not fit in 64 bits ") or why:find("^integer %-?%d+ is beyond 2%^53, "),
+          ("%q: refused for %s"):format(t, why))
+        refused_by_option = refused_by_option + 1
+      else
+        assert_same(plain, unmarked(strict), t)
+        same_value = same_value + 1
+      end
+    end
+    assert(same_value > 800, "only " .. same_value .. " accepted with options")
+    assert(refused_by_option > 30, "only " .. refused_by_option .. " refused for an option")
+  end)
 end)
 
 describe("core.json_decode's options", function()
