@@ -21,12 +21,22 @@ local OBJECT = { __jsontype = "object" }
 local ARRAY = { __jsontype = "array" }
 
 -- Key order for every object the mock writes: the error envelope, then
--- list's envelope, then the group fields in truto.api's order, then request
--- records. Keys not listed follow in any order.
+-- list's envelope, then each described resource's fields in truto.api's
+-- order (resources by name), then request records. Keys not listed follow
+-- in any order.
 local key_order = { "statusCode", "error", "message", "truto_error_insight",
   "result", "next_cursor", "prev_cursor", "result_count", "is_partial_response" }
-for _, field in ipairs(require("truto.api").resources.groups.object) do
-  key_order[#key_order + 1] = field.name
+local resources, listed = require("truto.api").resources, {}
+local resource_names = {}
+for name in pairs(resources) do resource_names[#resource_names + 1] = name end
+table.sort(resource_names)
+for _, name in ipairs(resource_names) do
+  for _, field in ipairs(resources[name].object or {}) do
+    if not listed[field.name] then
+      listed[field.name] = true
+      key_order[#key_order + 1] = field.name
+    end
+  end
 end
 for _, key in ipairs { "request_line", "method", "path", "query", "params", "raw_header", "headers",
                        "body", "idempotency_key", "operation", "created", "status", "replayed",
