@@ -710,19 +710,19 @@ static void read_options(lua_State *L, int idx, decode_options *opt) {
     if (strcmp(name, "max_depth") == 0) {
       lua_Number n = lua_tonumber(L, -1);
       if (lua_type(L, -1) != LUA_TNUMBER || n != (lua_Number)(int)n || n < 1 || n > MAX_DEPTH)
-        luaL_error(L, "core.json_decode: options.max_depth must be a whole number from 1 to %d", MAX_DEPTH);
+        luaL_error(L, "json_decode: options.max_depth must be a whole number from 1 to %d", MAX_DEPTH);
       opt->max_depth = (int)n;
     } else if (strcmp(name, "duplicate_keys") == 0 || strcmp(name, "mark_arrays") == 0) {
-      if (lua_type(L, -1) != LUA_TBOOLEAN) luaL_error(L, "core.json_decode: options.%s must be a boolean", name);
+      if (lua_type(L, -1) != LUA_TBOOLEAN) luaL_error(L, "json_decode: options.%s must be a boolean", name);
       if (name[0] == 'd') opt->unique_keys = !lua_toboolean(L, -1);
       else opt->mark_arrays = lua_toboolean(L, -1);
     } else if (strcmp(name, "big_integers") == 0) {
       const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
       if (strcmp(v, "string") != 0 && strcmp(v, "integer") != 0)
-        luaL_error(L, "core.json_decode: options.big_integers must be \"string\" or \"integer\"");
+        luaL_error(L, "json_decode: options.big_integers must be \"string\" or \"integer\"");
       opt->big_as_integer = v[0] == 'i';
     } else {
-      luaL_error(L, "core.json_decode: options.%s is not an option (max_depth, duplicate_keys, "
+      luaL_error(L, "json_decode: options.%s is not an option (max_depth, duplicate_keys, "
                  "mark_arrays, big_integers)", lua_type(L, -2) == LUA_TSTRING ? name : "?");
     }
     lua_pop(L, 1);
