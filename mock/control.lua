@@ -18,9 +18,10 @@
 --   GET  /__mock/objects?account=ID&key=user-directory/groups
 --                          the objects one account keeps, in order
 --   POST /__mock/objects   {"account": ID, "key": "user-directory/groups",
---                          "objects": [{...}]}: the account keeps exactly
---                          these (each given a new id unless it has one);
---                          answers them. Nothing is recorded.
+--                          "objects": [{...}], "reset": true}: the account
+--                          keeps exactly these (each given a new id unless
+--                          it has one), after a reset when asked; answers
+--                          them. Nothing is recorded.
 --   POST /__mock/faults    {"partial_page": N}: the Nth list page served
 --                          from now on says is_partial_response: true
 --                          (mock.listing); reset clears it
@@ -184,6 +185,10 @@ local function set_objects()
       or not json.is_array(body.objects) then
     return answer.error(400, "POST /__mock/objects wants {\"account\", \"key\", \"objects\": [...]}"
       .. (err and ": " .. err or ""))
+  end
+  if body.reset == true then
+    state.reset()
+    listing.faults = { served = 0 }
   end
   local collection = state.collection(body.account, body.key)
   collection.ids, collection.by_id = {}, {}

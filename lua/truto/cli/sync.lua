@@ -188,8 +188,15 @@ function M.plan(all, groups, options)
       row_problem(row, where(row) .. ": " .. row.problem)
     else
       local k
+      local name = row.body.name
       if by_id then
         k = row.id
+        if not k and (type(name) ~= "string" or name == "") then
+          -- a group made from it could never be matched again: every run would make another
+          invalid = invalid + 1
+          row_problem(row, where(row) .. ": has neither an id nor a name (with --match id a row without an id"
+            .. " creates a group by its name)")
+        end
       else
         k = row.body.name
         if type(k) ~= "string" or k == "" then
@@ -204,7 +211,7 @@ function M.plan(all, groups, options)
         wanted_rows[k] = wanted_rows[k] or {}
         table.insert(wanted_rows[k], row)
       end
-      if k or by_id then good[#good + 1] = { row = row, key = k } end
+      if k or (by_id and type(name) == "string" and name ~= "") then good[#good + 1] = { row = row, key = k } end
     end
   end
 
@@ -229,8 +236,13 @@ function M.plan(all, groups, options)
       local name = item.row.body.name
       if not item.key and type(name) == "string" then new_names[name] = (new_names[name] or 0) + 1 end
     end
+    -- the names the account will have: a group an id row renames frees its
+    -- name and takes the new one (so one run converges)
     for _, g in ipairs(groups) do
-      if type(g.name) == "string" then names_in_account[g.name] = names_in_account[g.name] or g end
+      local name, k = g.name, id_text(g.id)
+      local rows_k = k and wanted[k] == 1 and #index[k] == 1 and wanted_rows[k][1]
+      if rows_k and type(rows_k.body.name) == "string" and rows_k.body.name ~= "" then name = rows_k.body.name end
+      if type(name) == "string" then names_in_account[name] = names_in_account[name] or g end
     end
   end
   local seen_rows = {}
