@@ -27,6 +27,7 @@ local rows = require "truto.cli.rows"
 local sha256 = require "truto.cli.sha256"
 local commands = require "truto.cli.commands"
 local pages = require "truto.pages"
+local errors = require "truto.errors"
 
 local M = {}
 
@@ -545,7 +546,8 @@ function M.run(o, tool)
         io.stderr:write("  ... and ", #plan.problems - 20, " more\n")
         break
       end
-      io.stderr:write("  ", p, "\n")
+      -- names and ids come from the server, which may echo the token
+      io.stderr:write("  ", errors.redact(p, os.getenv("TRUTO_API_TOKEN")), "\n")
     end
     if plan.unnamed > 0 and not o.prune then
       io.stderr:write(string.format("  %d group%s of the account %s not in the file (--prune deletes them)\n",
@@ -708,7 +710,7 @@ function M.run(o, tool)
     { counts.not_started, "not started" },
     { #plan.problems, "skipped for problems" },
     { #skipped, "empty row" .. (#skipped == 1 and "" or "s") .. " skipped" } }))
-  for _, f in ipairs(failures) do io.stderr:write(f, "\n") end
+  for _, f in ipairs(failures) do io.stderr:write(errors.redact(f, os.getenv("TRUTO_API_TOKEN")), "\n") end
   if not_done > #failures then io.stderr:write("  ... and ", not_done - #failures, " more failures\n") end
   report_problems()
   if o.results and not_done > 0 then
