@@ -243,14 +243,17 @@ describe("truto-groups sync --prune can be trusted:", function()
     assert.same({ "A=a", "B=b" }, names())
   end)
 
+  local STALLS = { INT = { { delay = 5 } }, TERM = { { delay = 5 } },
+    -- waiting out a 429's Retry-After between two pages
+    HUP = { { delay = 0 }, { status = 429, headers = { ["Retry-After"] = "5" } } } }
   for signal, code in pairs({ INT = 130, TERM = 143, HUP = 129 }) do
     it("SIG" .. signal .. " during the listing stops it within a second, exit " .. code .. ", nothing changed",
       function()
         seed(ABC)
-        m:script({ { delay = 5 } })
+        m:script(STALLS[signal])
         sh.write_file(h.tmp .. "/want.csv", "name\nA\nD\n")
-        local group = h.start({ "sync", "want.csv", "--prune", "--results", "r.jsonl" })
-        h.wait_for("the listing to be sent", function() return #m:requests() >= 1 end)
+        local group = h.start({ "sync", "want.csv", "--prune", "--results", "r.jsonl", "--page-size", "2" })
+        h.wait_for("the listing to be stalled", function() return #m:requests() >= #STALLS[signal] end)
         local p = assert(io.popen("pgrep -g " .. group .. " -x lua5.4"))
         local pid = p:read("l")
         p:close()
@@ -264,7 +267,7 @@ describe("truto-groups sync --prune can be trusted:", function()
         assert.matches("stopped by SIG" .. signal .. " while listing the account's groups: nothing was changed", r.err)
         assert.is_nil(r.err:find("abandoning", 1, true))
         assert.is_nil(r.err:find("in flight", 1, true))
-        assert.same({ GET = 1 }, methods())
+        assert.same({ GET = #STALLS[signal] }, methods())
         assert.same({ "A=a", "B=b", "C=c" }, names())
       end)
   end
