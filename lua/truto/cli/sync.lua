@@ -1,23 +1,27 @@
 -- truto.cli.sync: `truto-groups sync FILE` — make the account's groups match
 -- a CSV or JSON Lines file (read as `import` reads it: truto.cli.input and
--- truto.cli.rows). It lists every group of the account, plans (M.plan:
--- creates for the rows no group matches, updates where name or description
--- differ, deletes of the unnamed groups with --prune), and sends the plan
--- through client:batch, one results line per change.
+-- truto.cli.rows). It lists every group of the account (M.list), plans
+-- (M.plan: creates for the rows no group matches, updates where name or
+-- description differ, deletes of the unnamed groups with --prune), and
+-- sends the plan through client:batch, one results line per change.
 --
 -- Matching is by name (--match id: by an `id` column). Two groups of the
 -- account or two rows with one name (or id) are reported and skipped,
 -- never guessed at. A results file (--results, continued with --resume)
--- records every change; a resumed run lists again, skips the changes
--- recorded as done and sends each create with the Idempotency-Key it was
--- first sent with (derived from the results file, so even a create killed
--- before its line was written is replayed, not repeated).
+-- records the run's identity, every create's Idempotency-Key before any
+-- is sent, then every change; a resumed run lists again, skips the changes
+-- recorded as done and sends each create with the key its run recorded (so
+-- even a create killed before its line was written is replayed, not
+-- repeated). A new run always sends new keys.
 --
--- Must never: send a change when the listing failed (a partial list would
--- create groups twice); delete without --prune, or while any row of the
--- file could not be read (it might name a group to keep), or because the
--- file has no rows at all (a truncated file is likelier); guess between
--- groups with one name; repeat a change the results file records as done.
+-- Must never: send a change when the listing cannot be trusted (failed,
+-- partial, shapeless, a group without the match field: a partial list
+-- would create groups twice and prune the rest); delete a group any row
+-- names (by id or match key, even a row with a problem); delete without
+-- --prune, or while any row has a problem (it might name a group to keep),
+-- or because the file has no rows at all (a truncated file is likelier);
+-- guess between groups with one name; repeat a change the results file
+-- records as done; print the token a hostile server echoes.
 
 local core = require "truto.core"
 local input = require "truto.cli.input"
