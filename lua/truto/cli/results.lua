@@ -121,6 +121,14 @@ function Writer:write(fields)
   end
 end
 
+-- A line about the run rather than a row (its identity, the keys about to
+-- be sent): to the file only, flushed, never echoed nor in writer.lines.
+function Writer:note(fields)
+  if not self.file then return end
+  assert(self.file:write(M.line(fields), "\n"))
+  assert(self.file:flush())
+end
+
 function Writer:close()
   if self.file then self.file:close() self.file = nil end
 end
