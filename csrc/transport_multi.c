@@ -13,7 +13,6 @@
  * a poll per transfer per turn). stall_timeout is checked here, since an
  * idle transfer is not visited at all.
  */
-#include <math.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,7 +239,7 @@ static int multi_perform(lua_State *L) {
     if (n > 0 || mu->busy == 0) break;
     if (mu->timer_at >= 0 && mu->timer_at < until) until = mu->timer_at;
     if (next_stall < until) until = next_stall;
-    timeout_ms = until <= now ? 0 : (int)ceil((until - now) * 1000.0);
+    timeout_ms = until <= now ? 0 : (int)clock_milliseconds(until - now); /* the one rounding rule */
     r = poll(mu->fds, (nfds_t)mu->nfds, timeout_ms);
     if (r > 0) {
       /* acting on a socket may change the watched set: act on a copy */
