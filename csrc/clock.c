@@ -1,9 +1,10 @@
 /*
- * clock.c - core.now and core.sleep (see clock.h). Must never read the
+ * clock.c - core.now, core.sleep and core.milliseconds (see clock.h). Must never read the
  * wall clock, and never sleep inside nginx: the Lua layer picks
  * ngx.sleep there.
  */
 #include <errno.h>
+#include <math.h>
 #include <time.h>
 
 #include "clock.h"
@@ -12,6 +13,19 @@ double clock_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+long clock_milliseconds(double seconds) {
+  double ms = seconds * 1000.0;
+  if (!(ms >= 1.0)) return 1L;
+  if (ms >= 2147483647.0) return 2147483647L;
+  return (long)ceil(ms);
+}
+
+/* core.milliseconds(seconds) -> whole milliseconds (clock_milliseconds) */
+static int core_milliseconds(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)clock_milliseconds((double)luaL_checknumber(L, 1)));
+  return 1;
 }
 
 /* core.now() -> seconds on a monotonic clock (for elapsed and deadlines) */
@@ -37,6 +51,7 @@ void clock_open(lua_State *L) {
   static const luaL_Reg functions[] = {
     { "now", core_now },
     { "sleep", core_sleep },
+    { "milliseconds", core_milliseconds },
     { NULL, NULL }
   };
   luaL_setfuncs(L, functions, 0);

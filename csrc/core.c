@@ -9,7 +9,6 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
-#include <math.h>
 
 #include "compat.h"
 #include "clock.h"
@@ -22,46 +21,7 @@
 #include "response_headers.h"
 #include "signals.h"
 #include "transport_curl.h"
-
-#if TRUTO_HAS_INTEGERS
-static void normalize_value(lua_State *L, int idx, int depth) {
-  if (depth > 1000 || !lua_checkstack(L, 3)) return;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    int t = lua_type(L, -1);
-    if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-      lua_Number n = lua_tonumber(L, -1);
-      if (n == floor(n) && fabs(n) <= 9007199254740992.0) {
-        lua_pushvalue(L, -2);
-        lua_pushinteger(L, (lua_Integer)n);
-        lua_rawset(L, idx);
-      }
-    } else if (t == LUA_TTABLE) {
-      normalize_value(L, lua_gettop(L), depth + 1);
-    }
-    lua_pop(L, 1);
-  }
-}
-#endif
-
-/*
- * core.normalize(value) -> value
- * lua-cjson 2.1.0 decodes every number as a float; this turns integral ones
- * within +-2^53 back into integers, in place (Lua 5.3+; a no-op before).
- * For the webhook and CLI readers, which still use lua-cjson; answers go
- * through core.json_decode (decode_json.c), which makes integers itself.
- */
-static int core_normalize(lua_State *L) {
-  lua_settop(L, 1);
-#if TRUTO_HAS_INTEGERS
-  if (lua_type(L, 1) == LUA_TTABLE) normalize_value(L, 1, 0);
-  else if (lua_type(L, 1) == LUA_TNUMBER && !lua_isinteger(L, 1)) {
-    lua_Number n = lua_tonumber(L, 1);
-    if (n == floor(n) && fabs(n) <= 9007199254740992.0) lua_pushinteger(L, (lua_Integer)n);
-  }
-#endif
-  return 1;
-}
+#include "utf8.h"
 
 /* The parts, in the order they are opened: each sets its fields on the
  * module table at the stack top and leaves the stack as it found it. */
@@ -69,12 +29,13 @@ static const struct {
   const char *name;
   void (*open)(lua_State *L);
 } parts[] = {
-  { "clock", clock_open },                  /* now, sleep */
+  { "clock", clock_open },                  /* now, sleep, milliseconds */
   { "random", random_open },                /* uuid4 */
   { "json_markers", json_markers_open },    /* null, array, array_mt */
   { "operation", operation_open },          /* operation, encode_json, FIELD_TYPES */
   { "decode_json", decode_json_open },      /* json_decode */
-  { "hmac", hmac_open },                    /* hmac_sha256, hmac_sha256_verify */
+  { "utf8", utf8_open },                    /* utf8_check */
+  { "hmac", hmac_open },                    /* hmac_sha256, hmac_sha256_verify, sha256 */
   { "response_headers", response_headers_open }, /* headers_fill, rate_limit_fields */
   { "transport_curl", transport_curl_open },     /* share, curl */
   { "transport_multi", transport_multi_open },   /* multi */
@@ -105,7 +66,5 @@ int luaopen_truto_core(lua_State *L) {
   pin_library();
   lua_newtable(L);
   for (i = 0; parts[i].name != NULL; i++) parts[i].open(L);
-  lua_pushcfunction(L, core_normalize);
-  lua_setfield(L, -2, "normalize");
   return 1;
 }

@@ -7,7 +7,6 @@
  * returns. The token passes through here only as a header line and never
  * enters a message.
  */
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -18,16 +17,6 @@
 #include "clock.h"
 #include "response_headers.h"
 #include "transfer.h"
-
-/* Seconds as libcurl milliseconds: at least 1 (0 would mean "no limit"),
- * at most LONG_MAX-safe 2^31-1; NaN or negative is the 1 ms minimum
- * (callers validate, this only keeps the conversion defined). */
-static long milliseconds(lua_Number seconds) {
-  double ms = (double)seconds * 1000.0;
-  if (!(ms >= 1.0)) return 1L;
-  if (ms >= 2147483647.0) return 2147483647L;
-  return (long)ceil(ms);
-}
 
 /* A byte count from Lua: 0 for NaN or negative, capped at SIZE_MAX / 2. */
 static size_t byte_limit(lua_Number n) {
@@ -529,8 +518,8 @@ void transfer_prepare(lua_State *L, transfer *t, int req, int with_sink) {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method);
   }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, milliseconds(timeout));
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(connect_timeout));
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, clock_milliseconds(timeout));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, clock_milliseconds(connect_timeout));
   curl_easy_setopt(e, CURLOPT_NOPROGRESS, stall > 0 ? 0L : 1L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
   lua_settop(L, top);

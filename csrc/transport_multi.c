@@ -17,7 +17,6 @@
  * turn runs every transfer, so each reads what is buffered for it.
  * stall_timeout is also checked here, between turns.
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,7 +181,7 @@ static int multi_perform(lua_State *L) {
     n = collect(L, mu, n);
     n = stalls(L, mu, n, now, &until);
     if (n > 0 || mu->busy == 0 || now >= deadline || rc != CURLM_OK) break;
-    timeout_ms = until <= now ? 0 : (int)ceil((until - now) * 1000.0);
+    timeout_ms = until <= now ? 0 : (int)clock_milliseconds(until - now); /* the one rounding rule */
     /* an interrupted wait (a signal: a stop request, say) goes back to Lua */
     if (curl_multi_wait(mu->m, NULL, 0, timeout_ms, NULL) != CURLM_OK) {
       curl_multi_perform(mu->m, &running);

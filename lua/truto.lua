@@ -19,10 +19,20 @@ local core = require "truto.core"
 local client = require "truto.client"
 local api = require "truto.api"
 
+-- truto.json_encode(value) -> text | nil, message: the request body's exact
+-- encoder (integers exact, keys sorted, truto.null, truto.array).
+local function json_encode(value)
+  local text, field, message = core.encode_json(value)
+  if not text then return nil, message or field end
+  return text
+end
+
 local truto = {
   VERSION = client.VERSION,
-  null = core.null,      -- the same value as cjson.null
+  null = core.null,      -- the same value as cjson.null (a NULL light userdata), without needing lua-cjson
   array = core.array,    -- truto.array(t): encode t as a JSON array, even when empty
+  json_decode = core.json_decode, -- (text [, options]) -> value | nil, why: as every answer is read
+  json_encode = json_encode,
   new = client.new,
   OPTIONS = client.OPTIONS,
 }

@@ -3,6 +3,12 @@
 -- dkjson rather than cjson because it keeps `[]` and `{}` apart when it
 -- decodes (metatables), so a request's remote_data is echoed back as sent and
 -- "the body must be a JSON object" can be checked exactly.
+-- Not truto.core's decoder, though nginx could load its LuaJIT build: the
+-- mock is the referee of what the module puts on the wire, so it reads
+-- requests with a decoder that shares no code with the module (a mistake in
+-- the core's JSON would otherwise be read back as right), and it keeps
+-- serving, and saying what it received, while the core under test is broken
+-- or not yet built for LuaJIT.
 -- Never encode a table built here without json.object() when it may be empty:
 -- an empty plain table encodes as `[]`.
 local dkjson = require "dkjson"

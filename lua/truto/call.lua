@@ -373,13 +373,15 @@ local function shape(job, value, status, headers)
   local answer = job.op.answer
   if job.format == "raw" or job.format == "stream" or job.format == "debug" then return value end
   if answer == "page" then
-    if type(value) ~= "table" or (value.result ~= nil and type(value.result) ~= "table") then
+    -- no result is no page: never an empty last one (sync would prune)
+    if type(value) ~= "table" or type(value.result) ~= "table" then
       return bad_answer(status, headers, value, "a list answer must be an object with a result array")
     end
-    if value.result == nil or value.result == null then value.result = {} end
     for _, k in ipairs{ "next_cursor", "prev_cursor" } do
       local v = value[k]
       if v == null or v == "" then value[k] = nil
+      elseif k == "next_cursor" and v ~= nil and type(v) ~= "string" then
+        return bad_answer(status, headers, value, "a list answer's next_cursor must be a string or null")
       elseif v ~= nil and type(v) ~= "string" then value[k] = tostring(v) end
     end
     return value

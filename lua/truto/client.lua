@@ -123,7 +123,7 @@ function M.new(config)
   }
   c.sleep = c.sleep or (in_nginx() and ngx.sleep)
     or (c.transport.name == "haproxy" and function(seconds) -- HAProxy's yielding sleep
-      rawget(_G, "core").msleep(math.floor(seconds * 1000 + 0.5)) end)
+      rawget(_G, "core").msleep(core.milliseconds(seconds)) end)
     or core.sleep
   -- the rate budget: Truto's limits unless told otherwise; shared by every
   -- nginx worker through a lua_shared_dict when one is named
