@@ -93,7 +93,9 @@ static int multi_add(lua_State *L) {
    * hold every transfer back until the first answer is in. */
   lua_getfield(L, 3, "url");
   url = lua_tostring(L, -1);
-  curl_easy_setopt(s->t.easy, CURLOPT_PIPEWAIT, url != NULL && strncmp(url, "https:", 6) == 0 ? 1L : 0L);
+  curl_easy_setopt(s->t.easy, CURLOPT_PIPEWAIT,
+                   url != NULL && strncmp(url, "https:", 6) == 0 && s->t.http_version != CURL_HTTP_VERSION_1_1
+                   ? 1L : 0L);
   lua_pop(L, 1);
   s->id = id;
   if (curl_multi_add_handle(mu->m, s->t.easy) != CURLM_OK) {

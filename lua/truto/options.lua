@@ -21,6 +21,7 @@ M.OPTIONS = {
   ca_file = { client = true, type = "string" },
   insecure = { client = true, type = "boolean", default = false },
   proxy = { client = true, type = "string" },
+  http_version = { client = true, type = "http_version", default = "auto" },
   transport = { client = true, type = "transport" },
   sleep = { client = true, type = "function" },
   on_retry = { client = true, type = "function" },
@@ -97,6 +98,10 @@ local function check_option(name, spec, v)
     if not is_number(v) or v % 1 ~= 0 or v < 0 or (v == 0 and not spec.zero) then
       return bad(name, "must be a " .. (spec.zero and "non-negative" or "positive")
         .. " whole number (got " .. shown(v) .. ")")
+    end
+  elseif t == "http_version" then
+    if v ~= "auto" and v ~= "1.1" and v ~= "2" then
+      return bad(name, "must be \"auto\", \"1.1\" or \"2\" (got " .. shown(v) .. ")")
     end
   elseif t == "transport" then
     if v ~= "curl" and v ~= "ngx" and v ~= "haproxy"

@@ -19,24 +19,35 @@ local core = require "truto.core"
 local M = {}
 M.__index = M
 
+-- The protocol each call shape is fastest on over HTTPS, measured (README
+-- "Performance", bench/NOTES.md): one call at a time on HTTP/1.1, batches
+-- (many in flight) on HTTP/2 where the server offers it. "1.1" or "2"
+-- (http_version) forces one for both.
+M.AUTO = { single = "1.1", batch = "2" }
+
 function M.new(config)
   -- one share per client: its single handle and its multi handle use the
-  -- same connections, DNS answers and TLS sessions
+  -- same connections, DNS answers and TLS sessions (a reconnect resumes
+  -- the session any of them made)
+  local version = config.http_version or "auto"
   local settings = { ca_file = config.ca_file, insecure = config.insecure, proxy = config.proxy,
-    share = core.share() }
-  return setmetatable({ handle = core.curl(settings), settings = settings, name = "curl" }, M)
+    share = core.share(), http_version = version == "auto" and M.AUTO.single or version }
+  local batch = setmetatable({ http_version = version == "auto" and M.AUTO.batch or version },
+    { __index = settings })
+  return setmetatable({ handle = core.curl(settings), settings = settings, batch_settings = batch,
+    name = "curl" }, M)
 end
 
 -- The multi handle create_many drives (made on first use, kept).
 function M:multi()
-  if not self.multi_handle then self.multi_handle = core.multi(self.settings) end
+  if not self.multi_handle then self.multi_handle = core.multi(self.batch_settings) end
   return self.multi_handle
 end
 
 -- A multi handle of its own for a batch started while another runs (from
 -- a callback); the caller closes it.
 function M:fresh_multi()
-  return core.multi(self.settings)
+  return core.multi(self.batch_settings)
 end
 
 -- The C handle reads the request table's fields itself.
