@@ -150,17 +150,21 @@ local function settled_size(path)
   return last
 end
 
--- s:count(mark) -> { requests, connections (new ones seen), tls_full,
--- tls_resumed, protocols = { ["HTTP/2.0"] = n, ... }, statuses = { [201] = n },
--- keys = n distinct Idempotency-Keys, duplicates = n keys seen more than
--- once, duplicate_keys = { ... } } over the log lines after `mark`.
-function Server:count(mark)
+-- s:count(mark, fan_out) -> { requests, connections (new ones seen), tls_full,
+-- tls_resumed, reconnects, reconnects_resumed, protocols = { ["HTTP/2.0"] = n, ... },
+-- statuses = { [201] = n }, keys = n distinct Idempotency-Keys, duplicates =
+-- n keys seen more than once, duplicate_keys = { ... } } over the log lines
+-- after `mark`. Reconnects are the connections opened after the first ones:
+-- those carrying the first `fan_out` requests (default 1) opened before any
+-- session existed to resume.
+function Server:count(mark, fan_out)
   local path = self.dir .. "/access.log"
   settled_size(path)
   local f = assert(io.open(path, "rb"))
   f:seek("set", mark or 0)
-  local c = { requests = 0, connections = 0, tls_full = 0, tls_resumed = 0, protocols = {}, statuses = {},
-    keys = 0, duplicates = 0, duplicate_keys = {} }
+  local c = { requests = 0, connections = 0, tls_full = 0, tls_resumed = 0, reconnects = 0,
+    reconnects_resumed = 0, protocols = {}, statuses = {}, keys = 0, duplicates = 0, duplicate_keys = {} }
+  fan_out = fan_out or 1
   local seen_conn, seen_key = {}, {}
   for line in f:lines() do
     local conn, reused, proto, status, key =
@@ -174,6 +178,10 @@ function Server:count(mark)
         c.connections = c.connections + 1
         if reused == "r" then c.tls_resumed = c.tls_resumed + 1
         elseif reused == "." then c.tls_full = c.tls_full + 1 end
+        if c.requests > fan_out then
+          c.reconnects = c.reconnects + 1
+          if reused == "r" then c.reconnects_resumed = c.reconnects_resumed + 1 end
+        end
       end
       if key ~= "" and key ~= "-" then
         local n = (seen_key[key] or 0) + 1

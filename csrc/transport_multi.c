@@ -89,13 +89,14 @@ static int multi_add(lua_State *L) {
   transfer_prepare(L, &s->t, 3, 0);
   /* over TLS, wait to learn whether the first connection speaks HTTP/2 and
    * multiplex on it rather than opening one connection per transfer (its
-   * handshake says so). Plain http never multiplexes here: waiting would
-   * hold every transfer back until the first answer is in. */
+   * handshake says so); on HTTP/1.1 (the server's choice or http_version)
+   * the connections opened next resume the first one's TLS session instead
+   * of each making a full handshake at once. Plain http never multiplexes
+   * here: waiting would hold every transfer back until the first answer is
+   * in. */
   lua_getfield(L, 3, "url");
   url = lua_tostring(L, -1);
-  curl_easy_setopt(s->t.easy, CURLOPT_PIPEWAIT,
-                   url != NULL && strncmp(url, "https:", 6) == 0 && s->t.http_version != CURL_HTTP_VERSION_1_1
-                   ? 1L : 0L);
+  curl_easy_setopt(s->t.easy, CURLOPT_PIPEWAIT, url != NULL && strncmp(url, "https:", 6) == 0 ? 1L : 0L);
   lua_pop(L, 1);
   s->id = id;
   if (curl_multi_add_handle(mu->m, s->t.easy) != CURLM_OK) {
