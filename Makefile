@@ -29,7 +29,7 @@ OBJS     := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))
 # What specs and the demo run with: this tree's Lua files and core.
 RUN_ENV  := LUA_PATH="lua/?.lua;./?.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
 
-.PHONY: all deps build test test-all check fuzz bench demo mock install lint clean help
+.PHONY: all deps build test test-https test-all check fuzz bench demo mock install lint clean help
 
 all: $(CORE)
 build: $(CORE)
@@ -56,6 +56,12 @@ demo: deps
 
 mock: deps
 	@$(RUN_ENV) mock/run $(MOCK_ARGS)
+
+# HTTPS at scale: 22,000 creates per protocol against nginx's default
+# keepalive_requests (a GOAWAY every 1,000), no error, retry or duplicate.
+test-https: deps
+	$(MAKE) --no-print-directory $(CORE)
+	@$(RUN_ENV) TRUTO_HTTPS_N=22000 TRUTO_HTTPS_KEEPALIVE=1000 LUA=$(LUA) scripts/run-specs spec/https_batch_spec.lua
 
 # The same suite on every Lua (issue: runs everywhere Lua runs).
 test-all: deps
