@@ -127,14 +127,16 @@ local LOCATIONS = ([[
 local function tls_servers(dir, mock_port, ports)
   local parts = {}
   for name, port in pairs(ports) do
-    local cert = name == "h2" and "good" or name
+    local cert = (name == "h2" or name == "resume") and "good" or name
     parts[#parts + 1] = ([[
   server {
     listen 127.0.0.1:%d ssl%s;
     ssl_certificate %s/%s.pem;
     ssl_certificate_key %s/%s.key;
     keepalive_timeout 60s;
+    keepalive_requests %d;
     location / {
+      add_header X-TLS-Reused $ssl_session_reused;
       proxy_pass http://127.0.0.1:%d;
       proxy_set_header Host $http_host;
       add_header X-Connection $connection;
@@ -142,7 +144,8 @@ local function tls_servers(dir, mock_port, ports)
       add_header X-Protocol $server_protocol;
     }
   }
-]]):format(port, name == "h2" and " http2" or "", dir, cert, dir, cert, mock_port)
+]]):format(port, name == "h2" and " http2" or "", dir, cert, dir, cert, name == "resume" and 1 or 1000,
+      mock_port)
   end
   return table.concat(parts)
 end
@@ -207,7 +210,8 @@ describe("truto inside nginx", function()
     make_certificates(certs)
     local mock_port = tonumber(m.url:match(":(%d+)$"))
     tls_ports = { good = openresty.free_port(), ["wrong-name"] = openresty.free_port(),
-      rogue = openresty.free_port(), ["ip-only"] = openresty.free_port(), h2 = openresty.free_port() }
+      rogue = openresty.free_port(), ["ip-only"] = openresty.free_port(), h2 = openresty.free_port(),
+      resume = openresty.free_port() }
     n = openresty.start {
       env = { TRUTO_BASE_URL = m.url, TRUTO_API_TOKEN = m.token },
       locations = LOCATIONS,
@@ -594,7 +598,7 @@ describe("truto inside nginx", function()
     end)
 
     it("sends the same request over HTTP/2 through curl (path and authority as over HTTP/1.1)", function()
-      local c = here(tls_input("h2", { transport = "curl", ca_file = certs .. "/ca.pem" }))
+      local c = here(tls_input("h2", { transport = "curl", ca_file = certs .. "/ca.pem", http_version = "2" }))
       assert.is_true(c.ok, c.message)
       assert.are.equal("HTTP/2.0", c.protocol)
       local h2 = m:last()
@@ -615,6 +619,17 @@ describe("truto inside nginx", function()
       assert.is_true(first.ok and second.ok)
       assert.are.equal(first.connection, second.connection)
       assert.are.equal(tonumber(first.connection_requests) + 1, tonumber(second.connection_requests))
+    end)
+
+    it("resumes the TLS session on a new connection (the server closes after each request)", function()
+      local reused = {}
+      for i = 1, 4 do
+        local d = in_nginx(n, tls_input("resume"))
+        assert.is_true(d.ok, d.message)
+        reused[i] = d.tls_reused
+      end
+      -- the first may find no session yet; every reconnect after it resumes
+      assert.are.same({ "r", "r", "r" }, { reused[2], reused[3], reused[4] })
     end)
 
     it("refuses a certificate from an untrusted CA as tls, nothing sent", function()

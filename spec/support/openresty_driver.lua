@@ -81,6 +81,7 @@ function driver.describe(input)
       connection = meta.headers["x-connection"],
       connection_requests = meta.headers["x-connection-requests"],
       protocol = meta.headers["x-protocol"],
+      tls_reused = meta.headers["x-tls-reused"],
     }
   end
   local err = meta

@@ -12,7 +12,9 @@
 -- is read, then as bytes arrive) and can stream a 2xx body to a sink piece
 -- by piece, just as the curl transport does; TLS is verified with
 -- sslhandshake against lua_ssl_trusted_certificate; idle connections go
--- back to nginx's keep-alive pool, and only after a whole answer was read.
+-- back to nginx's keep-alive pool, and only after a whole answer was read;
+-- a new connection resumes the TLS session of the last one to that origin
+-- (sslhandshake's session argument).
 -- The alternative, a subrequest (ngx.location.capture) to a proxy_pass
 -- location, would need a location in every server block, buffers the whole
 -- answer (no cap before reading, no streaming) and has its timeouts fixed in
@@ -46,6 +48,13 @@ local TLS_HINT = " (nginx trusts the CAs in lua_ssl_trusted_certificate: set it 
   .. "to trust a private CA)"
 
 local now = core.now
+
+-- The last TLS session per pool (scheme, host, port and verification mode:
+-- a session a client without verification made is never resumed by one
+-- that verifies), handed to the next handshake there so that a new
+-- connection resumes it rather than making a full handshake. One cache
+-- per worker, shared by its clients (a client is often made per request).
+local sessions = {}
 
 -- Where a cosocket may run (ngx.get_phase() names).
 local COSOCKET_PHASES = {
@@ -176,7 +185,13 @@ local function exchange(self, req, target, deadline)
     local sni = host:gsub("^%[(.*)%]$", "%1")
     ms = millis(math.max(connect_budget - (now() - started), 0.001))
     sock:settimeouts(ms, ms, ms)
-    local session, herr = sock:sslhandshake(false, sni, self.verify)
+    -- nil (no session yet) or the last one: either way the handshake's own
+    -- session comes back (false would return only true). Debian's
+    -- lua-resty-core asserts, raising, where a handshake that completed at
+    -- once failed verification (see below): that is a failed handshake.
+    local done, session, herr = pcall(sock.sslhandshake, sock, sessions[pool], sni, self.verify)
+    if not done then session, herr = nil, "certificate verification failed?" end
+    sessions[pool] = session or nil
     if not session then
       sock:close()
       if herr == "timeout" then
