@@ -7,7 +7,9 @@
 --   local config = dofile("bench/client_config.lua")(payload, { ... })
 -- Must never: set any other option, or hide a failure of truto.new.
 return function(payload, extra)
-  local config = { token = payload.token, base_url = os.getenv("BENCH_BASE") }
+  -- over HTTPS (bench/https.lua): the bench CA, and a forced protocol
+  local config = { token = payload.token, base_url = os.getenv("BENCH_BASE"),
+    ca_file = os.getenv("BENCH_CA_FILE"), http_version = os.getenv("BENCH_HTTP_VERSION") }
   for k, v in pairs(extra or {}) do config[k] = v end
   local options = require("truto.client").OPTIONS
   if type(options) == "table" and options.rate_limits then config.rate_limits = false end

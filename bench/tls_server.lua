@@ -83,6 +83,7 @@ local SLOW = [[
         ngx.req.discard_body()
         ngx.sleep(0.02)
         ngx.status = 201
+        ngx.header.content_length = #group_json
         ngx.print(group_json)
       }
     }

@@ -26,6 +26,9 @@ local chunks, count = {}, 0
 local easy = lcurl.easy{
   url = url,
   post = true,
+  -- over HTTPS (bench/https.lua): the bench CA and the protocol asked for
+  cainfo = os.getenv("BENCH_CA_FILE"),
+  http_version = os.getenv("BENCH_HTTP_VERSION") == "2" and lcurl.HTTP_VERSION_2TLS or lcurl.HTTP_VERSION_1_1,
   writefunction = function(chunk)
     count = count + 1
     chunks[count] = chunk

@@ -248,7 +248,9 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
     end
     -- when is something due that is not in flight?
     local due = nil
-    if (fresh and parked < lookahead) or #retries > 0 then due = pause_until end
+    -- (only with a free slot: a full batch waits for a transfer to finish,
+    -- not in a loop of zero-second waits)
+    if inflight < limit and ((fresh and parked < lookahead) or #retries > 0) then due = pause_until end
     for _, job in ipairs(waiting) do
       local d = math.max(job.not_before, pause_until)
       if not due or d < due then due = d end
