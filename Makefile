@@ -75,9 +75,11 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
 
-# Side-by-side benchmark against the alternatives (prints a table, writes CSV).
+# Side-by-side benchmark against the alternatives: HTTPS first (bench/https.lua),
+# then plain http (bench/run); prints tables, writes CSV.
 bench: deps
 	$(MAKE) --no-print-directory $(CORE)
+	@$(RUN_ENV) lua5.4 bench/https.lua
 	@$(RUN_ENV) bench/run
 
 lint: deps

@@ -196,7 +196,7 @@ describe("hostile input", function()
         if spec.client then
           local allowed = ({ string = { "string" }, boolean = { "true", "false" }, ["function"] = { "function" },
             seconds = { "number", "float" }, count = { "number" },
-            transport = {}, headers = { "table", "function" },
+            transport = {}, http_version = {}, headers = { "table", "function" },
             rate_limits = { "false", "table" } })[spec.type]
           for _, case in ipairs(wrong(allowed)) do
             local config = { token = "tok-12345" }
