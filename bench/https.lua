@@ -147,7 +147,6 @@ local REF = { seq = { ["1.1"] = "truto_seq", ["2"] = "truto_seq_h2" },
 local function count_for(row, slow)
   local n = row.shape == "seq" and SEQ_N or MANY_N
   if slow then n = row.shape == "seq" and 100 or 1600 end
-  if row.id == "luasec" or row.id == "lcurl_easy_h2" or row.id == "truto_seq_h2" then n = n end
   return n
 end
 

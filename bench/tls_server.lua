@@ -206,7 +206,8 @@ local function make_certs(dir)
     "openssl ecparam -name prime256v1 -genkey -noout -out server.key",
     "openssl req -new -key server.key -subj /CN=localhost -out server.csr",
     "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf",
-    "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out server.crt",
+    "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf"
+      .. " -out server.crt",
     "chmod 0644 server.key",
   }
   local ok, out = run("cd " .. quote(dir) .. " && " .. table.concat(cmds, " 2>&1 && ") .. " 2>&1")
