@@ -42,6 +42,7 @@ local call = require "truto.call"
 local api = require "truto.api"
 local payload = dofile(REPO .. "/bench/payload.lua")
 local tls = dofile(REPO .. "/bench/tls_server.lua")
+local socket = require "socket"
 
 local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS") or "") or 3
 local SEQ_N = tonumber(os.getenv("BENCH_SEQ_N") or "") or 3000
@@ -77,14 +78,16 @@ local function measure(command, base, env_extra, cpath)
   for k, v in pairs(env_extra or {}) do env[#env + 1] = k .. "=" .. quote(v) end
   local line = "cd " .. quote(REPO) .. " && env " .. table.concat(env, " ") .. " /usr/bin/time -f '%e %U %S' -o "
     .. quote(stamp) .. " " .. command .. " 2>" .. quote(errfile)
+  local t0 = socket.gettime()
   local pipe = assert(io.popen(line))
   local out = pipe:read("a")
   local _, _, code = pipe:close()
+  local elapsed = socket.gettime() - t0
   local times, err = read_file(stamp) or "", read_file(errfile) or ""
   os.remove(stamp)
   os.remove(errfile)
   local wall, user, sys = times:match("([%d.]+) ([%d.]+) ([%d.]+)%s*$")
-  return { ok = code == 0, out = out, err = err, wall = tonumber(wall),
+  return { ok = code == 0, out = out, err = err, wall = tonumber(wall), elapsed = elapsed,
     cpu = user and (tonumber(user) + tonumber(sys)) }
 end
 
@@ -241,6 +244,16 @@ local function main()
       end
     end
   end
+  -- cold start: a fresh process to its first group (median of 20 each, interleaved)
+  local cold = { truto = {}, lcurl = {} }
+  for _ = 1, 20 do
+    local r = measure("lua5.4 bench/clients/cold_truto.lua", server.urls.h2)
+    if r.ok then table.insert(cold.truto, r.elapsed) end
+    if lcurl_dir then
+      r = measure("lua5.4 bench/clients/cold_lcurl.lua", server.urls.h2, nil, lcurl_dir ~= "" and lcurl_dir or nil)
+      if r.ok then table.insert(cold.lcurl, r.elapsed) end
+    end
+  end
   server:stop()
   -- report
   local csv = { "variant,row,creates_per_s,cpu_us_per_create,ratio_to_module,errors,connections,tls_full,"
@@ -280,6 +293,12 @@ local function main()
         table.concat(protos, " "), c.duplicates }, ",")
     end
   end
+  local ct, cl = median(cold.truto), median(cold.lcurl)
+  print(("\ncold start to the first group over HTTPS (process wall, median of 20): this module %s ms, "
+    .. "Lua-cURLv3 + lua-cjson %s ms%s"):format(ct and ("%.1f"):format(ct * 1000) or "-",
+    cl and ("%.1f"):format(cl * 1000) or "-", (ct and cl) and (" (%.2fx)"):format(cl / ct) or ""))
+  csv[#csv + 1] = ("cold,truto,%s,,,,,,,,,,"):format(ct or "")
+  csv[#csv + 1] = ("cold,lcurl,%s,,,,,,,,,,"):format(cl or "")
   print("\nratio: the module's rate (same shape and protocol) / the row's; > 1: the module is faster."
     .. "\nresumed: TLS sessions resumed / reconnects (connections after the first, 16 for batches), last round."
     .. "\ndups: Idempotency-Keys the server saw twice, last round. cpu µs: client user+sys per create.")
