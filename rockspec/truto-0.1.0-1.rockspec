@@ -19,6 +19,7 @@ description = {
 dependencies = { "lua >= 5.1, < 5.5" }
 external_dependencies = {
   CURL = { library = "curl" },
+  SSL = { library = "ssl" },
   CRYPTO = { library = "crypto" },
 }
 build = {
@@ -48,7 +49,7 @@ build = {
         "csrc/transport_multi.c",
         "csrc/utf8.c",
       },
-      libraries = { "curl", "crypto" },
+      libraries = { "curl", "ssl", "crypto" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },
