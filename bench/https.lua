@@ -8,7 +8,7 @@
 --   one at a time: this module (default: HTTP/1.1; and forced HTTP/2),
 --     Lua-cURLv3 easy (HTTP/1.1, HTTP/2), a hand-written LuaSec keep-alive
 --     client, wrk -c1 (the HTTP/1.1 ceiling), h2load -c1 -m1;
---   16 in flight: create_many (default: HTTP/2; and forced HTTP/1.1),
+--   16 in flight: create_many (default: HTTP/1.1; and forced HTTP/2),
 --     Lua-cURLv3 multi with PIPEWAIT (HTTP/2) and without HTTP/2, wrk -c16,
 --     h2load -c1 -m16.
 -- Per row: creates/s (median over rounds), client CPU µs per create, the
@@ -129,10 +129,10 @@ local ROWS = {
   { id = "wrk1", shape = "seq", proto = "1.1", label = "wrk -c1 (ceiling, HTTP/1.1)", tool = "wrk", ceiling = true },
   { id = "h2load1", shape = "seq", proto = "2", label = "h2load -c1 -m1 (ceiling, HTTP/2)", tool = "h2load",
     ceiling = true },
-  { id = "truto_many", shape = "many", proto = "2", label = "this module, create_many at 16 (default: HTTP/2)",
-    cmd = "lua5.4 bench/clients/truto_many.lua %d %d 16" },
+  { id = "truto_many", shape = "many", proto = "2", label = "this module, create_many at 16, http_version = \"2\"",
+    cmd = "lua5.4 bench/clients/truto_many.lua %d %d 16", env = { BENCH_HTTP_VERSION = "2" } },
   { id = "truto_many_h1", shape = "many", proto = "1.1",
-    label = "this module, create_many at 16, http_version = \"1.1\"",
+    label = "this module, create_many at 16 (default: HTTP/1.1)",
     cmd = "lua5.4 bench/clients/truto_many.lua %d %d 16", env = { BENCH_HTTP_VERSION = "1.1" } },
   { id = "lcurl_multi_h2", shape = "many", proto = "2", label = "Lua-cURLv3 multi + PIPEWAIT, 16 (HTTP/2)",
     cmd = "lua5.4 bench/clients/lcurl_multi.lua %d %d 16", lcurl = true, env = { BENCH_HTTP_VERSION = "2" } },

@@ -20,10 +20,12 @@ local M = {}
 M.__index = M
 
 -- The protocol each call shape is fastest on over HTTPS, measured (README
--- "Performance", bench/NOTES.md): one call at a time on HTTP/1.1, batches
--- (many in flight) on HTTP/2 where the server offers it. "1.1" or "2"
--- (http_version) forces one for both.
-M.AUTO = { single = "1.1", batch = "2" }
+-- "Benchmark", bench/NOTES.md): one call at a time, HTTP/1.1 (1.8-3x the
+-- rate of HTTP/2 on loopback, less CPU); 16 in flight, HTTP/1.1 as well
+-- (level or faster in 3 of 4 measurements, less CPU in 3 of 4, faster with
+-- 20 ms of server delay in both runs). "1.1" or "2" (http_version) forces
+-- one for both; HTTP/2 is negotiated only where the server offers it.
+M.AUTO = { single = "1.1", batch = "1.1" }
 
 function M.new(config)
   -- one share per client: its single handle and its multi handle use the
