@@ -1,0 +1,188 @@
+-- truto.pace.rule: the sliding-window rule of the rate budget, over any
+-- store of numbers (a Lua table, a lua_shared_dict, Redis). The same source
+-- runs in the client and inside Redis as the body of the store's
+-- server-side script, so every store keeps one rule and one margin: it
+-- must stay Lua 5.1, use no require, no globals and no clock of its own
+-- (`now` is passed in, seconds on the clock the store's users share).
+--
+-- A budget (the token's, an account's) counts sends in buckets of a
+-- twentieth of its window and allows a send while at most `limit` were made
+-- in the last window plus one bucket (the margin that absorbs clock and
+-- latency differences between here and Truto).
+--
+-- A reservation counts first and checks after, rolling its counts back
+-- when over: two users of one store can both be refused at the edge, never
+-- both allowed past it (a shared dict's or Redis's increments are atomic,
+-- its reads of the buckets are not).
+--
+-- Store interface: s:get(k) -> number|nil; s:set(k, v, ttl, now);
+-- s:incr(k, n, ttl, now) -> new value (a missing key counts from 0, and
+-- gets the ttl). Keys under a budget's key: |<window>|<bucket> counts,
+-- |L |W a server's limit and window, |PL |PW the rule before a window
+-- change, |U |R a server's reset time and what is left until it, |B the
+-- end of a 429's block.
+
+local R = {}
+
+local BUCKETS = 20
+local floor, max, ceil = math.floor, math.max, math.ceil
+
+R.BUCKETS = BUCKETS
+
+-- How long a server's limit and window are kept without being said again.
+local LEARNED_TTL = 3600
+
+-- The rule of a budget: the server's ratelimit-limit / window when one was
+-- learned, else the configured one.
+local function rule(s, key, limit, window)
+  local l = s:get(key .. "|L")
+  if l then return l, s:get(key .. "|W") or window end
+  return limit, window
+end
+R.rule = rule
+
+-- The counters of one window length: keys carry the window, so counts made
+-- under another window are never read as if made under this one.
+local function prefix(key, window)
+  return key .. "|" .. string.format("%.6g", window) .. "|"
+end
+
+-- (bucket numbers stay below 10^14, so they print whole on every Lua,
+-- Redis's 5.1 included.)
+-- Sends counted under `p` in the last window plus one bucket, and the
+-- oldest bucket that holds one.
+local function count(s, p, g, now)
+  local b = floor(now / g)
+  local sum, oldest = 0, nil
+  for i = b - BUCKETS, b do
+    local n = s:get(p .. i)
+    if n and n > 0 then
+      sum = sum + n
+      oldest = oldest or i
+    end
+  end
+  return sum, oldest
+end
+
+-- Counts a send under (limit, window) and returns the wait it implies (0:
+-- within the budget). `undo` collects the increments to roll back.
+local function take_window(s, key, limit, window, now, undo)
+  local g = window / BUCKETS
+  local p = prefix(key, window)
+  local k = p .. floor(now / g)
+  s:incr(k, 1, window + 2 * g, now)
+  undo[#undo + 1] = k
+  local sum, oldest = count(s, p, g, now)
+  if sum > limit then return (oldest + BUCKETS + 1) * g - now end
+  return 0
+end
+
+-- The wait before anything may go on `key` without counting: a 429's block.
+local function blocked(s, key, now)
+  local b = s:get(key .. "|B")
+  if b and b > now then return b - now end
+  return 0
+end
+
+-- Counts a send on one budget (limit, window configured) and returns its
+-- wait; `undo` collects what to roll back.
+local function take(s, key, limit, window, now, undo)
+  limit, window = rule(s, key, limit, window)
+  local wait = take_window(s, key, limit, window, now, undo)
+  -- until the sends counted before a window change leave the old window,
+  -- the old rule holds too
+  local pw = s:get(key .. "|PW")
+  if pw and pw ~= window then
+    wait = max(wait, take_window(s, key, s:get(key .. "|PL") or limit, pw, now, undo))
+  end
+  -- the server said how many are left until its reset
+  local u = s:get(key .. "|U")
+  if u and u > now then
+    local left = s:incr(key .. "|R", -1, u - now + 1, now)
+    undo[#undo + 1] = key .. "|R"
+    undo[key .. "|R"] = 1
+    if left < 0 then wait = max(wait, u - now) end
+  end
+  return wait
+end
+
+-- R.reserve(s, budgets, now) -> 0 when a send may go now (and it is
+-- counted in every budget), else the seconds to wait before asking again.
+-- budgets: a list of { key, limit, window }.
+function R.reserve(s, budgets, now)
+  local wait = 0
+  for i = 1, #budgets do wait = max(wait, blocked(s, budgets[i][1], now)) end
+  if wait > 0 then return wait end
+  local undo = {}
+  for i = 1, #budgets do
+    local b = budgets[i]
+    wait = max(wait, take(s, b[1], b[2], b[3], now, undo))
+  end
+  if wait > 0 then
+    for i = 1, #undo do
+      local k = undo[i]
+      s:incr(k, undo[k] or -1, 1, now)
+    end
+  end
+  return wait
+end
+
+-- R.blocked_until(s, keys, now) -> the latest end of a 429's block over
+-- the keys, or nil.
+function R.blocked_until(s, keys, now)
+  local u = 0
+  for i = 1, #keys do u = max(u, s:get(keys[i] .. "|B") or 0) end
+  if u > now then return u end
+  return nil
+end
+
+-- R.learn(s, key, limit, window, rl, now): what an answer's ratelimit-*
+-- headers say about the budget at `key` (configured limit, window).
+-- rl: { limit, window, remaining, reset } (any may be nil).
+function R.learn(s, key, limit, window, rl, now)
+  if rl.limit and rl.limit >= 1 and rl.window and rl.window > 0 then
+    local ol, ow = rule(s, key, limit, window)
+    if ow ~= rl.window then
+      -- the window changes: what was sent still counts, under the old rule
+      -- until it leaves the old window, and in the new window as if sent
+      -- now (never earlier than it was)
+      local og = ow / BUCKETS
+      local sum = count(s, prefix(key, ow), og, now)
+      if sum > 0 then
+        s:set(key .. "|PL", ol, ow + og, now)
+        s:set(key .. "|PW", ow, ow + og, now)
+        local ng = rl.window / BUCKETS
+        s:incr(prefix(key, rl.window) .. floor(now / ng), sum,
+          rl.window + 2 * ng, now)
+      end
+    end
+    s:set(key .. "|L", rl.limit, LEARNED_TTL, now)
+    s:set(key .. "|W", rl.window, LEARNED_TTL, now)
+  end
+  if rl.remaining and rl.reset and rl.reset > 0 then
+    -- ratelimit-reset is often whole seconds, rounded up: every answer of
+    -- one window bounds its end from above, so keep the earliest bound
+    -- (and the lowest remaining) until an answer names a later window
+    local u, known = now + rl.reset, s:get(key .. "|U")
+    local w = rl.window or window
+    local ttl = ceil(rl.reset) + 1
+    if known and known > now and u < known + w then
+      if u < known then s:set(key .. "|U", u, ttl, now) end
+      local left = s:get(key .. "|R")
+      if not left or rl.remaining < left then s:set(key .. "|R", rl.remaining, ttl, now) end
+    else
+      s:set(key .. "|R", rl.remaining, ttl, now)
+      s:set(key .. "|U", u, ttl, now)
+    end
+  end
+end
+
+-- R.block(s, key, wait, now): a 429 blocks `key` for `wait` seconds (never
+-- shortens a longer block).
+function R.block(s, key, wait, now)
+  local until_ = now + wait
+  local prev = s:get(key .. "|B")
+  if not prev or prev < until_ then s:set(key .. "|B", until_, wait + 1, now) end
+end
+
+return R
