@@ -21,7 +21,7 @@ CC       ?= gcc
 WARN     := -std=c99 -Wall -Wextra -Werror -pedantic -Wmissing-prototypes -Wshadow
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS := $(WARN) $(CFLAGS) -fPIC -D_POSIX_C_SOURCE=200809L -I$(LUA_INC) $(shell pkg-config --cflags libcurl 2>/dev/null)
-LDLIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl) -lcrypto -lm
+LDLIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl) -lcrypto -lhiredis -lm
 
 SRCS     := $(wildcard csrc/*.c)
 OBJS     := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))

@@ -26,6 +26,7 @@
 #include "http_parse.h"
 #include "operation.h"
 #include "signals.h"
+#include "redis.h"
 #include "transport_curl.h"
 
 /* core.now() -> seconds on a monotonic clock (for elapsed and deadlines) */
@@ -230,6 +231,7 @@ int luaopen_truto_core(lua_State *L) {
   answer_open(L);            /* core.headers_fill */
   decode_json_open(L);       /* core.json_decode */
   signals_open(L);            /* core.signals */
+  redis_open(L);             /* core.redis_connect */
 
   /* the array marker's metatable, shared by truto.array and the encoders */
   lua_newtable(L);

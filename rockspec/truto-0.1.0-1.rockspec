@@ -22,6 +22,7 @@ dependencies = { "lua >= 5.1, < 5.5", "lua-cjson >= 2.1.0" }
 external_dependencies = {
   CURL = { library = "curl" },
   CRYPTO = { library = "crypto" },
+  HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
   type = "builtin",
@@ -39,6 +40,7 @@ build = {
         "csrc/hmac.c",
         "csrc/http_parse.c",
         "csrc/operation.c",
+        "csrc/redis.c",
         "csrc/signals.c",
         "csrc/strbuf.c",
         "csrc/transfer.c",
@@ -46,7 +48,7 @@ build = {
         "csrc/transport_multi.c",
         "csrc/walk.c",
       },
-      libraries = { "curl", "crypto" },
+      libraries = { "curl", "crypto", "hiredis" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },
@@ -68,6 +70,8 @@ build = {
     ["truto.errors"] = "lua/truto/errors.lua",
     ["truto.options"] = "lua/truto/options.lua",
     ["truto.pace"] = "lua/truto/pace.lua",
+    ["truto.pace.redis"] = "lua/truto/pace/redis.lua",
+    ["truto.pace.rule"] = "lua/truto/pace/rule.lua",
     ["truto.pages"] = "lua/truto/pages.lua",
     ["truto.response"] = "lua/truto/response.lua",
     ["truto.retry"] = "lua/truto/retry.lua",
