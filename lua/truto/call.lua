@@ -256,7 +256,7 @@ local function hook_info(c, job)
   return { operation = job.name, method = job.method,
     url = errors.redact(job.url, c.token), attempt = job.attempts,
     idempotency_key = job.key, bytes_out = job.body and #job.body or 0,
-    rate_wait = job.rate_wait or 0 }
+    rate_wait = job.rate_wait or 0, rate_store = job.rate_store }
 end
 
 -- M.clock(c) -> now on the client's clock: the monotonic clock plus the
@@ -300,7 +300,9 @@ end
 -- next attempt go now (and counts it), else the seconds to wait first.
 function M.budget(c, job, t)
   if not c.pace then return 0 end
-  return c.pace:reserve(job.account, t)
+  local w, store = c.pace:reserve(job.account, t)
+  job.rate_store = store -- which store answered: meta.rate_store, hooks' info
+  return w
 end
 
 -- Tells on_response how the attempt ended.
@@ -430,6 +432,7 @@ function M.settle(c, job, status, rheaders, rbody, sent, which)
         local meta = { status = status, headers = rheaders, attempts = job.attempts,
           idempotency_key = job.key, elapsed = t - job.started, operation = job.name,
           rate_wait = job.rate_wait }
+        if job.rate_store then meta.rate_store = job.rate_store end
         if rl then meta.rate_limit = rl end
         if job.hook_errors then meta.hook_errors = job.hook_errors end
         return value, meta

@@ -111,15 +111,9 @@ function M.new(config)
   local limits = c.rate_limits
   if limits == nil then limits = pace.check({}) end
   if limits then
-    local store
-    if c.rate_limit_dict then
-      local why
-      store, why = pace.shared_store(c.rate_limit_dict)
-      if not store then return bad("rate_limit_dict", why) end
-    end
-    -- clients with different tokens may share a dict: keys carry a hash
-    -- of the token, never the token
-    c.pace = pace.new(limits, store, pace.scope_of(c.token))
+    local field, why
+    c.pace, field, why = pace.open(limits, c.token, c.rate_limit_store, c.rate_limit_dict)
+    if not c.pace then return bad(field, why) end
   end
   c.closed = false
   local client = setmetatable(c, Client)

@@ -152,32 +152,7 @@ end
 -- Returns "token" or "account": what a 429 concerned.
 function Budget:learn(account, status, rl, retry_after, now, remote)
   local tk, ak = keys_of(self, account)
-  return M.learn(self.store, self.limits, tk, ak, status, M.sane(rl), retry_after, now, remote)
-end
-
--- M.learn(store, limits, token_key, account_key, status, rl, retry_after,
--- now, remote): Budget:learn over any store (Redis's script runs the same).
-function M.learn(s, limits, tk, ak, status, rl, retry_after, now, remote)
-  -- which budget the headers describe: the token's when their limit is at
-  -- least the token's, else the account's (Truto's tighter one)
-  local kind, key = "account", ak
-  local token_rule = limits.token
-  if not ak or (rl and rl.limit and token_rule and rl.limit >= token_rule.limit) then
-    kind, key = "token", tk
-  end
-  local configured = limits[kind]
-  if rl and key and configured then
-    rule.learn(s, key, configured.limit, configured.window, rl, now)
-  end
-  if status == 429 then
-    -- a provider's own 429 (remote) concerns the account only
-    if remote and ak then kind, key = "account", ak end
-    -- blocked for as long as the answer says (a 429 that says nothing is
-    -- left to the caller's backoff)
-    local wait = retry_after or (rl and rl.reset)
-    if wait and wait > 0 then rule.block(s, key, wait, now) end
-    return kind
-  end
+  return rule.answer(self.store, self.limits, tk, ak, status, M.sane(rl), retry_after, now, remote)
 end
 
 -- M.scope_of(token) -> 32 hex digits that tell tokens apart in a shared
@@ -200,6 +175,74 @@ function M.shared_store(name)
     -- atomic across workers: the rule counts first and checks after
     incr = function(_, k, n, ttl) return (dict:incr(k, n, 0, ttl or 0)) end,
   }
+end
+
+-- M.check_store(v) -> the rate_limit_store option as used, or nil, why:
+--   nil or "process"                  { kind = "process" }
+--   { dict = "name" }                 { kind = "dict", name = ... }
+--   "redis://[[user]:password@]host[:port][/db]" or { url = ..., prefix =
+--   "truto:", timeout = 0.05, local_share = 0.25 }
+--                                     { kind = "redis", host, port, user,
+--                                       password, db, prefix, timeout, local_share }
+-- Messages never repeat the URL (it may hold a password).
+function M.check_store(v)
+  if v == nil or v == "process" then return { kind = "process" } end
+  if type(v) == "table" and v.dict ~= nil then
+    if type(v.dict) ~= "string" or v.dict == "" then return nil, "dict must be the name of a lua_shared_dict" end
+    for k in pairs(v) do
+      if k ~= "dict" then return nil, "has an unknown key " .. tostring(k) .. " beside dict" end
+    end
+    return { kind = "dict", name = v.dict }
+  end
+  local options = type(v) == "table" and v or { url = v }
+  if type(options.url) ~= "string" then
+    return nil, 'must be "process", { dict = "name" }, "redis://[[user]:password@]host[:port][/db]" or { url = "redis://...", prefix, timeout, local_share }'
+  end
+  for k in pairs(options) do
+    if k ~= "url" and k ~= "prefix" and k ~= "timeout" and k ~= "local_share" then
+      return nil, "has an unknown key " .. tostring(k) .. " (expected url, prefix, timeout, local_share)"
+    end
+  end
+  local out, why = require("truto.pace.redis").parse(options.url)
+  if not out then return nil, "url " .. why end
+  out.kind = "redis"
+  out.prefix = options.prefix == nil and "truto:" or options.prefix
+  if type(out.prefix) ~= "string" or #out.prefix > 200 or out.prefix:find("[{}%c]") then
+    return nil, "prefix must be a string of at most 200 characters without braces or control characters"
+  end
+  out.timeout = options.timeout == nil and 0.05 or options.timeout
+  if type(out.timeout) ~= "number" or not (out.timeout >= 0.001 and out.timeout <= 10) then
+    return nil, "timeout must be seconds from 0.001 to 10"
+  end
+  out.local_share = options.local_share == nil and 0.25 or options.local_share
+  if type(out.local_share) ~= "number" or not (out.local_share > 0 and out.local_share <= 1) then
+    return nil, "local_share must be a number above 0, at most 1"
+  end
+  return out
+end
+
+-- M.open(limits, token, store, dict) -> budget | nil, field, why: the
+-- client's budget in the store its options name (store: check_store's
+-- value; dict: the rate_limit_dict short form).
+function M.open(limits, token, store, dict)
+  store = store or { kind = "process" }
+  if dict then
+    if store.kind ~= "process" then
+      return nil, "rate_limit_dict", "is the short form of rate_limit_store = { dict = ... }: give one of them"
+    end
+    store = { kind = "dict", name = dict }
+  end
+  -- clients with different tokens may share a store: keys carry a hash of
+  -- the token, never the token
+  local scope = M.scope_of(token)
+  if store.kind == "redis" then return require("truto.pace.redis").new(limits, store, scope) end
+  local shared
+  if store.kind == "dict" then
+    local why
+    shared, why = M.shared_store(store.name)
+    if not shared then return nil, dict and "rate_limit_dict" or "rate_limit_store", why end
+  end
+  return M.new(limits, shared, scope)
 end
 
 return M

@@ -177,12 +177,39 @@ function R.learn(s, key, limit, window, rl, now)
   end
 end
 
--- R.block(s, key, wait, now): a 429 blocks `key` for `wait` seconds (never
--- shortens a longer block).
-function R.block(s, key, wait, now)
+-- A 429 blocks `key` for `wait` seconds (never shortens a longer block).
+local function block(s, key, wait, now)
   local until_ = now + wait
   local prev = s:get(key .. "|B")
   if not prev or prev < until_ then s:set(key .. "|B", until_, wait + 1, now) end
+end
+
+-- R.answer(s, limits, token_key, account_key, status, rl, retry_after,
+-- now, remote) -> "token" | "account" for a 429, else nil. What an answer
+-- teaches: rl is { limit, window, remaining, reset } (checked by the
+-- caller) or nil; a 429 blocks the budget it concerns for retry_after.
+function R.answer(s, limits, tk, ak, status, rl, retry_after, now, remote)
+  -- which budget the headers describe: the token's when their limit is at
+  -- least the token's, else the account's (Truto's tighter one)
+  local kind, key = "account", ak
+  local token_rule = limits.token
+  if not ak or (rl and rl.limit and token_rule and rl.limit >= token_rule.limit) then
+    kind, key = "token", tk
+  end
+  local configured = limits[kind]
+  if rl and key and configured then
+    R.learn(s, key, configured.limit, configured.window, rl, now)
+  end
+  if status == 429 then
+    -- a provider's own 429 (remote) concerns the account only
+    if remote and ak then kind, key = "account", ak end
+    -- blocked for as long as the answer says (a 429 that says nothing is
+    -- left to the caller's backoff)
+    local wait = retry_after or (rl and rl.reset)
+    if wait and wait > 0 then block(s, key, wait, now) end
+    return kind
+  end
+  return nil
 end
 
 return R
