@@ -152,29 +152,52 @@ end
 -- Drivers: run(self, ...) -> reply | nil, message, kind ("reply" when Redis
 -- answered an error, "io" otherwise). A nil reply is false.
 
+-- Whether a failure was Redis being slower than the timeout (hiredis says
+-- EAGAIN's text, cosockets "timeout").
+function M.slow(err)
+  err = tostring(err)
+  return err:find("timeout", 1, true) ~= nil or err:find("temporarily unavailable", 1, true) ~= nil
+end
+
 local hiredis = {}
 
+local function hiredis_connect(store)
+  local o = store.options
+  local conn, why = require("truto.core").redis_connect(o.host, o.port, o.timeout)
+  if not conn then return nil, why, "io" end
+  local ok, err, kind = true, nil, nil
+  if o.password then
+    if o.user then ok, err, kind = conn:command("AUTH", o.user, o.password)
+    else ok, err, kind = conn:command("AUTH", o.password) end
+    if not ok then err = "AUTH: " .. tostring(err) end
+  end
+  if ok and o.db ~= 0 then
+    ok, err, kind = conn:command("SELECT", tostring(o.db))
+    if not ok then err = "SELECT: " .. tostring(err) end
+  end
+  if not ok then
+    if kind ~= "io" then conn:close() end
+    return nil, err, kind
+  end
+  return conn
+end
+
 function hiredis.run(store, ...)
-  local conn = store.conn
+  local kept = store.conn
+  local conn, err, kind = kept, nil, nil
   if not conn then
-    local why
-    local o = store.options
-    conn, why = require("truto.core").redis_connect(o.host, o.port, o.timeout)
-    if not conn then return nil, why, "io" end
-    if o.password then
-      local ok, err, kind
-      if o.user then ok, err, kind = conn:command("AUTH", o.user, o.password)
-      else ok, err, kind = conn:command("AUTH", o.password) end
-      if not ok then conn:close(); return nil, "AUTH: " .. tostring(err), kind end
-    end
-    if o.db ~= 0 then
-      local ok, err, kind = conn:command("SELECT", tostring(o.db))
-      if not ok then conn:close(); return nil, "SELECT: " .. tostring(err), kind end
-    end
+    conn, err, kind = hiredis_connect(store)
+    if not conn then return nil, err, kind end
     store.conn = conn
   end
-  local reply, err, kind = conn:command(...)
-  if kind == "io" then store.conn = nil end
+  local reply
+  reply, err, kind = conn:command(...)
+  if kind == "io" then
+    store.conn = nil
+    -- a kept connection Redis closed (restarted): one new one, not when
+    -- Redis was merely slow
+    if kept and not M.slow(err) then return hiredis.run(store, ...) end
+  end
   return reply, err, kind
 end
 
@@ -199,11 +222,11 @@ function cosocket.run(store, cmd, ...)
   if not redis then return nil, "no resty.redis (Debian: lua-nginx-redis) in nginx's lua_package_path", "io" end
   local o = store.options
   local red = redis:new()
-  local ms = math.max(1, math.floor(o.timeout * 1000))
-  red:set_timeout(ms)
+  red:set_timeout(math.max(1, math.floor(o.timeout * 1000)))
   local ok, err = red:connect(o.host, o.port, { pool = store.pool })
   if not ok then return nil, err, "io" end
-  if (red:get_reused_times() or 0) == 0 then
+  local kept = (red:get_reused_times() or 0) > 0
+  if not kept then
     if o.password then
       if o.user then ok, err = red:auth(o.user, o.password) else ok, err = red:auth(o.password) end
       if not ok then red:close(); return nil, "AUTH: " .. tostring(err), ok == false and "reply" or "io" end
@@ -215,7 +238,13 @@ function cosocket.run(store, cmd, ...)
   end
   local reply
   reply, err = red[cmd:lower()](red, ...)
-  if reply == nil then red:close(); return nil, err, "io" end
+  if reply == nil then
+    red:close()
+    -- a kept connection Redis closed (restarted): one new one, not when
+    -- Redis was merely slow
+    if kept and not M.slow(err) then return cosocket.run(store, cmd, ...) end
+    return nil, err, "io"
+  end
   red:set_keepalive(60000, 32)
   if reply == false then return nil, err, "reply" end
   if reply == ngx.null then return false end
