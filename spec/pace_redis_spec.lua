@@ -10,6 +10,7 @@ local socket = require "socket"
 local mock = require "spec.support.mock"
 local redis_server = require "spec.support.redis_server"
 local sh = require "spec.support.sh"
+local openresty = require "spec.support.openresty"
 
 local TOKEN = "fleet-spec-token-9f1c"
 
@@ -231,6 +232,82 @@ describe("the Redis rate store", function()
       for _, req in ipairs(m:requests()) do if req.method == "POST" then posts = posts + 1 end end
       assert.equal(2, posts)
       m:stop()
+    end)
+  end)
+
+  describe("inside nginx", function()
+    local n
+    local LOCATIONS = [[
+    location = /spec/redis-budget {
+      content_by_lua_block {
+        -- waits for the go file (yielding), then reserves 200 times
+        local truto = require "truto"
+        local args = ngx.req.get_uri_args()
+        local c = assert(truto.new{ token = args.token, base_url = "http://127.0.0.1:9",
+          rate_limit_store = args.url,
+          rate_limits = { token = { limit = 300, window = 60 }, account = { limit = 300, window = 60 } } })
+        while not io.open(args.go) do ngx.sleep(0.002) end
+        local n, stores = 0, {}
+        for _ = 1, 200 do
+          local w, s = c.pace:reserve("acc", ngx.now())
+          stores[s] = true
+          if w == 0 then n = n + 1 end
+        end
+        local cosockets = package.loaded["resty.redis"] or package.loaded["nginx.redis"]
+        ngx.say(n, " ", stores["local"] and "local" or "redis", " ", cosockets and "cosockets" or "blocking")
+      }
+    }
+]]
+    setup(function() n = openresty.start { workers = 2, locations = LOCATIONS } end)
+    teardown(function() if n then n:stop() end end)
+
+    it("workers (over cosockets) and plain Lua processes (over hiredis) share one budget", function()
+      local go = n.dir .. "/go" -- readable by nginx's workers (nobody, under root)
+      local conns = {}
+      for i = 1, 2 do
+        local c = assert(socket.tcp())
+        c:settimeout(20)
+        assert(c:connect("127.0.0.1", n.port))
+        assert(c:send("GET /spec/redis-budget?token=" .. TOKEN .. "&url=" .. r.url .. "&go=" .. go
+          .. " HTTP/1.0\r\n\r\n"))
+        conns[i] = c
+      end
+      local code = ([[
+        local truto = require "truto"
+        local core = require "truto.core"
+        local c = assert(truto.new{ token = %q, base_url = "http://127.0.0.1:9", rate_limit_store = %q,
+          rate_limits = { token = { limit = 300, window = 60 }, account = { limit = 300, window = 60 } } })
+        while not io.open(%q) do core.sleep(0.002) end
+        local n, stores = 0, {}
+        for _ = 1, 200 do
+          local w, s = c.pace:reserve("acc", core.now())
+          stores[s] = true
+          if w == 0 then n = n + 1 end
+        end
+        io.write(n, " ", stores["local"] and "local" or "redis")
+      ]]):format(TOKEN, r.url, go)
+      local pipes = {}
+      for i = 1, 2 do pipes[i] = assert(io.popen((os.getenv("LUA") or "lua5.4") .. " -e " .. sh.quote(code) .. " 2>&1")) end
+      socket.sleep(0.3)
+      sh.write_file(go, "")
+      local total = 0
+      for i = 1, 2 do
+        local text = conns[i]:receive("*a")
+        conns[i]:close()
+        local got, store, how = text:match("\r\n\r\n(%d+) (%a+) (%a+)")
+        assert(got, text)
+        assert.equal("redis", store)
+        assert.equal("cosockets", how)
+        total = total + tonumber(got)
+        local out = pipes[i]:read("*a")
+        pipes[i]:close()
+        got, store = out:match("^(%d+) (%a+)$")
+        assert(got, out)
+        assert.equal("redis", store)
+        total = total + tonumber(got)
+      end
+      os.remove(go)
+      assert.equal(300, total)
     end)
   end)
 
