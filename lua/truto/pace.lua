@@ -155,11 +155,25 @@ function Budget:learn(account, status, rl, retry_after, now, remote)
   return rule.answer(self.store, self.limits, tk, ak, status, M.sane(rl), retry_after, now, remote)
 end
 
--- M.scope_of(token) -> 32 hex digits that tell tokens apart in a shared
--- store without putting the token there: SHA-256 (libcrypto's HMAC under
--- a fixed key), cut to 128 bits. One-way, so a key name read from Redis
--- or a dict gives nothing back of the token.
+-- M.scope_of(token) -> 16 hex digits that tell tokens apart in a store of
+-- this process or nginx (a table, a lua_shared_dict) without putting the
+-- token there: two polynomial hashes modulo primes below 2^32 (exact in
+-- doubles on every Lua). Not a secret-keeping hash — that memory is the
+-- process's own — only never the token itself; no libcrypto in truto.new.
 function M.scope_of(token)
+  local a, b = 7, 11
+  for i = 1, #token do
+    local c = token:byte(i)
+    a = (a * 31 + c) % 4294967291
+    b = (b * 131 + c) % 4294967279
+  end
+  return ("%08x%08x"):format(a, b)
+end
+
+-- M.shared_scope(token) -> 32 hex digits for key names in a store others
+-- can read (Redis): SHA-256 (libcrypto's HMAC under a fixed key) cut to
+-- 128 bits, one-way, so a key name gives nothing back of the token.
+function M.shared_scope(token)
   return (require("truto.core").hmac_sha256("truto-lua rate budget", token)):sub(1, 32)
 end
 
@@ -234,8 +248,10 @@ function M.open(limits, token, store, dict)
   end
   -- clients with different tokens may share a store: keys carry a hash of
   -- the token, never the token
+  if store.kind == "redis" then
+    return require("truto.pace.redis").new(limits, store, M.shared_scope(token))
+  end
   local scope = M.scope_of(token)
-  if store.kind == "redis" then return require("truto.pace.redis").new(limits, store, scope) end
   local shared
   if store.kind == "dict" then
     local why
