@@ -106,6 +106,8 @@ describe("truto.pace", function()
     -- starts at 5 s, where bucket numbers of different windows differ.)
     local function sends_with_change(limits, at, change, stop)
       local b = pace.new(assert(pace.check(limits)))
+      -- the server said the configured rule first
+      b:learn(nil, 200, { limit = limits.token.limit, window = limits.token.window }, nil, 5)
       local times, changed = {}, false
       for step = 0, math.floor(stop * 1000) do
         local now = step / 1000
@@ -138,6 +140,15 @@ describe("truto.pace", function()
         0.01, { limit = 10, window = 0.05 }, 0.3)
       assert.is_true(#times > 20, #times) -- then the new window's pace
       assert.is_true(busiest(times, 0.05) <= 10)
+    end)
+
+    it("keeps what was sent under a configured window in a server's different one", function()
+      -- no earlier word of the server: the configured rule gives way at once
+      local b = pace.new(assert(pace.check{ token = { limit = 10, window = 0.1 }, account = false }))
+      for _ = 1, 10 do assert.equal(0, (b:reserve(nil, 5.0))) end
+      b:learn(nil, 200, { limit = 10, window = 0.05 }, nil, 5.01)
+      assert.is_true(b:reserve(nil, 5.05) > 0) -- the ten still count in the new window
+      assert.equal(0, (b:reserve(nil, 5.07)))  -- and leave it with it
     end)
 
     it("keeps the sends counted before a longer window in it", function()

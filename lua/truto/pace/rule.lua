@@ -141,16 +141,21 @@ end
 -- rl: { limit, window, remaining, reset } (any may be nil).
 function R.learn(s, key, limit, window, rl, now)
   if rl.limit and rl.limit >= 1 and rl.window and rl.window > 0 then
+    local said = s:get(key .. "|W") ~= nil
     local ol, ow = rule(s, key, limit, window)
     if ow ~= rl.window then
-      -- the window changes: what was sent still counts, under the old rule
-      -- until it leaves the old window, and in the new window as if sent
-      -- now (never earlier than it was)
+      -- the window changes: what was sent still counts in the new window,
+      -- as if sent now (never earlier than it was); and when the old
+      -- window was the server's own word, under the old rule too until it
+      -- leaves the old window (a configured rule was only a guess: the
+      -- server's replaces it at once)
       local og = ow / BUCKETS
       local sum = count(s, prefix(key, ow), og, now)
       if sum > 0 then
-        s:set(key .. "|PL", ol, ow + og, now)
-        s:set(key .. "|PW", ow, ow + og, now)
+        if said then
+          s:set(key .. "|PL", ol, ow + og, now)
+          s:set(key .. "|PW", ow, ow + og, now)
+        end
         local ng = rl.window / BUCKETS
         s:incr(prefix(key, rl.window) .. floor(now / ng), sum,
           rl.window + 2 * ng, now)
