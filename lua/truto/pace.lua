@@ -108,7 +108,7 @@ Budget.__index = Budget
 function M.new(limits, store, scope)
   store = store or table_store()
   return setmetatable({ limits = limits, store = store, scope = scope or "",
-    name = store.name or "dict", sends = 0 }, Budget)
+    name = store.name or "dict", sends = 0, lists = {} }, Budget)
 end
 
 local function keys_of(self, account)
@@ -117,12 +117,17 @@ local function keys_of(self, account)
   return token_key, nil
 end
 
--- The budgets a send on `account` draws from: { key, limit, window } each.
+-- The budgets a send on `account` draws from: { key, limit, window,
+-- prefix } each, made once per account (forgotten with the store's sweep).
 local function budgets_of(self, account)
+  local list = self.lists[account or self]
+  if list then return list end
   local tk, ak = keys_of(self, account)
-  local list, t, a = {}, self.limits.token, self.limits.account
-  if t then list[#list + 1] = { tk, t.limit, t.window } end
-  if ak and a then list[#list + 1] = { ak, a.limit, a.window } end
+  local t, a = self.limits.token, self.limits.account
+  list = {}
+  if t then list[#list + 1] = { tk, t.limit, t.window, rule.prefix(tk, t.window) } end
+  if ak and a then list[#list + 1] = { ak, a.limit, a.window, rule.prefix(ak, a.window) } end
+  self.lists[account or self] = list
   return list
 end
 
@@ -133,7 +138,10 @@ function Budget:reserve(account, now)
   local wait = rule.reserve(self.store, budgets_of(self, account), now)
   if wait == 0 then
     self.sends = self.sends + 1
-    if self.sends % 1000 == 0 and self.store.sweep then self.store:sweep(now) end
+    if self.sends % 1000 == 0 then
+      if self.store.sweep then self.store:sweep(now) end
+      self.lists = {}
+    end
   end
   return wait, self.name
 end

@@ -42,6 +42,13 @@ function s.get(_, k)
   if v then return tonumber(v) end
   return nil
 end
+function s.get_many(_, keys)
+  local full = {}
+  for i = 1, #keys do full[i] = base .. keys[i] end
+  local values = redis.call("MGET", unpack(full))
+  for i = 1, #values do values[i] = values[i] and tonumber(values[i]) or false end
+  return values
+end
 function s.set(_, k, v, ttl)
   redis.call("SET", base .. k, string.format("%.17g", v), "PX", ms(ttl))
 end

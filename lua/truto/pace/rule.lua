@@ -16,6 +16,7 @@
 -- its reads of the buckets are not).
 --
 -- Store interface: s:get(k) -> number|nil; s:set(k, v, ttl, now);
+-- optionally s:get_many(keys) -> a list of number|false (one round trip);
 -- s:incr(k, n, ttl, now) -> new value (a missing key counts from 0, and
 -- gets the ttl). Keys under a budget's key: |<window>|<bucket> counts,
 -- |L |W a server's limit and window, |PL |PW the rule before a window
@@ -46,6 +47,7 @@ R.rule = rule
 local function prefix(key, window)
   return key .. "|" .. string.format("%.6g", window) .. "|"
 end
+R.prefix = prefix
 
 -- (bucket numbers stay below 10^14, so they print whole on every Lua,
 -- Redis's 5.1 included.)
@@ -54,6 +56,19 @@ end
 local function count(s, p, g, now)
   local b = floor(now / g)
   local sum, oldest = 0, nil
+  if s.get_many then -- one round for the whole window (Redis's MGET)
+    local keys = {}
+    for i = b - BUCKETS, b do keys[#keys + 1] = p .. i end
+    local values = s:get_many(keys)
+    for j = 1, #keys do
+      local n = values[j]
+      if n and n > 0 then
+        sum = sum + n
+        oldest = oldest or (b - BUCKETS + j - 1)
+      end
+    end
+    return sum, oldest
+  end
   for i = b - BUCKETS, b do
     local n = s:get(p .. i)
     if n and n > 0 then
@@ -65,10 +80,11 @@ local function count(s, p, g, now)
 end
 
 -- Counts a send under (limit, window) and returns the wait it implies (0:
--- within the budget). `undo` collects the increments to roll back.
-local function take_window(s, key, limit, window, now, undo)
+-- within the budget). `undo` collects the increments to roll back; `p` is
+-- the window's prefix when the caller has it.
+local function take_window(s, key, limit, window, now, undo, p)
   local g = window / BUCKETS
-  local p = prefix(key, window)
+  p = p or prefix(key, window)
   local k = p .. floor(now / g)
   s:incr(k, 1, window + 2 * g, now)
   undo[#undo + 1] = k
@@ -86,9 +102,11 @@ end
 
 -- Counts a send on one budget (limit, window configured) and returns its
 -- wait; `undo` collects what to roll back.
-local function take(s, key, limit, window, now, undo)
-  limit, window = rule(s, key, limit, window)
-  local wait = take_window(s, key, limit, window, now, undo)
+local function take(s, key, limit, window, now, undo, p)
+  local l, w = rule(s, key, limit, window)
+  if w ~= window then p = nil end
+  local wait = take_window(s, key, l, w, now, undo, p)
+  limit, window = l, w
   -- until the sends counted before a window change leave the old window,
   -- the old rule holds too
   local pw = s:get(key .. "|PW")
@@ -108,7 +126,7 @@ end
 
 -- R.reserve(s, budgets, now) -> 0 when a send may go now (and it is
 -- counted in every budget), else the seconds to wait before asking again.
--- budgets: a list of { key, limit, window }.
+-- budgets: a list of { key, limit, window [, R.prefix(key, window)] }.
 function R.reserve(s, budgets, now)
   local wait = 0
   for i = 1, #budgets do wait = max(wait, blocked(s, budgets[i][1], now)) end
@@ -116,7 +134,7 @@ function R.reserve(s, budgets, now)
   local undo = {}
   for i = 1, #budgets do
     local b = budgets[i]
-    wait = max(wait, take(s, b[1], b[2], b[3], now, undo))
+    wait = max(wait, take(s, b[1], b[2], b[3], now, undo, b[4]))
   end
   if wait > 0 then
     for i = 1, #undo do
