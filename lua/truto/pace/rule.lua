@@ -37,8 +37,8 @@ local LEARNED_TTL = 3600
 -- learned, else the configured one.
 local function rule(s, key, limit, window)
   local l = s:get(key .. "|L")
-  if l then return l, s:get(key .. "|W") or window end
-  return limit, window
+  if l then return l, s:get(key .. "|W") or window, true end
+  return limit, window, false
 end
 R.rule = rule
 
@@ -103,13 +103,13 @@ end
 -- Counts a send on one budget (limit, window configured) and returns its
 -- wait; `undo` collects what to roll back.
 local function take(s, key, limit, window, now, undo, p)
-  local l, w = rule(s, key, limit, window)
+  local l, w, said = rule(s, key, limit, window)
   if w ~= window then p = nil end
   local wait = take_window(s, key, l, w, now, undo, p)
   limit, window = l, w
   -- until the sends counted before a window change leave the old window,
-  -- the old rule holds too
-  local pw = s:get(key .. "|PW")
+  -- the old rule holds too (only a server's word is ever changed so)
+  local pw = said and s:get(key .. "|PW")
   if pw and pw ~= window then
     wait = max(wait, take_window(s, key, s:get(key .. "|PL") or limit, pw, now, undo))
   end
