@@ -186,7 +186,7 @@ local function fleet_run(m, r, nginxes, dir, run, during)
   local results = sh.read_file(dir .. "/results-" .. run .. ".jsonl") or ""
   local imported = 0
   for line in results:gmatch("[^\n]+") do
-    if line:find('"status":"created"', 1, true) or line:find('"group"', 1, true) then imported = imported + 1 end
+    if line:find('"result":"created"', 1, true) then imported = imported + 1 end
   end
   if code ~= "0" then failed = failed + (#import_items - imported) end
   created = created + imported
