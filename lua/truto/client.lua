@@ -229,6 +229,7 @@ end
 function Client:close()
   if not self.closed then
     if self.transport.close then self.transport:close() end
+    if self.pace and self.pace.close then self.pace:close() end -- a Redis connection
     self.closed = true
   end
 end

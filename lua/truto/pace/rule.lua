@@ -28,8 +28,6 @@ local R = {}
 local BUCKETS = 20
 local floor, max, ceil = math.floor, math.max, math.ceil
 
-R.BUCKETS = BUCKETS
-
 -- How long a server's limit and window are kept without being said again.
 local LEARNED_TTL = 3600
 
