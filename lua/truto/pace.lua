@@ -117,16 +117,16 @@ local function keys_of(self, account)
   return token_key, nil
 end
 
--- The budgets a send on `account` draws from: { key, limit, window,
--- prefix } each, made once per account (forgotten with the store's sweep).
+-- The budgets a send on `account` draws from (truto.pace.rule's), made
+-- once per account (forgotten with the store's sweep).
 local function budgets_of(self, account)
   local list = self.lists[account or self]
   if list then return list end
   local tk, ak = keys_of(self, account)
   local t, a = self.limits.token, self.limits.account
   list = {}
-  if t then list[#list + 1] = { tk, t.limit, t.window, rule.prefix(tk, t.window) } end
-  if ak and a then list[#list + 1] = { ak, a.limit, a.window, rule.prefix(ak, a.window) } end
+  if t then list[#list + 1] = rule.budget(tk, t.limit, t.window) end
+  if ak and a then list[#list + 1] = rule.budget(ak, a.limit, a.window) end
   self.lists[account or self] = list
   return list
 end

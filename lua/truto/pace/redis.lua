@@ -66,8 +66,8 @@ local ak = account and ("a|" .. account) or nil
 local op = ARGV[1]
 if op == "reserve" then
   local budgets = {}
-  if limits.token then budgets[#budgets + 1] = { "t", limits.token.limit, limits.token.window } end
-  if ak and limits.account then budgets[#budgets + 1] = { ak, limits.account.limit, limits.account.window } end
+  if limits.token then budgets[#budgets + 1] = R.budget("t", limits.token.limit, limits.token.window) end
+  if ak and limits.account then budgets[#budgets + 1] = R.budget(ak, limits.account.limit, limits.account.window) end
   return string.format("%.6f", R.reserve(s, budgets, now))
 elseif op == "learn" then
   local rl

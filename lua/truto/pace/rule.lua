@@ -38,14 +38,12 @@ local function rule(s, key, limit, window)
   if l then return l, s:get(key .. "|W") or window, true end
   return limit, window, false
 end
-R.rule = rule
 
 -- The counters of one window length: keys carry the window, so counts made
 -- under another window are never read as if made under this one.
 local function prefix(key, window)
   return key .. "|" .. string.format("%.6g", window) .. "|"
 end
-R.prefix = prefix
 
 -- (bucket numbers stay below 10^14, so they print whole on every Lua,
 -- Redis's 5.1 included.)
@@ -91,32 +89,39 @@ local function take_window(s, key, limit, window, now, undo, p)
   return 0
 end
 
--- The wait before anything may go on `key` without counting: a 429's block.
-local function blocked(s, key, now)
-  local b = s:get(key .. "|B")
-  if b and b > now then return b - now end
-  return 0
+-- R.budget(key, limit, window) -> a budget to reserve on: its key, the
+-- configured rule and the key names it reads (made once per budget: a
+-- reservation then builds no string but its buckets').
+function R.budget(key, limit, window)
+  return { key = key, limit = limit, window = window, p = prefix(key, window),
+    B = key .. "|B", L = key .. "|L", W = key .. "|W", U = key .. "|U", R = key .. "|R",
+    PL = key .. "|PL", PW = key .. "|PW" }
 end
 
--- Counts a send on one budget (limit, window configured) and returns its
--- wait; `undo` collects what to roll back.
-local function take(s, key, limit, window, now, undo, p)
-  local l, w, said = rule(s, key, limit, window)
-  if w ~= window then p = nil end
-  local wait = take_window(s, key, l, w, now, undo, p)
-  limit, window = l, w
+-- Counts a send on budget `b` and returns its wait; `undo` collects what
+-- to roll back.
+local function take(s, b, now, undo)
+  local limit, window, p = b.limit, b.window, b.p
+  local said = false
+  local l = s:get(b.L)
+  if l then -- the server's word
+    said, limit = true, l
+    local w = s:get(b.W)
+    if w and w ~= window then window, p = w, nil end
+  end
+  local wait = take_window(s, b.key, limit, window, now, undo, p)
   -- until the sends counted before a window change leave the old window,
   -- the old rule holds too (only a server's word is ever changed so)
-  local pw = said and s:get(key .. "|PW")
+  local pw = said and s:get(b.PW)
   if pw and pw ~= window then
-    wait = max(wait, take_window(s, key, s:get(key .. "|PL") or limit, pw, now, undo))
+    wait = max(wait, take_window(s, b.key, s:get(b.PL) or limit, pw, now, undo))
   end
   -- the server said how many are left until its reset
-  local u = s:get(key .. "|U")
+  local u = s:get(b.U)
   if u and u > now then
-    local left = s:incr(key .. "|R", -1, u - now + 1, now)
-    undo[#undo + 1] = key .. "|R"
-    undo[key .. "|R"] = 1
+    local left = s:incr(b.R, -1, u - now + 1, now)
+    undo[#undo + 1] = b.R
+    undo[b.R] = 1
     if left < 0 then wait = max(wait, u - now) end
   end
   return wait
@@ -124,16 +129,16 @@ end
 
 -- R.reserve(s, budgets, now) -> 0 when a send may go now (and it is
 -- counted in every budget), else the seconds to wait before asking again.
--- budgets: a list of { key, limit, window [, R.prefix(key, window)] }.
+-- budgets: a list of R.budget(...).
 function R.reserve(s, budgets, now)
   local wait = 0
-  for i = 1, #budgets do wait = max(wait, blocked(s, budgets[i][1], now)) end
+  for i = 1, #budgets do
+    local until_ = s:get(budgets[i].B) -- a 429's block: nothing counted
+    if until_ and until_ > now then wait = max(wait, until_ - now) end
+  end
   if wait > 0 then return wait end
   local undo = {}
-  for i = 1, #budgets do
-    local b = budgets[i]
-    wait = max(wait, take(s, b[1], b[2], b[3], now, undo, b[4]))
-  end
+  for i = 1, #budgets do wait = max(wait, take(s, budgets[i], now, undo)) end
   if wait > 0 then
     for i = 1, #undo do
       local k = undo[i]
