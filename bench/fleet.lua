@@ -35,7 +35,8 @@ local LUA = os.getenv("LUA") or "lua5.4"
 -- (the import, with TRUTO_RATE_LIMIT_STORE a URL, under the default quarter)
 local LOCAL_SHARE = 1 / 7
 
-local LIMITS = { account = { limit = ACCOUNT_LIMIT, window = WINDOW }, token = { limit = TOKEN_LIMIT, window = WINDOW } }
+local LIMITS = { account = { limit = ACCOUNT_LIMIT, window = WINDOW },
+  token = { limit = TOKEN_LIMIT, window = WINDOW } }
 
 -- What every participant runs: its items through create_many, on the
 -- store it is given, after the go file appears. Returns a JSON summary.
@@ -293,7 +294,8 @@ local function main()
     print(("%-34s %12s"):format("reservation", "µs each"))
     for _, x in ipairs(rows) do print(("%-34s %12.2f"):format(x[1], x[2])) end
     local added = rows[5][2] - rows[2][2]
-    print(("target: a Redis reservation adds under 300 µs: %s (%.0f µs)"):format(added < 300 and "met" or "missed", added))
+    print(("target: a Redis reservation adds under 300 µs: %s (%.0f µs)")
+      :format(added < 300 and "met" or "missed", added))
     print(("target: process and dict budgets cost no more than before: %s (process %.2fx, dict %.2fx)")
       :format((rows[2][2] <= rows[1][2] * 1.05 and rows[4][2] <= rows[3][2] * 1.05) and "met" or "missed",
         rows[2][2] / rows[1][2], rows[4][2] / rows[3][2]))

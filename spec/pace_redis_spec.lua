@@ -334,7 +334,8 @@ describe("the Redis rate store", function()
         io.write(n, " ", stores["local"] and "local" or "redis")
       ]]):format(TOKEN, r.url, go)
       local pipes = {}
-      for i = 1, 2 do pipes[i] = assert(io.popen((os.getenv("LUA") or "lua5.4") .. " -e " .. sh.quote(code) .. " 2>&1")) end
+      local lua = os.getenv("LUA") or "lua5.4"
+      for i = 1, 2 do pipes[i] = assert(io.popen(lua .. " -e " .. sh.quote(code) .. " 2>&1")) end
       socket.sleep(0.3)
       sh.write_file(go, "")
       local total = 0

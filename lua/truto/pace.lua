@@ -218,7 +218,8 @@ function M.check_store(v)
   end
   local options = type(v) == "table" and v or { url = v }
   if type(options.url) ~= "string" then
-    return nil, 'must be "process", { dict = "name" }, "redis://[[user]:password@]host[:port][/db]" or { url = "redis://...", prefix, timeout, local_share }'
+    return nil, 'must be "process", { dict = "name" }, "redis://[[user]:password@]host[:port][/db]"'
+      .. ' or { url = "redis://...", prefix, timeout, local_share }'
   end
   for k in pairs(options) do
     if k ~= "url" and k ~= "prefix" and k ~= "timeout" and k ~= "local_share" then

@@ -7,7 +7,8 @@ local truto = require "truto"
 core.register_service("spec_rate_store", "http", function(applet)
   local url = applet:receive()
   local c = assert(truto.new{ token = "fleet-spec-token-9f1c", base_url = "http://127.0.0.1:9",
-    rate_limit_store = url, rate_limits = { token = { limit = 10, window = 60 }, account = { limit = 4, window = 60 } } })
+    rate_limit_store = url,
+    rate_limits = { token = { limit = 10, window = 60 }, account = { limit = 4, window = 60 } } })
   local went, store = 0, nil
   for _ = 1, 4 do
     local w

@@ -37,7 +37,8 @@ end
 function Server:cli(...)
   local args = {}
   for i, a in ipairs { ... } do args[i] = sh.quote(a) end
-  local _, out = sh.run((self.password and ("REDISCLI_AUTH=" .. sh.quote(self.password) .. " ") or "") .. "redis-cli --no-auth-warning -p "
+  local auth = self.password and ("REDISCLI_AUTH=" .. sh.quote(self.password) .. " ") or ""
+  local _, out = sh.run(auth .. "redis-cli --no-auth-warning -p "
     .. self.port .. (self.user and (" --user " .. sh.quote(self.user)) or "") .. " " .. table.concat(args, " "))
   return (out:gsub("\n$", ""))
 end

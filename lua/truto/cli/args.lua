@@ -167,7 +167,8 @@ function M.help(command)
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "environment: TRUTO_API_TOKEN (required to send), TRUTO_BASE_URL,"
-  lines[#lines + 1] = "TRUTO_INTEGRATED_ACCOUNT_ID, TRUTO_RATE_LIMIT_STORE. Exit status: 0 all done, 1 some not, 2 usage."
+  lines[#lines + 1] = "TRUTO_INTEGRATED_ACCOUNT_ID, TRUTO_RATE_LIMIT_STORE."
+  lines[#lines + 1] = "Exit status: 0 all done, 1 some not, 2 usage."
   if command == "import" then
     lines[#lines + 1] = "SIGINT, SIGTERM or SIGHUP stops starting rows, waits --grace seconds for those"
     lines[#lines + 1] = "in flight, records every row and exits 130, 143 or 129."

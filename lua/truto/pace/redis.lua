@@ -21,8 +21,6 @@
 -- budget of local_share x the limits, asks Redis again at most once a
 -- second, and reports which answered ("redis" or "local").
 
-local rule = require "truto.pace.rule"
-
 local M = {}
 
 -- How long to go on locally after Redis failed before asking it again.
@@ -191,14 +189,14 @@ end
 
 function hiredis.run(store, ...)
   local kept = store.conn
-  local conn, err, kind = kept, nil, nil
+  local conn = kept
   if not conn then
+    local err, kind
     conn, err, kind = hiredis_connect(store)
     if not conn then return nil, err, kind end
     store.conn = conn
   end
-  local reply
-  reply, err, kind = conn:command(...)
+  local reply, err, kind = conn:command(...)
   if kind == "io" then
     store.conn = nil
     -- a kept connection Redis closed (restarted): one new one, not when
@@ -281,7 +279,7 @@ function M.new(limits, options, scope)
 end
 
 -- The driver for where this runs, or nil (and why) where none may run.
-function Store:driver()
+function Store.driver()
   local phase = nginx_phase()
   if phase then
     if COSOCKET_PHASES[phase] then return cosocket end
@@ -294,7 +292,7 @@ end
 -- Runs one operation's script; returns true and its reply, or nil and why.
 function Store:eval(now, op, account, ...)
   if self.retry_at and now < self.retry_at then return nil, self.why end
-  local driver, why = self:driver()
+  local driver, why = Store.driver()
   if not driver then
     self.why, self.retry_at = why, math.huge
     return nil, why
