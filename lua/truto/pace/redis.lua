@@ -26,6 +26,12 @@ local M = {}
 -- How long to go on locally after Redis failed before asking it again.
 M.RETRY_SECONDS = 1
 
+-- Redis servers that failed lately, per process (per nginx worker): pool
+-- -> { until_ = monotonic seconds, why }. Every client of that server then
+-- waits out the same second, so clients made per request (as in nginx) do
+-- not each spend a timeout on a Redis that is away.
+local down = {}
+
 -- The script: truto.pace.rule's source, then the store over Redis's keys
 -- and the three operations. ARGV: op, token limit, token window, account
 -- limit, account window, account ("" for none), then learn's fields.
@@ -292,6 +298,14 @@ end
 -- Runs one operation's script; returns true and its reply, or nil and why.
 function Store:eval(now, op, account, ...)
   if self.retry_at and now < self.retry_at then return nil, self.why end
+  local known = down[self.pool]
+  if known then
+    if require("truto.core").now() < known.until_ then
+      self.why, self.retry_at = known.why, now + M.RETRY_SECONDS
+      return nil, self.why
+    end
+    down[self.pool] = nil
+  end
   local driver, why = Store.driver()
   if not driver then
     self.why, self.retry_at = why, math.huge
@@ -313,6 +327,7 @@ function Store:eval(now, op, account, ...)
     if kind == "io" then driver.close(self) end
     self.why = "Redis at " .. self.options.host .. ":" .. self.options.port .. ": " .. tostring(err)
     self.retry_at = now + M.RETRY_SECONDS
+    down[self.pool] = { until_ = require("truto.core").now() + M.RETRY_SECONDS, why = self.why }
     return nil, self.why
   end
   self.retry_at, self.why = nil, nil
