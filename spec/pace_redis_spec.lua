@@ -370,6 +370,20 @@ describe("the Redis rate store", function()
     end)
   end)
 
+  it("is the default client's store when TRUTO_RATE_LIMIT_STORE names it", function()
+    local m = mock.start()
+    local out, ok = require("spec.support.helpers").run_lua([[
+      local truto = require "truto"
+      local g, meta = truto.groups.create({ name = "From env" }, { integrated_account_id = os.getenv("ACC") })
+      io.write(g and meta.rate_store or tostring(meta))
+    ]], { TRUTO_API_TOKEN = m.token, TRUTO_BASE_URL = m.url, TRUTO_RATE_LIMIT_STORE = r.url,
+      ACC = m.accounts.coupa })
+    m:stop()
+    assert.is_true(ok, out)
+    assert.equal("redis", out)
+    assert.is_true(tonumber(r:cli("DBSIZE")) >= 1)
+  end)
+
   it("refuses a store option it cannot use, naming the field and never echoing the URL", function()
     for _, bad in ipairs { "redis:/host", "http://x", 5, { url = "redis://h", timeout = 0 },
       { url = "redis://h", local_share = 2 }, { url = "redis://h", prefix = "a{b}" }, { url = "redis://h", ttl = 1 },
