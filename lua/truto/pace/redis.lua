@@ -87,12 +87,24 @@ end
 return redis.error_reply("unknown operation")
 ]]
 
+-- Where require would find a module's file (package.searchpath is 5.2+).
+local function search(name)
+  local file = name:gsub("%.", "/")
+  for template in package.path:gmatch("[^;]+") do
+    local path = template:gsub("%?", file)
+    local f = io.open(path, "rb")
+    if f then return path, f end
+  end
+  return nil
+end
+
+-- The script's source, or nil and why (never raises: a call must not fail
+-- for it, the local budget takes over).
 local script_source
 local function script()
   if script_source then return script_source end
-  local path = assert(package.searchpath("truto.pace.rule", package.path),
-    "truto.pace.rule's source is not on package.path")
-  local f = assert(io.open(path, "rb"))
+  local path, f = search("truto.pace.rule")
+  if not path then return nil, "truto.pace.rule's source is not on package.path" end
   local src = f:read("*a")
   f:close()
   script_source = "local R = (function()\n" .. src .. "\nend)()\n" .. SCRIPT_BODY
@@ -314,7 +326,10 @@ function Store:eval(now, op, account, ...)
   local reply, err, kind
   for _ = 1, 2 do
     if not self.sha then
-      self.sha, err, kind = driver.run(self, "SCRIPT", "LOAD", script())
+      local source
+      source, err = script()
+      if not source then kind = "reply" break end
+      self.sha, err, kind = driver.run(self, "SCRIPT", "LOAD", source)
       if not self.sha then break end
     end
     reply, err, kind = driver.run(self, "EVALSHA", self.sha, "1", self.key, op,
