@@ -307,6 +307,14 @@ function Store.driver()
   return hiredis
 end
 
+-- driver.run under pcall: a client library that raises is one more way
+-- for Redis to be unusable, never a failed call.
+local function guarded(driver, store, ...)
+  local ok, reply, err, kind = pcall(driver.run, store, ...)
+  if ok then return reply, err, kind end
+  return nil, reply, "io"
+end
+
 -- Runs one operation's script; returns true and its reply, or nil and why.
 function Store:eval(now, op, account, ...)
   if self.retry_at and now < self.retry_at then return nil, self.why end
@@ -319,8 +327,8 @@ function Store:eval(now, op, account, ...)
     down[self.pool] = nil
   end
   local driver, why = Store.driver()
-  if not driver then
-    self.why, self.retry_at = why, math.huge
+  if not driver then -- asked each time: the same client may be used where it can
+    self.why = why
     return nil, why
   end
   local reply, err, kind
@@ -329,10 +337,10 @@ function Store:eval(now, op, account, ...)
       local source
       source, err = script()
       if not source then kind = "reply" break end
-      self.sha, err, kind = driver.run(self, "SCRIPT", "LOAD", source)
+      self.sha, err, kind = guarded(driver, self, "SCRIPT", "LOAD", source)
       if not self.sha then break end
     end
-    reply, err, kind = driver.run(self, "EVALSHA", self.sha, "1", self.key, op,
+    reply, err, kind = guarded(driver, self, "EVALSHA", self.sha, "1", self.key, op,
       self.fixed[1], self.fixed[2], self.fixed[3], self.fixed[4], account or "", ...)
     -- restarted or flushed: load the script again, once
     if reply ~= nil or kind ~= "reply" or not tostring(err):find("^NOSCRIPT") then break end
