@@ -379,6 +379,21 @@ describe("the Redis rate store", function()
       os.remove(go)
       assert.equal(300, total)
     end)
+
+    it("authenticates and selects the db over cosockets too", function()
+      local secured = redis_server.start { password = "n g!nx", user = "edge" }
+      local go = n.dir .. "/go-auth"
+      sh.write_file(go, "")
+      local url = "redis://edge:n%20g%21nx@127.0.0.1:" .. secured.port .. "/4"
+      local status, body = openresty.http(n.port, "GET", "/spec/redis-budget?token=" .. TOKEN .. "&url="
+        .. url:gsub("%%", "%%25") .. "&go=" .. go)
+      local keys = secured:cli("-n", "4", "DBSIZE")
+      secured:close()
+      os.remove(go)
+      assert.equal(200, status)
+      assert.equal("200 redis cosockets", body:gsub("%s+$", ""))
+      assert.is_true(tonumber(keys) >= 1)
+    end)
   end)
 
   it("is the default client's store when TRUTO_RATE_LIMIT_STORE names it", function()
