@@ -297,9 +297,17 @@ describe("the Redis rate store", function()
       assert.truthy(g, tostring(meta))
       assert.equal("local", meta.rate_store)
       assert.same({ "redis", "local" }, infos)
+      socket.sleep(1) -- the process's second without Redis
+      -- batch items say it too
+      local results = c.groups.create_many({ { body = { name = "fleet-3" } }, { body = { name = "fleet-4" } } },
+        { integrated_account_id = m.accounts.coupa })
+      for i = 1, 2 do
+        assert.truthy(results[i].group, tostring(results[i].err))
+        assert.equal("redis", results[i].meta.rate_store)
+      end
       local posts = 0
       for _, req in ipairs(m:requests()) do if req.method == "POST" then posts = posts + 1 end end
-      assert.equal(2, posts)
+      assert.equal(4, posts)
       m:stop()
     end)
   end)
