@@ -6,6 +6,7 @@
 local truto = require "truto"
 local mock = require "spec.support.mock"
 local h = require "spec.support.helpers"
+local core = require "truto.core"
 
 describe("client:batch", function()
   local m, client
@@ -129,6 +130,29 @@ describe("client:batch", function()
     local results = assert(client.groups.create_many({ { name = "after" } }))
     assert.equal("after", results[1].group.name)
   end)
+
+  -- issue 18 item 11: every slot busy on a slow answer, more items waiting
+  for _, with_stop in ipairs{ true, false } do
+    it("never busy-waits while every slot waits on a slow answer"
+        .. (with_stop and ", and asks should_stop at most about 10 times a second" or ""), function()
+      m:script{ { delay = 1 }, { delay = 1 }, { delay = 1 }, { delay = 1 } }
+      local asked = 0
+      local items = {}
+      for i = 1, 4 do items[i] = { name = "slow " .. i } end
+      local wall, cpu = core.now(), os.clock()
+      local results = assert(client.groups.create_many(items, nil, { concurrency = 2,
+        should_stop = with_stop and function() asked = asked + 1 end or nil }))
+      wall, cpu = core.now() - wall, os.clock() - cpu
+      for i = 1, 4 do assert.is_table(results[i].group, tostring(results[i].err)) end
+      assert.is_true(wall >= 1.9, tostring(wall))
+      assert.is_true(cpu / wall < 0.05, ("%.1f %% of a core"):format(100 * cpu / wall))
+      if with_stop then
+        -- ten a second, plus once after each finished transfer
+        assert.is_true(asked <= wall * 10 + 4 + 2, asked .. " calls in " .. wall .. " s")
+        assert.is_true(asked >= wall * 5, asked .. " calls in " .. wall .. " s")
+      end
+    end)
+  end
 
   it("has a truto.batch twin on the default client", function()
     assert.is_function(truto.batch)
