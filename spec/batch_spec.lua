@@ -154,6 +154,39 @@ describe("client:batch", function()
     end)
   end
 
+  it("lists the resource's own operations and the described resources in its messages", function()
+    local api = require "truto.api"
+    local results = assert(client:batch({
+      { resource = "groups", op = "frobnicate" },
+      { resource = "widgets", op = "get", id = "1" },
+      { model = "crm", resource = "contacts", op = "remove_user" },
+    }))
+    local ops, resources = {}, {}
+    for name in pairs(api.resources.groups.operations) do ops[#ops + 1] = name end
+    for name in pairs(api.resources) do resources[#resources + 1] = name end
+    table.sort(ops)
+    table.sort(resources)
+    assert.matches("must be one of " .. table.concat(ops, ", "), results[1].err.message, 1, true)
+    assert.matches("(" .. table.concat(resources, ", ") .. ")", results[2].err.message, 1, true)
+    -- an undescribed resource has the standard five, not groups' remove_user
+    assert.matches("must be one of create, delete, get, list, update (got remove_user)",
+      results[3].err.message, 1, true)
+  end)
+
+  it("compiles the plan of an undescribed resource once per batch, not per item", function()
+    local compiles, operation = 0, core.operation
+    core.operation = function(...) compiles = compiles + 1; return operation(...) end
+    local calls = {}
+    for i = 1, 100 do
+      calls[i] = { model = "crm", resource = "contacts", op = "create", body = { first_name = "C" .. i } }
+    end
+    local ok, results = pcall(client.batch, client, calls)
+    core.operation = operation
+    assert.is_true(ok, tostring(results))
+    for i = 1, 100 do assert.equal("C" .. i, results[i].value.first_name) end
+    assert.equal(1, compiles)
+  end)
+
   it("has a truto.batch twin on the default client", function()
     assert.is_function(truto.batch)
   end)

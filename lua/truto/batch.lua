@@ -1,20 +1,23 @@
--- truto.batch: client:batch(calls) and client.groups.create_many(items) —
--- many calls at once, scheduled over truto.call's prepare and settle (no
--- attempt logic of its own).
+-- truto.batch: client:batch(calls) and <resource>.create_many(items) --
+-- many calls at once. Each item is a job of truto.call, and truto.call's
+-- step and settle (the one attempt loop) decide everything about it:
+-- budget, deadline, retry, stop. This file only schedules: which item
+-- starts next, in which slot, and how long nothing is due.
 --
 -- With the curl transport every request runs on one libcurl multi handle
--- (connections reused, HTTP/2 multiplexed when offered) and this file only
--- decides which item starts next and when a retry is due. With another
+-- (connections reused, HTTP/2 multiplexed when offered). With another
 -- transport (ngx, a custom table) items run through call.run, concurrently
 -- in ngx.thread light threads inside nginx, one after another elsewhere.
--- Each item keeps its own Idempotency-Key across retries; a 429 pauses
--- every item (shared backoff honouring Retry-After); invalid items fail
--- alone. Exactly one result per item, in input order. An error raised by
--- on_result or on_progress stops the batch and is raised again once no
--- transfer of it is running.
+-- Each item keeps its own Idempotency-Key across retries; without a rate
+-- budget a 429 pauses every item (shared backoff honouring Retry-After);
+-- invalid items fail alone. Exactly one result per item, in input order
+-- (or, with keep_results = false, none kept: on_result sees each and the
+-- counts are returned). An error raised by on_result or on_progress stops
+-- the batch and is raised again once no transfer of it is running.
 --
--- Must never: drop or duplicate a result, reuse a key across items, retry
--- what truto.retry forbids, or leave transfers running after it returns.
+-- Must never: drop or duplicate a result, reuse a key across items, wait
+-- when nothing is due (no busy wait), or leave transfers running after it
+-- returns.
 
 local api = require "truto.api"
 local call = require "truto.call"
@@ -95,31 +98,51 @@ local function check_key(i, key)
   end
 end
 
--- The operation a batch call names, compiled, and its label.
-local function resolve(c, i, item)
+-- The label of an operation in results and hooks: "groups.create".
+local function label_of(desc, op_name)
+  return desc.resource:gsub("%-", "_") .. "." .. op_name
+end
+
+-- The names in a set, sorted and joined, for messages.
+local function listed(set)
+  local names = {}
+  for name in pairs(set) do names[#names + 1] = name end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+
+-- The operation a batch call names, compiled, and its label. `descs`
+-- keeps the descriptions of undescribed resources for the batch, so each
+-- of their plans is compiled once per batch, not once per item.
+local function resolve(c, i, item, descs)
   local desc
   if item.model ~= nil then
-    local r, err = c.unified(item.model, item.resource)
-    if not r then return nil, item_error(i, err) end
-    desc = api.find(item.model, item.resource) or api.generic(item.model, item.resource)
+    local key = tostring(item.model) .. "/" .. tostring(item.resource)
+    desc = descs[key]
+    if not desc then
+      local r, err = c.unified(item.model, item.resource)
+      if not r then return nil, item_error(i, err) end
+      desc = api.find(item.model, item.resource) or api.generic(item.model, item.resource)
+      descs[key] = desc
+    end
   else
     desc = api.resources[item.resource]
     if not desc then
       return nil, errors.invalid("items[" .. i .. "].resource", "must name a described resource ("
-        .. "\"groups\") or come with model = ... for any other (got " .. tostring(item.resource) .. ")")
+        .. listed(api.resources) .. ") or come with model = ... for any other (got "
+        .. tostring(item.resource) .. ")")
     end
   end
-  local op = desc.operations[item.op]
-  if type(item.op) ~= "string" or not op then
-    return nil, errors.invalid("items[" .. i .. "].op", "must be one of list, get, create, update, "
-      .. "delete" .. (desc.operations.remove_user and ", remove_user" or "") .. " (got "
-      .. tostring(item.op) .. ")")
+  local op = type(item.op) == "string" and desc.operations[item.op]
+  if not op then
+    return nil, errors.invalid("items[" .. i .. "].op", "must be one of "
+      .. listed(desc.operations) .. " (got " .. tostring(item.op) .. ")")
   end
-  return call.compile(op), desc.resource:gsub("%-", "_") .. "." .. item.op
+  return call.compile(op), label_of(desc, item.op)
 end
 
 -- A job for call i of client:batch, or its invalid_argument.
-local function prepare_call(c, i, item, o)
+local function prepare_call(c, i, item, o, descs)
   if type(item) ~= "table" then
     return nil, errors.invalid("items[" .. i .. "]", "must be a table (got " .. type(item) .. ")")
   end
@@ -131,7 +154,7 @@ local function prepare_call(c, i, item, o)
   end
   local bad_key = check_key(i, item.idempotency_key)
   if bad_key then return nil, bad_key end
-  local op, label = resolve(c, i, item)
+  local op, label = resolve(c, i, item, descs)
   if not op then return nil, label end
   local job, err = call.prepare_resolved(c, op, item.id, item.body, item.query,
     item_options(o, item.idempotency_key), label)
@@ -331,16 +354,10 @@ local function run(c, total, prepare_item, options, shape)
 
   local keep = batch.keep_results
   local results = keep and {} or nil
-  local seen = {} -- items finished, while results are not kept (a bit each)
   local counts = { total = total, succeeded = 0, failed = 0, cancelled = 0 }
   local done = 0
   local function finish(i, value, meta)
-    if keep then
-      if results[i] ~= nil then error("truto.batch: a second result for one item") end
-    else
-      if seen[i] then error("truto.batch: a second result for one item") end
-      seen[i] = true
-    end
+    if keep and results[i] ~= nil then error("truto.batch: a second result for one item") end
     local err = value == nil and meta or nil
     if err then
       meta = nil
@@ -420,7 +437,8 @@ end
 function M.batch(c, calls, options)
   local total, err = check_array(calls, "calls")
   if not total then return nil, err end
-  return run(c, total, function(i, o) return prepare_call(c, i, calls[i], o) end, options,
+  local descs = {}
+  return run(c, total, function(i, o) return prepare_call(c, i, calls[i], o, descs) end, options,
     function(_, value, meta, e)
       if e then return { err = e } end
       return { value = value, meta = meta }
@@ -429,12 +447,15 @@ end
 
 -- M.create_many(client, desc, items, query, options) -> results | nil, err
 -- items[i] is a body, or { body = ..., query = ..., idempotency_key = ... };
--- results[i] = { group, meta } or { err }.
+-- results[i] = { value, meta } (groups: `group` too, the same value) or
+-- { err }.
 function M.create_many(c, desc, items, query, options)
   local total, err = check_array(items, "items")
   if not total then return nil, err end
   local op = call.compile(desc.operations.create)
-  local label = desc.resource .. ".create"
+  local label = label_of(desc, "create")
+  -- groups' results kept the name `group` before they were `value`
+  local compat = desc == api.resources.groups and "group" or nil
   return run(c, total, function(i, o)
     local item = items[i]
     local body, own_query, key = item, nil, nil
@@ -458,7 +479,9 @@ function M.create_many(c, desc, items, query, options)
     return job
   end, options, function(_, value, meta, e)
     if e then return { err = e } end
-    return { group = value, meta = meta }
+    local r = { value = value, meta = meta }
+    if compat then r[compat] = value end
+    return r
   end)
 end
 
