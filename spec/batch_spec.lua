@@ -187,6 +187,18 @@ describe("client:batch", function()
     assert.equal(1, compiles)
   end)
 
+  it("checks an item's idempotency_key by the call option's rule, naming the item", function()
+    local _, single = client.groups.create({ name = "k" }, nil, { idempotency_key = "a\nb" })
+    local results = assert(client:batch({
+      { resource = "groups", op = "create", body = { name = "k" }, idempotency_key = "a\nb" },
+      { resource = "groups", op = "create", body = { name = "k" }, idempotency_key = ("x"):rep(256) },
+    }))
+    assert.equal("items[1].idempotency_key", results[1].err.field)
+    assert.equal("items[1]: " .. single.message, results[1].err.message)
+    assert.equal("items[2].idempotency_key", results[2].err.field)
+    assert.equal(0, #m:requests())
+  end)
+
   it("has a truto.batch twin on the default client", function()
     assert.is_function(truto.batch)
   end)

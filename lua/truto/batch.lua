@@ -90,12 +90,11 @@ local function item_error(i, err)
   return err
 end
 
+-- An item's own idempotency_key, checked as the call option is (one rule).
 local function check_key(i, key)
-  if key ~= nil and key ~= false and (type(key) ~= "string" or key == "" or #key > 255
-      or key:find("[%z\1-\31\127]")) then
-    return errors.invalid("items[" .. i .. "].idempotency_key",
-      "must be 1 to 255 characters without control characters, or false")
-  end
+  if key == nil then return nil end
+  local ok, err = options_mod.check_option("idempotency_key", options_mod.OPTIONS.idempotency_key, key)
+  if ok == nil then return item_error(i, err) end
 end
 
 -- The label of an operation in results and hooks: "groups.create".
