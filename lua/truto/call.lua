@@ -431,29 +431,27 @@ local function counting_bound(c)
   return longest * 1.05
 end
 
--- Why a job that the rate budget holds back for `w` seconds from `t` must
--- end now instead of waiting, or nil: a block Truto asked for that is
--- longer than retry_cap or ends past the deadline is `rate_limited` (with
--- retry_after); any other wait past the deadline is the deadline's
--- timeout. Nothing was sent for this attempt.
+-- The error that ends a job the rate budget holds back for `w` seconds
+-- from `t`, when truto.retry.budget says it may not wait, or nil. Nothing
+-- was sent for this attempt.
 local function budget_refusal(c, job, t, w)
   local o = job.o
-  local past_deadline = job.deadline_at and t + w > job.deadline_at
-  local blocked = c.pace:blocked_until(job.account, t)
-  if (blocked or w > counting_bound(c)) and (w > o.retry_cap or past_deadline) then
-    return errors.new("rate_limited", ("Truto asked to wait %.0fs before the next request "
-      .. "(Retry-After / ratelimit-reset), longer than %s"):format(w, past_deadline
+  local servers = c.pace:blocked_until(job.account, t) ~= nil or w > counting_bound(c)
+  local why = retry.budget(w, servers, o, job.deadline_at and job.deadline_at - t)
+  if not why then return nil end
+  local fields = { retryable = why == "rate_limited", attempts = job.attempts,
+    sent = job.maybe_sent or false, rate_wait = job.rate_wait, cause = job.last_err }
+  if why == "rate_limited" then
+    fields.retry_after = w
+    return errors.new("rate_limited", ("Truto asked to wait %s before the next request "
+      .. "(Retry-After / ratelimit-reset), longer than %s"):format(
+        w < 1e9 and ("%.0fs"):format(w) or ("%gs"):format(w), o.deadline and job.deadline_at - t < w
         and ("the call's deadline = %gs allows"):format(o.deadline)
-        or ("retry_cap = %gs"):format(o.retry_cap)),
-      { retry_after = w, retryable = true, attempts = job.attempts,
-        sent = job.maybe_sent or false, rate_wait = job.rate_wait, cause = job.last_err })
+        or ("retry_cap = %gs"):format(o.retry_cap)), fields)
   end
-  if past_deadline then
-    return errors.new("timeout", TIMEOUT_TEXT.deadline:format(o.deadline)
-      .. " while waiting " .. ("%.2f"):format(w) .. "s for the rate budget (Truto's rate limits)",
-      { timeout = "deadline", retryable = false, attempts = job.attempts,
-        sent = job.maybe_sent or false, rate_wait = job.rate_wait, cause = job.last_err })
-  end
+  fields.timeout = "deadline"
+  return errors.new("timeout", TIMEOUT_TEXT.deadline:format(o.deadline)
+    .. " while waiting " .. ("%.2f"):format(w) .. "s for the rate budget (Truto's rate limits)", fields)
 end
 
 -- The error of a job whose deadline passed while it was not in flight
@@ -483,6 +481,7 @@ function M.step(c, job, t)
   if c.pace then
     local w = c.pace:reserve(job.account, t)
     if w > 0 then
+      w = math.max(w, 0.001) -- a wait too short to move the clock would spin
       local refusal = budget_refusal(c, job, t, w)
       if refusal then return finish(c, job, nil, refusal) end
       job.budget_since = job.budget_since or t
