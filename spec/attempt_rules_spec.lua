@@ -162,6 +162,9 @@ describe("the attempt rules, single call and batch item alike", function()
       -- and the two ways agree on everything measured, not only on what
       -- the rule names
       local single, batch = got.single, got.batch
+      -- how many sleeps a jittered wait takes is the driver's (a batch may
+      -- find the wait over already): compared only where the rule names it
+      if rule.expect.sleeps == nil then single.sleeps, batch.sleeps = nil, nil end
       if single.rate_wait then single.rate_wait = math.floor(single.rate_wait + 0.5) end
       if batch.rate_wait then batch.rate_wait = math.floor(batch.rate_wait + 0.5) end
       if single.retry_after then single.retry_after = math.floor(single.retry_after / 100) end

@@ -425,8 +425,10 @@ end
 -- Retry-After, ratelimit-reset) and is held to retry_cap like a Retry-After.
 local function counting_bound(c)
   local longest = 0
-  for _, rule in pairs(c.pace.limits) do
-    if rule and rule.window > longest then longest = rule.window end
+  for _, rule in pairs(c.pace.limits or {}) do
+    if type(rule) == "table" and type(rule.window) == "number" and rule.window > longest then
+      longest = rule.window
+    end
   end
   return longest * 1.05
 end
