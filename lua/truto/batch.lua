@@ -97,6 +97,18 @@ local function check_key(i, key)
   if ok == nil then return item_error(i, err) end
 end
 
+-- Item i is a table of `allowed` keys only, its own key valid: nil, or
+-- the invalid_argument naming what is wrong (`what`: the keys expected).
+local function check_item(i, item, allowed, what)
+  if type(item) ~= "table" then
+    return errors.invalid("items[" .. i .. "]", "must be a table (got " .. type(item) .. ")")
+  end
+  for k in pairs(item) do
+    if not allowed[k] then return errors.invalid("items[" .. i .. "]." .. tostring(k), "is not " .. what) end
+  end
+  return check_key(i, item.idempotency_key)
+end
+
 -- The label of an operation in results and hooks: "groups.create".
 local function label_of(desc, op_name)
   return desc.resource:gsub("%-", "_") .. "." .. op_name
@@ -142,17 +154,9 @@ end
 
 -- A job for call i of client:batch, or its invalid_argument.
 local function prepare_call(c, i, item, o, descs)
-  if type(item) ~= "table" then
-    return nil, errors.invalid("items[" .. i .. "]", "must be a table (got " .. type(item) .. ")")
-  end
-  for k in pairs(item) do
-    if not CALL_KEYS[k] then
-      return nil, errors.invalid("items[" .. i .. "]." .. tostring(k),
-        "is not a batch call key (expected resource, model, op, id, body, query, idempotency_key)")
-    end
-  end
-  local bad_key = check_key(i, item.idempotency_key)
-  if bad_key then return nil, bad_key end
+  local bad_item = check_item(i, item, CALL_KEYS,
+    "a batch call key (expected resource, model, op, id, body, query, idempotency_key)")
+  if bad_item then return nil, bad_item end
   local op, label = resolve(c, i, item, descs)
   if not op then return nil, label end
   local job, err = call.prepare_resolved(c, op, item.id, item.body, item.query,
@@ -458,19 +462,12 @@ function M.create_many(c, desc, items, query, options)
   return run(c, total, function(i, o)
     local item = items[i]
     local body, own_query, key = item, nil, nil
-    if type(item) ~= "table" then
-      return nil, errors.invalid("items[" .. i .. "]", "must be a table (got " .. type(item) .. ")")
-    end
-    if item.body ~= nil then
-      for k in pairs(item) do
-        if not ITEM_KEYS[k] then
-          return nil, errors.invalid("items[" .. i .. "]." .. tostring(k),
-            "is not an item key (expected body, query, idempotency_key)")
-        end
-      end
+    -- a body, or { body, query, idempotency_key }
+    if type(item) ~= "table" or item.body ~= nil then
+      local bad_item = check_item(i, item, ITEM_KEYS,
+        "an item key (expected body, query, idempotency_key)")
+      if bad_item then return nil, bad_item end
       body, own_query, key = item.body, item.query, item.idempotency_key
-      local bad_key = check_key(i, key)
-      if bad_key then return nil, bad_key end
     end
     local job, e = call.prepare_resolved(c, op, nil, body, merged_query(query, own_query),
       item_options(o, key), label)
