@@ -1,7 +1,5 @@
 -- LuaRocks build of truto: the C core (truto.core) and the Lua layer.
--- `luarocks make rockspec/truto-0.1.0-1.rockspec` from the repository root
--- (on Debian, where lua-cjson comes from the lua-cjson package that
--- LuaRocks cannot see, add --deps-mode=none).
+-- `luarocks make rockspec/truto-0.1.0-1.rockspec` from the repository root.
 package = "truto"
 version = "0.1.0-1"
 source = {
@@ -17,8 +15,8 @@ description = {
   license = "MIT",
   homepage = "https://github.com/truto-lua/truto-lua",
 }
--- lua-cjson: truto.response decodes answers with it (cjson.safe).
-dependencies = { "lua >= 5.1, < 5.5", "lua-cjson >= 2.1.0" }
+-- No lua-cjson: every JSON the module reads or writes is the C core's own.
+dependencies = { "lua >= 5.1, < 5.5" }
 external_dependencies = {
   CURL = { library = "curl" },
   CRYPTO = { library = "crypto" },
@@ -46,6 +44,7 @@ build = {
         "csrc/transfer.c",
         "csrc/transport_curl.c",
         "csrc/transport_multi.c",
+        "csrc/utf8.c",
         "csrc/walk.c",
       },
       libraries = { "curl", "crypto", "hiredis" },
@@ -62,7 +61,6 @@ build = {
     ["truto.cli.json"] = "lua/truto/cli/json.lua",
     ["truto.cli.results"] = "lua/truto/cli/results.lua",
     ["truto.cli.rows"] = "lua/truto/cli/rows.lua",
-    ["truto.cli.sha256"] = "lua/truto/cli/sha256.lua",
     ["truto.cli.commands"] = "lua/truto/cli/commands.lua",
     ["truto.cli.progress"] = "lua/truto/cli/progress.lua",
     ["truto.cli.sync"] = "lua/truto/cli/sync.lua",
@@ -79,6 +77,7 @@ build = {
     ["truto.transport.curl"] = "lua/truto/transport/curl.lua",
     ["truto.transport.ngx"] = "lua/truto/transport/ngx.lua",
     ["truto.transport.haproxy"] = "lua/truto/transport/haproxy.lua",
+    ["truto.time"] = "lua/truto/time.lua",
     ["truto.url"] = "lua/truto/url.lua",
     ["truto.webhooks"] = "lua/truto/webhooks.lua",
   },

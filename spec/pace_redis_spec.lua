@@ -105,7 +105,7 @@ describe("the Redis rate store", function()
     drain(c, "acc-1", nil, 3)
     c.pace:learn("acc-1", 429, { limit = 4, window = 60, remaining = 0, reset = 30 }, 5, core.now())
     local keys = r:cli("KEYS", "*")
-    local hash = core.hmac_sha256("truto-lua rate budget", TOKEN):sub(1, 32)
+    local hash = core.sha256("truto-lua rate budget\0" .. TOKEN):sub(1, 32)
     local count = 0
     for key in keys:gmatch("[^\n]+") do
       count = count + 1

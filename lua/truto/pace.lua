@@ -179,10 +179,11 @@ function M.scope_of(token)
 end
 
 -- M.shared_scope(token) -> 32 hex digits for key names in a store others
--- can read (Redis): SHA-256 (libcrypto's HMAC under a fixed key) cut to
--- 128 bits, one-way, so a key name gives nothing back of the token.
+-- can read (Redis): SHA-256 (libcrypto's, core.sha256) of the token under
+-- this module's own prefix, cut to 128 bits: one-way, so a key name gives
+-- nothing back of the token.
 function M.shared_scope(token)
-  return (require("truto.core").hmac_sha256("truto-lua rate budget", token)):sub(1, 32)
+  return (require("truto.core").sha256("truto-lua rate budget\0" .. token)):sub(1, 32)
 end
 
 -- The store of a lua_shared_dict, or an error when nginx has none by that

@@ -98,10 +98,8 @@ function M.new(config)
   return setmetatable({ name = "haproxy" }, M)
 end
 
-local function millis(seconds)
-  local ms = math.floor(seconds * 1000 + 0.5)
-  return ms < 1 and 1 or ms
-end
+-- Seconds as milliseconds: the core's one rule (rounded up, at least 1).
+local millis = require("truto.core").milliseconds
 
 -- "Name: value" lines -> the httpclient's { name = { value, ... } }; also
 -- whether an Idempotency-Key is among them.
