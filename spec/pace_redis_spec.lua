@@ -242,7 +242,7 @@ describe("the Redis rate store", function()
       assert.equal("redis", s)
     end)
 
-    it("slower than timeout: local after about the timeout, once a second for the process, back when it answers", function()
+    it("slower than timeout: local after about the timeout, once a second per process, back after", function()
       local c = new_client(nil, nil, { rate_limit_store = { url = r.url, timeout = 0.05 } })
       assert.equal("redis", select(2, c.pace:reserve("acc-1", 10.0)))
       r:pause()
