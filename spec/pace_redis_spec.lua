@@ -163,6 +163,12 @@ describe("the Redis rate store", function()
     assert.equal(500, total)
   end)
 
+  it("keeps accounts whose ids read as large numbers apart", function()
+    local c = new_client(r.url)
+    assert.equal(4, (drain(c, "123456789012345678")))
+    assert.equal(4, (drain(c, "123456789012345679")))
+  end)
+
   it("records what answers teach, so one client's 429 holds the others back", function()
     local a, b = new_client(r.url), new_client(r.url)
     assert.equal("account", a.pace:learn("acc-1", 429, nil, 2, core.now()))

@@ -65,7 +65,7 @@ local function arg(i) local v = ARGV[i]; if v == nil or v == "" then return nil 
 local limits = {}
 if arg(2) then limits.token = { limit = arg(2), window = arg(3) } end
 if arg(4) then limits.account = { limit = arg(4), window = arg(5) } end
-local account = arg(6)
+local account = ARGV[6] ~= "" and ARGV[6] or nil -- a string as given (never a number)
 local ak = account and ("a|" .. account) or nil
 local op = ARGV[1]
 if op == "reserve" then
