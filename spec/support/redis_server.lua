@@ -16,6 +16,11 @@ local sh = require "spec.support.sh"
 
 local M = {}
 
+-- What `make check` may export for the spec's own Lua; redis-server and
+-- redis-cli run without it (as spec.support.openresty runs nginx).
+local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTIONS "
+local function run(command) return sh.run(command, CLEAN_ENV) end
+
 local Server = {}
 Server.__index = Server
 
@@ -38,7 +43,7 @@ function Server:cli(...)
   local args = {}
   for i, a in ipairs { ... } do args[i] = sh.quote(a) end
   local auth = self.password and ("REDISCLI_AUTH=" .. sh.quote(self.password) .. " ") or ""
-  local _, out = sh.run(auth .. "redis-cli --no-auth-warning -p "
+  local _, out = run(auth .. "redis-cli --no-auth-warning -p "
     .. self.port .. (self.user and (" --user " .. sh.quote(self.user)) or "") .. " " .. table.concat(args, " "))
   return (out:gsub("\n$", ""))
 end
@@ -56,7 +61,7 @@ function Server:start()
   elseif self.password then
     args[#args + 1] = "--requirepass " .. sh.quote(self.password)
   end
-  local ok, out = sh.run(table.concat(args, " "))
+  local ok, out = run(table.concat(args, " "))
   assert(ok, "redis-server did not start: " .. out)
   local deadline = socket.gettime() + 5
   while socket.gettime() < deadline do
