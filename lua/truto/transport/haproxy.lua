@@ -51,10 +51,10 @@
 --
 -- Must never: block the thread once HAProxy serves (curl only during its
 -- start; no luasocket, no os.execute; the only waits are core.msleep and
--- the httpclient's yields), send a keyless
--- create, call core.* outside a yieldable HAProxy context (an action, a
--- service or a task: truto.new may run anywhere, request() may not), or let
--- the token into a message.
+-- the httpclient's yields), send a keyless create through the httpclient,
+-- wait on a task or on core.msleep where no task can run (HAProxy's start:
+-- request() and M.sleep use curl and a real sleep there), or let the token
+-- into a message.
 
 local M = {}
 M.__index = M
