@@ -26,7 +26,9 @@
 #include "http_parse.h"
 #include "operation.h"
 #include "signals.h"
+#include "transfer.h"
 #include "transport_curl.h"
+#include "utf8.h"
 
 /* core.now() -> seconds on a monotonic clock (for elapsed and deadlines) */
 static int core_now(lua_State *L) {
@@ -46,6 +48,15 @@ static int core_sleep(lua_State *L) {
   ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
   return 0;
+}
+
+/* core.milliseconds(seconds) -> whole milliseconds: the one rounding rule
+ * for every timeout and wait handed on in milliseconds (libcurl, nginx
+ * cosockets, HAProxy): rounded up, so nothing ends sooner than asked; at
+ * least 1 (0 means "no limit" to some); at most 2^31 - 1; NaN is 1. */
+static int core_milliseconds(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)transfer_milliseconds((double)luaL_checknumber(L, 1)));
+  return 1;
 }
 
 /* Random bytes for UUIDs, fetched from the kernel 4 KiB at a time (one
@@ -137,46 +148,6 @@ static int core_uuid4(lua_State *L) {
   return 1;
 }
 
-#if TRUTO_HAS_INTEGERS
-static void normalize_value(lua_State *L, int idx, int depth) {
-  if (depth > 1000 || !lua_checkstack(L, 3)) return;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    int t = lua_type(L, -1);
-    if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-      lua_Number n = lua_tonumber(L, -1);
-      if (n == floor(n) && fabs(n) <= 9007199254740992.0) {
-        lua_pushvalue(L, -2);
-        lua_pushinteger(L, (lua_Integer)n);
-        lua_rawset(L, idx);
-      }
-    } else if (t == LUA_TTABLE) {
-      normalize_value(L, lua_gettop(L), depth + 1);
-    }
-    lua_pop(L, 1);
-  }
-}
-#endif
-
-/*
- * core.normalize(value) -> value
- * lua-cjson 2.1.0 decodes every number as a float; this turns integral ones
- * within +-2^53 back into integers, in place (Lua 5.3+; a no-op before).
- * For the webhook and CLI readers, which still use lua-cjson; answers go
- * through core.json_decode (decode_json.c), which makes integers itself.
- */
-static int core_normalize(lua_State *L) {
-  lua_settop(L, 1);
-#if TRUTO_HAS_INTEGERS
-  if (lua_type(L, 1) == LUA_TTABLE) normalize_value(L, 1, 0);
-  else if (lua_type(L, 1) == LUA_TNUMBER && !lua_isinteger(L, 1)) {
-    lua_Number n = lua_tonumber(L, 1);
-    if (n == floor(n) && fabs(n) <= 9007199254740992.0) lua_pushinteger(L, (lua_Integer)n);
-  }
-#endif
-  return 1;
-}
-
 /* core.array(t) -> t, marked to encode as a JSON array (empty or not) */
 static int core_array(lua_State *L) {
   if (lua_isnoneornil(L, 1)) {
@@ -210,7 +181,7 @@ int luaopen_truto_core(lua_State *L) {
   static const luaL_Reg plain[] = {
     { "now", core_now },
     { "sleep", core_sleep },
-    { "normalize", core_normalize },
+    { "milliseconds", core_milliseconds },
     { "curl", transport_curl_new },
     { "multi", transport_multi_new },
     { "share", transport_share_new },
@@ -230,6 +201,7 @@ int luaopen_truto_core(lua_State *L) {
   answer_open(L);            /* core.rate_limit_fields */
   decode_json_open(L);       /* core.json_decode */
   signals_open(L);            /* core.signals */
+  utf8_open(L);              /* core.utf8_check */
 
   /* the array marker's metatable, shared by truto.array and the encoders */
   lua_newtable(L);

@@ -63,13 +63,23 @@ typedef struct key_cache {
   unsigned char members[HINT_SLOTS];
 } key_cache;
 
+/* What a caller may ask of the decoder (core.json_decode's options). */
+typedef struct decode_options {
+  int max_depth;        /* 1..MAX_DEPTH */
+  int unique_keys;      /* refuse an object that repeats a key */
+  int mark_arrays;      /* give every array truto.array's metatable */
+  int big_as_integer;   /* integer literals beyond 2^53 as Lua integers */
+} decode_options;
+
 typedef struct decoder {
   lua_State *L;
   const char *text;
   const char *end; /* text + length; *end is the '\0' Lua keeps there */
   key_cache *keys;
   int keys_index;  /* stack index of the cache table */
+  int array_mt;    /* stack index of truto.array's metatable (mark_arrays) */
   int key_slot;    /* the cache slot of the key push_key pushed last, or -1 */
+  decode_options opt;
   char why[160];
 } decoder;
 
@@ -393,6 +403,36 @@ static int number_value(const char *digits, const char *point, const char *exp,
   return 1;
 }
 
+/* big_integers = "integer": the integer literal from `start` (its digits
+ * from `digits`, up to `end`), beyond 2^53, as a Lua integer when this Lua
+ * holds it exactly (64 bits on 5.3+); else NULL with why set: never rounded,
+ * never a string. */
+static const char *push_big_integer(decoder *d, const char *start, const char *digits, const char *end) {
+  int n = (int)(end - start);
+#if TRUTO_HAS_INTEGERS
+  uint64_t v = 0, limit = *start == '-' ? UINT64_C(9223372036854775808) : UINT64_C(9223372036854775807);
+  const char *q;
+  for (q = digits; q < end; q++) {
+    unsigned digit = (unsigned)(*q - '0');
+    if (v > (limit - digit) / 10) break;
+    v = v * 10 + digit;
+  }
+  if (q == end) {
+    /* -2^63 is the one value whose magnitude no lua_Integer holds */
+    lua_pushinteger(d->L, *start == '-' ? (lua_Integer)(UINT64_C(0) - v) : (lua_Integer)v);
+    return end;
+  }
+  snprintf(d->why, sizeof d->why, "integer %.*s%s does not fit in 64 bits at byte %zu (it would be "
+           "rounded: write it as a string)", n > 40 ? 40 : n, start, n > 40 ? "..." : "", position(d, start));
+#else
+  (void)digits;
+  snprintf(d->why, sizeof d->why, "integer %.*s%s is beyond 2^53, the largest integer " LUA_VERSION
+           " keeps exact, at byte %zu (it would be rounded: write it as a string)", n > 40 ? 40 : n, start,
+           n > 40 ? "..." : "", position(d, start));
+#endif
+  return NULL;
+}
+
 /* Pushes the number token at p ('-' or a digit); returns what follows it,
  * or NULL. */
 static const char *push_number(decoder *d, const char *p) {
@@ -431,6 +471,7 @@ static const char *push_number(decoder *d, const char *p) {
         return p;
       }
     }
+    if (d->opt.big_as_integer) return push_big_integer(d, start, digits, p);
     lua_pushlstring(d->L, start, (size_t)(p - start));
     return p;
   }
@@ -465,6 +506,7 @@ typedef struct level {
   unsigned char made; /* the table is made (else that slot holds nil) */
   unsigned char object;
   short hint_slot;    /* an object's slot in key_cache.members, or -1 */
+  const char *key_at; /* an object's: where the member being read starts */
   lua_Integer count;  /* an object's members so far, or an array's items
                        * already in its table (an array of 2^31 items
                        * cannot be built on 5.1, whose lua_rawseti takes
@@ -493,6 +535,30 @@ static void flush_array(lua_State *L, level *lv, int more) {
   lv->count += n;
 }
 
+/* With the key and value of a member on top of the stack: 1 when the
+ * object `lv` has no member of that name yet, else 0 with why set. */
+static int unique_key(decoder *d, const level *lv) {
+  lua_State *L = d->L;
+  size_t n, i, shown = 0;
+  const char *key;
+  char safe[48];
+  int repeated;
+  lua_pushvalue(L, -2);
+  lua_rawget(L, lv->table);
+  repeated = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (!repeated) return 1;
+  key = lua_tolstring(L, -2, &n);
+  for (i = 0; i < n && shown < 40; i++) {
+    unsigned char c = (unsigned char)key[i];
+    safe[shown++] = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? (char)c : '?';
+  }
+  safe[shown] = '\0';
+  snprintf(d->why, sizeof d->why, "duplicate key \"%s%s\" at byte %zu", safe, i < n ? "..." : "",
+           position(d, lv->key_at));
+  return 0;
+}
+
 /*
  * Decodes the whole text, leaving the value on the stack: 1, or 0 with
  * d->why set (the stack then holds partial work the caller drops).
@@ -513,8 +579,9 @@ value:
   switch (*p) {
     case '{':
     case '[':
-      if (depth == MAX_DEPTH) {
-        fail(d, p, "nested deeper than 1000 levels");
+      if (depth == d->opt.max_depth) {
+        snprintf(d->why, sizeof d->why, "nested deeper than %d levels at byte %zu", d->opt.max_depth,
+                 position(d, p));
         return 0;
       }
       if (depth > 0 && !lv->object) flush_array(L, lv, 1);
@@ -573,6 +640,7 @@ stored: /* a value was pushed: the text's, an array item or a member's */
     return 1;
   }
   if (lv->object) {
+    if (d->opt.unique_keys && !unique_key(d, lv)) return 0;
     lua_rawset(L, lv->table); /* in text order: of two equal keys the last wins */
     lv->count++;
   } else if (lua_gettop(L) - lv->table >= CHUNK) {
@@ -591,6 +659,10 @@ stored: /* a value was pushed: the text's, an array item or a member's */
 close: /* p: the closing bracket; the table becomes the value on top */
   if (!lv->object) {
     flush_array(L, lv, 0);
+    if (d->opt.mark_arrays) {
+      lua_pushvalue(L, d->array_mt);
+      lua_setmetatable(L, lv->table);
+    }
   } else if (!lv->made) {
     lua_createtable(L, 0, 0);
     lua_replace(L, lv->table);
@@ -606,6 +678,7 @@ key: /* p: the first byte of a member, after any space */
     fail_unexpected(d, p, lv->made ? "a string key" : "a string key or '}'");
     return 0;
   }
+  lv->key_at = p;
   p = push_key(d, p);
   if (p == NULL) return 0;
   if (!lv->made) {
@@ -624,18 +697,61 @@ key: /* p: the first byte of a member, after any space */
   goto value;
 }
 
+/* Reads core.json_decode's options (the table at `idx`, or none) into
+ * opt; raises on misuse, naming the option. */
+static void read_options(lua_State *L, int idx, decode_options *opt) {
+  opt->max_depth = MAX_DEPTH;
+  opt->unique_keys = opt->mark_arrays = opt->big_as_integer = 0;
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+    if (strcmp(name, "max_depth") == 0) {
+      lua_Number n = lua_tonumber(L, -1);
+      if (lua_type(L, -1) != LUA_TNUMBER || n != (lua_Number)(int)n || n < 1 || n > MAX_DEPTH)
+        luaL_error(L, "json_decode: options.max_depth must be a whole number from 1 to %d", MAX_DEPTH);
+      opt->max_depth = (int)n;
+    } else if (strcmp(name, "duplicate_keys") == 0 || strcmp(name, "mark_arrays") == 0) {
+      if (lua_type(L, -1) != LUA_TBOOLEAN) luaL_error(L, "json_decode: options.%s must be a boolean", name);
+      if (name[0] == 'd') opt->unique_keys = !lua_toboolean(L, -1);
+      else opt->mark_arrays = lua_toboolean(L, -1);
+    } else if (strcmp(name, "big_integers") == 0) {
+      const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+      if (strcmp(v, "string") != 0 && strcmp(v, "integer") != 0)
+        luaL_error(L, "json_decode: options.big_integers must be \"string\" or \"integer\"");
+      opt->big_as_integer = v[0] == 'i';
+    } else {
+      luaL_error(L, "json_decode: options.%s is not an option (max_depth, duplicate_keys, "
+                 "mark_arrays, big_integers)", lua_type(L, -2) == LUA_TSTRING ? name : "?");
+    }
+    lua_pop(L, 1);
+  }
+}
+
 /*
- * core.json_decode(text) -> value | nil, why
+ * core.json_decode(text [, options]) -> value | nil, why
  * text: one JSON text. Objects and arrays become plain tables (duplicate
  * keys: the last wins), null truto.null, numbers as the file header says;
  * every byte of a string that is not part of an escape is kept as it is.
+ * options (all optional; a misspelt or mistyped one raises):
+ *   max_depth = N         refuse nesting deeper than N (1..1000, default 1000)
+ *   duplicate_keys = false  refuse an object that repeats a key
+ *   mark_arrays = true    give every array truto.array's metatable, so an
+ *                         empty one encodes back as [] (and is told from {})
+ *   big_integers = "integer"  integer literals beyond 2^53 as Lua integers
+ *                         where this Lua holds them exactly (64 bits on 5.3+),
+ *                         refused beyond, instead of strings of their digits
+ *                         ("string", the default)
+ * Bytes after the value are always refused.
  * why: what is wrong and at which byte (1-based), e.g. "invalid number 01
- * at byte 7"; "not a string" when text is not one. Raises only on memory
- * exhaustion.
+ * at byte 7"; "not a string" when text is not one. Raises only on misuse
+ * of options and on memory exhaustion.
  */
 static int core_json_decode(lua_State *L) {
   decoder d;
   size_t len;
+  read_options(L, 2, &d.opt);
   if (lua_type(L, 1) != LUA_TSTRING) {
     lua_pushnil(L);
     lua_pushliteral(L, "not a string");
@@ -643,11 +759,14 @@ static int core_json_decode(lua_State *L) {
   }
   lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(2));
+  if (d.opt.mark_arrays) lua_getfield(L, lua_upvalueindex(3), "array_mt");
+  else lua_pushnil(L);
   d.L = L;
   d.text = lua_tolstring(L, 1, &len);
   d.end = d.text + len;
   d.keys = (key_cache *)lua_touserdata(L, lua_upvalueindex(1));
   d.keys_index = 2;
+  d.array_mt = 3;
   d.why[0] = '\0';
   if (decode_text(&d)) return 1;
   lua_settop(L, 1);
@@ -656,10 +775,13 @@ static int core_json_decode(lua_State *L) {
   return 2;
 }
 
+/* Sets core.json_decode on the module table at the top of the stack (its
+ * array_mt, set later, is read at each call that marks arrays). */
 void decode_json_open(lua_State *L) {
   key_cache *keys = (key_cache *)lua_newuserdatauv(L, sizeof *keys, 0);
   memset(keys, 0, sizeof *keys);
   lua_createtable(L, KEY_SLOTS, 0);
-  lua_pushcclosure(L, core_json_decode, 2);
+  lua_pushvalue(L, -3);
+  lua_pushcclosure(L, core_json_decode, 3);
   lua_setfield(L, -2, "json_decode");
 }

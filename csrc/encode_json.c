@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "encode_json.h"
+#include "utf8.h"
 
 static const char hexdigits[] = "0123456789abcdef";
 
@@ -69,7 +70,7 @@ int encode_json_string(walk *w, const char *s, size_t n) {
     c = *p;
     cls = byte_class[c];
     if (cls == 2) {
-      size_t len = walk_utf8_sequence(p, end);
+      size_t len = utf8_sequence(p, end);
       if (len == 0) break;
       memcpy(o, p, len);
       o += len;

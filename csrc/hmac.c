@@ -1,6 +1,7 @@
 /*
- * hmac.c - HMAC-SHA256 in C for truto.webhooks: compute (for signing, as
- * the mock and the specs do) and verify a hex signature in constant time.
+ * hmac.c - SHA-256 on libcrypto: HMAC-SHA256 for truto.webhooks (compute,
+ * for signing as the mock and the specs do, and verify a hex signature in
+ * constant time), and the plain digest the CLI derives its keys from.
  *
  * Must never: compare digests with memcmp or stop at the first differing
  * byte (CRYPTO_memcmp only), leave the key or a digest in a Lua string or
@@ -35,6 +36,19 @@ static int hex_value(unsigned char c) {
   return -1;
 }
 
+/* Pushes the digest as 64 lowercase hex digits, then wipes it. */
+static void push_hex(lua_State *L, unsigned char digest[DIGEST_BYTES]) {
+  static const char digits[] = "0123456789abcdef";
+  char hex[DIGEST_BYTES * 2];
+  int i;
+  for (i = 0; i < DIGEST_BYTES; i++) {
+    hex[2 * i] = digits[digest[i] >> 4];
+    hex[2 * i + 1] = digits[digest[i] & 15];
+  }
+  OPENSSL_cleanse(digest, DIGEST_BYTES);
+  lua_pushlstring(L, hex, sizeof hex);
+}
+
 /*
  * core.hmac_sha256(key, data) -> 64 lowercase hex digits
  * Raises only on misuse (non-string arguments) or a libcrypto failure.
@@ -44,17 +58,24 @@ static int core_hmac_sha256(lua_State *L) {
   const char *key = luaL_checklstring(L, 1, &key_len);
   const char *data = luaL_checklstring(L, 2, &data_len);
   unsigned char digest[DIGEST_BYTES];
-  char hex[DIGEST_BYTES * 2];
-  static const char digits[] = "0123456789abcdef";
-  int i;
   if (hmac_sha256(key, key_len, data, data_len, digest) != 0)
     return luaL_error(L, "HMAC-SHA256 failed in libcrypto");
-  for (i = 0; i < DIGEST_BYTES; i++) {
-    hex[2 * i] = digits[digest[i] >> 4];
-    hex[2 * i + 1] = digits[digest[i] & 15];
-  }
-  OPENSSL_cleanse(digest, sizeof digest);
-  lua_pushlstring(L, hex, sizeof hex);
+  push_hex(L, digest);
+  return 1;
+}
+
+/*
+ * core.sha256(data) -> 64 lowercase hex digits, the SHA-256 (FIPS 180-4)
+ * of data. Raises only on misuse (a non-string) or a libcrypto failure.
+ */
+static int core_sha256(lua_State *L) {
+  size_t data_len;
+  const char *data = luaL_checklstring(L, 1, &data_len);
+  unsigned char digest[DIGEST_BYTES];
+  unsigned int out_len = 0;
+  if (!EVP_Digest(data, data_len, digest, &out_len, EVP_sha256(), NULL) || out_len != DIGEST_BYTES)
+    return luaL_error(L, "SHA-256 failed in libcrypto");
+  push_hex(L, digest);
   return 1;
 }
 
@@ -90,8 +111,11 @@ static int core_hmac_sha256_verify(lua_State *L) {
 }
 
 void hmac_open(lua_State *L) {
-  lua_pushcfunction(L, core_hmac_sha256);
-  lua_setfield(L, -2, "hmac_sha256");
-  lua_pushcfunction(L, core_hmac_sha256_verify);
-  lua_setfield(L, -2, "hmac_sha256_verify");
+  static const luaL_Reg functions[] = {
+    { "hmac_sha256", core_hmac_sha256 },
+    { "hmac_sha256_verify", core_hmac_sha256_verify },
+    { "sha256", core_sha256 },
+    { NULL, NULL }
+  };
+  luaL_setfuncs(L, functions, 0);
 }

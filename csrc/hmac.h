@@ -1,7 +1,8 @@
 /*
- * hmac.h - HMAC-SHA256 for verifying Truto's webhook signatures, on
- * libcrypto (OpenSSL). Must never compare a signature in variable time,
- * and never keep or echo the key.
+ * hmac.h - SHA-256 on libcrypto (OpenSSL): HMAC-SHA256 for verifying
+ * Truto's webhook signatures, and the plain digest for the CLI's keys.
+ * Must never compare a signature in variable time, and never keep or
+ * echo the key.
  */
 #ifndef TRUTO_HMAC_H
 #define TRUTO_HMAC_H
@@ -15,8 +16,8 @@
 #pragma GCC visibility push(hidden)
 #endif
 
-/* Sets core.hmac_sha256 and core.hmac_sha256_verify on the table at the
- * top of the stack. */
+/* Sets core.hmac_sha256, core.hmac_sha256_verify and core.sha256 on the
+ * table at the top of the stack. */
 void hmac_open(lua_State *L);
 
 #if defined(__GNUC__)

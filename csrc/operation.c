@@ -37,11 +37,13 @@
 #include "operation.h"
 
 typedef enum {
-  FT_STRING, FT_UUID, FT_ENUM, FT_BOOLEAN, FT_INTEGER, FT_STRING_ARRAY, FT_OBJECT, FT_FILTER
+  FT_STRING, FT_UUID, FT_ENUM, FT_BOOLEAN, FT_INTEGER, FT_STRING_ARRAY, FT_OBJECT, FT_FILTER,
+  FT_OBJECT_ARRAY
 } field_type;
 
 static const char *const type_names[] = {
-  "string", "uuid", "enum", "boolean", "integer", "string_array", "object", "filter", NULL
+  "string", "uuid", "enum", "boolean", "integer", "string_array", "object", "filter",
+  "object_array", NULL
 };
 
 /* Bytes the plan reads: a Lua string kept alive by the anchors, or memory
@@ -349,6 +351,34 @@ static int check_string_array(walk *w, const char *name, int idx, const bytes *q
   return 0;
 }
 
+/* A sequence of tables at idx (may be empty), each encoded as a JSON
+ * object: emails = { { email = "a@b.c", is_primary = true } }. */
+static int check_object_array(walk *w, const char *name, int idx) {
+  lua_State *L = w->L;
+  int shape;
+  size_t first, count, i;
+  if (lua_type(L, idx) != LUA_TTABLE) return fail_type(w, name, idx, "an array of tables");
+  walk_push_key(w, name, strlen(name));
+  if (walk_enter_table(w, idx, &shape, &first, &count) < 0) return -1;
+  if (shape != SHAPE_ARRAY && count > 0) return walk_fail(w, "must be an array of tables, not a table with keys");
+  for (i = 1; i <= count; i++) {
+    int t;
+    lua_rawgeti(L, idx, (int)i);
+    t = lua_type(L, -1);
+    walk_push_index(w, (long long)i);
+    if (t != LUA_TTABLE) {
+      walk_fail(w, "must be a table (got %s)", luaL_typename(L, -1));
+      lua_pop(L, 1);
+      return -1;
+    }
+    lua_pop(L, 1);
+    walk_pop(w);
+  }
+  walk_leave_table(w, first);
+  walk_pop(w);
+  return 0;
+}
+
 /* Checks the described value at idx against f (both sides). Returns 0,
  * or (enum) the index + 1 of the value, or -1. */
 static long check_field(walk *w, const char *name, const field_spec *f, int idx) {
@@ -362,6 +392,8 @@ static long check_field(walk *w, const char *name, const field_spec *f, int idx)
       return check_integer(w, name, f, idx);
     case FT_STRING_ARRAY:
       return check_string_array(w, name, idx, NULL);
+    case FT_OBJECT_ARRAY:
+      return check_object_array(w, name, idx);
     case FT_OBJECT:
       return lua_type(L, idx) == LUA_TTABLE ? 0 : fail_type(w, name, idx, "a table");
     case FT_FILTER:
@@ -452,7 +484,9 @@ static int build_body(walk *w, builder *b, int idx) {
         return -1;
     }
     walk_push_key(w, k.s, k.len);
-    if (encode_json_value(w, value) < 0) return -1;
+    /* the description says array: an empty table is [] */
+    if (f && f->type == FT_OBJECT_ARRAY && lua_rawlen(L, value) == 0) strbuf_add(&w->out, "[]", 2);
+    else if (encode_json_value(w, value) < 0) return -1;
     walk_pop(w);
     if (pushed) lua_pop(L, 1);
   }

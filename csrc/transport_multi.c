@@ -18,7 +18,6 @@
  * says the connection is ready) and this file polls its socket in the same
  * poll as libcurl's, stepping the exchange when it is ready.
  */
-#include <math.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,7 +313,7 @@ static int multi_perform(lua_State *L) {
     if (n > 0 || mu->busy == 0) break;
     if (mu->timer_at >= 0 && mu->timer_at < until) until = mu->timer_at;
     if (next_stall < until) until = next_stall;
-    timeout_ms = until <= now ? 0 : (int)ceil((until - now) * 1000.0);
+    timeout_ms = until <= now ? 0 : (int)transfer_milliseconds(until - now); /* the one rounding rule */
     npoll = poll_set(mu);
     if (npoll < 0) {
       for (i = 0; i < mu->nslots; i++) mu->slots[i]->t.L = NULL;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "utf8.h"
 #include "walk.h"
 
 void walk_init(walk *w) {
@@ -52,31 +53,11 @@ static int is_identifier(const char *s, size_t n) {
   return 1;
 }
 
-/* The length of the valid UTF-8 character at p (at most `left` bytes), or
- * 0 when the bytes there are not one (overlong, surrogate, past U+10FFFF,
- * cut short). */
-static size_t utf8_char_len(const unsigned char *p, size_t left) {
-  unsigned c = p[0], cp, min;
-  size_t need, i;
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; min = 0x80; }
-  else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; min = 0x800; }
-  else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; min = 0x10000; }
-  else return 0;
-  if (left <= need) return 0;
-  for (i = 1; i <= need; i++) {
-    if ((p[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (p[i] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return need + 1;
-}
-
 void walk_printable(char *dst, size_t cap, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0, k = 0;
   while (i < n) {
-    size_t len = utf8_char_len(p + i, n - i);
+    size_t len = utf8_sequence(p + i, p + n);
     if (k + (len ? len : 1) > cap - 4) break;
     if (len == 0 || p[i] < 0x20 || p[i] == 0x7f || p[i] == '"' || p[i] == '\\') {
       dst[k++] = '?';
@@ -325,67 +306,14 @@ void walk_end(walk *w) {
   w->maxvalues = w->nvalues = 0;
 }
 
-size_t walk_utf8_sequence(const unsigned char *p, const unsigned char *end) {
-  unsigned c = *p, cp, min;
-  size_t need, i;
-  if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; min = 0x80; }
-  else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; min = 0x800; }
-  else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; min = 0x10000; }
-  else return 0;
-  if ((size_t)(end - p) <= need) return 0;
-  for (i = 1; i <= need; i++) {
-    if ((p[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (p[i] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return need + 1;
-}
-
 int walk_fail_string(walk *w, const char *s, size_t at) {
   if (s[at] == '\0') return walk_fail(w, "contains a NUL byte at offset %lu", (unsigned long)at);
   return walk_fail(w, "is not valid UTF-8 (bad byte at offset %lu)", (unsigned long)at);
 }
 
 int walk_check_string(walk *w, const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s, *end = p + n;
-  const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-  while (p < end) {
-    unsigned c;
-    size_t need;
-    unsigned cp, min;
-    if (end - p >= 8) {
-      /* ASCII without NUL, a word at a time */
-      uint64_t x;
-      memcpy(&x, p, 8);
-      if (((x | ((x - ones) & ~x)) & high) == 0) {
-        p += 8;
-        continue;
-      }
-    }
-    c = *p;
-    if (c < 0x80) {
-      if (c == 0) return walk_fail_string(w, s, (size_t)(p - (const unsigned char *)s));
-      p++;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; min = 0x10000; }
-    else goto bad;
-    if ((size_t)(end - p) <= need) goto bad;
-    {
-      size_t i;
-      for (i = 1; i <= need; i++) {
-        if ((p[i] & 0xC0) != 0x80) goto bad;
-        cp = (cp << 6) | (p[i] & 0x3F);
-      }
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) goto bad;
-    p += need + 1;
-  }
-  return 0;
-bad:
-  return walk_fail(w, "is not valid UTF-8 (bad byte at offset %lu)", (unsigned long)(p - (const unsigned char *)s));
+  size_t at = utf8_valid_prefix(s, n, 1);
+  return at == n ? 0 : walk_fail_string(w, s, at);
 }
 
 /* Shortest "%.Ng" that reads back as the same double. */

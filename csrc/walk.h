@@ -138,9 +138,6 @@ void walk_printable(char *dst, size_t cap, const char *s, size_t n);
 /* Checks a string is valid UTF-8 without NUL; 0 or -1 (error recorded). */
 int walk_check_string(walk *w, const char *s, size_t n);
 
-/* Length of the valid UTF-8 sequence (2-4 bytes) starting at a byte
- * >= 0x80, or 0 when it is not one. */
-size_t walk_utf8_sequence(const unsigned char *p, const unsigned char *end);
 /* Records why s is refused at byte `at` (NUL or bad UTF-8); returns -1. */
 int walk_fail_string(walk *w, const char *s, size_t at);
 

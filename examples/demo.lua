@@ -4,7 +4,6 @@
 -- Never talks to the real Truto: base_url is the mock's loopback address.
 
 local truto = require "truto"
-local cjson = require "cjson"
 
 local function start_mock()
   local p = assert(io.popen("mock/run start 2>&1"))
@@ -36,7 +35,7 @@ local ok, failure = pcall(function()
   table.sort(keys)
   for _, k in ipairs(keys) do
     local v = group[k]
-    print(("  %-12s %s"):format(k, type(v) == "table" and cjson.encode(v) or tostring(v)))
+    print(("  %-12s %s"):format(k, type(v) == "table" and truto.json_encode(v) or tostring(v)))
   end
   print(("status %d, %d attempt(s), %.1f ms, idempotency key %s"):format(
     meta.status, meta.attempts, meta.elapsed * 1000, meta.idempotency_key))

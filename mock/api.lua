@@ -1,7 +1,8 @@
 -- mock.api: the mock of Truto's unified API, for everything nginx receives
--- outside /__mock/: every operation truto.api describes (groups: list, get,
--- create, update, delete, remove-user), and any other unified resource
--- (/unified/{model}/{resource}[/{id}|/{method}]) generically.
+-- outside /__mock/: every operation of every resource truto.api describes,
+-- and any other unified resource (/unified/{model}/{resource}[/{id}|/{method}])
+-- generically. Never name a resource here: what differs between resources
+-- is read from their descriptions (mock.objects).
 --
 -- Records every request, then answers it the way Truto would (rate limits,
 -- routing by method and path template, auth, query and body validation
@@ -17,7 +18,7 @@ local query = require "mock.query"
 local validate = require "mock.validate"
 local router = require "mock.router"
 local listing = require "mock.listing"
-local groups = require "mock.groups"
+local objects = require "mock.objects"
 local answer = require "mock.answer"
 local state = require "mock.state"
 
@@ -149,16 +150,11 @@ local function rate_limited(verdict)
   return answer.with_headers(limited, headers)
 end
 
--- The answer with one object: unified (fields excluded as asked), raw (a
--- group under its provider's names), or streamed in pieces.
+-- The answer with one object, rendered as asked (mock.objects.render), or
+-- streamed in pieces.
 local function render_object(desc, integration_key, object, params, status)
-  local format = params.truto_response_format
-  if format == "raw" and groups.is_groups(desc) then
-    return answer.json(status, groups.raw(integration_key, object))
-  end
-  local shown = groups.unified(object, params.truto_exclude_fields, params.truto_ignore_remote_data == "true")
-  local rendered = answer.json(status, shown)
-  if format == "stream" then
+  local rendered = answer.json(status, objects.render(desc, integration_key, object, params))
+  if params.truto_response_format == "stream" then
     rendered.headers = { { "Content-Type", "application/octet-stream" } }
     rendered.chunks = answer.split(rendered.body, STREAM_PIECES)
     rendered.body = nil
@@ -177,12 +173,7 @@ local perform = {}
 function perform.create(route, account, params, body, commit)
   local collection = state.collection(account.id, route.key)
   local id = state.new_id()
-  local object
-  if groups.is_groups(route.desc) then
-    object = groups.create(account.integration, id, params, body, iso8601_now())
-  else
-    object = groups.create_generic(id, body)
-  end
+  local object = objects.create(route.desc, account.integration, id, params, body, iso8601_now())
   if commit then
     collection.ids[#collection.ids + 1] = id
     collection.by_id[id] = object
@@ -193,25 +184,14 @@ end
 
 function perform.list(route, account, params)
   local collection = state.collection(account.id, route.key)
-  local objects = {}
+  local kept = {}
   for i, id in ipairs(collection.ids) do
-    objects[i] = collection.by_id[id]
+    kept[i] = collection.by_id[id]
   end
-  local fields
-  if groups.is_groups(route.desc) then
-    fields = {}
-    for _, field in ipairs(route.desc.object) do
-      fields[field.name] = true
-    end
-  end
-  objects = listing.select(route.op, fields, objects, params)
-  local format = params.truto_response_format
+  kept = listing.select(route.op, objects.fields(route.desc), kept, params)
   local scope = route.op.path .. "@" .. account.id -- a cursor is good for this list only
-  local page, problem = listing.page(objects, params, state.nonce, scope, function(object)
-    if format == "raw" and groups.is_groups(route.desc) then
-      return groups.raw(account.integration, object)
-    end
-    return groups.unified(object, params.truto_exclude_fields, params.truto_ignore_remote_data == "true")
+  local page, problem = listing.page(kept, params, state.nonce, scope, function(object)
+    return objects.render(route.desc, account.integration, object, params)
   end)
   if not page then
     return answer.error(400, problem, json.object { invalid_query_parameters = json.array { "next_cursor" } })
@@ -233,12 +213,7 @@ function perform.update(route, account, params, body, commit)
   if not object then
     return not_found(route.desc, route.id)
   end
-  local updated
-  if groups.is_groups(route.desc) then
-    updated = groups.update(account.integration, object, params, body, iso8601_now())
-  else
-    updated = groups.update_generic(object, body)
-  end
+  local updated = objects.update(route.desc, account.integration, object, params, body, iso8601_now())
   if commit then
     collection.by_id[route.id] = updated
   end
@@ -262,12 +237,17 @@ function perform.delete(route, account, _, _, commit)
   return answer.json(200, json.object { id = route.id })
 end
 
--- A custom method: groups' remove-user needs the group to exist; every
--- custom method answers { result = <the body as sent> }.
-function perform.custom(route, account, _, body)
-  if groups.is_groups(route.desc) and type(body.group_id) == "string"
-    and not state.collection(account.id, route.key).by_id[body.group_id] then
-    return not_found(route.desc, body.group_id)
+-- A custom method of a described resource that names one of its objects
+-- ({singular}_id in the body or query: remove-user's group_id, downgrade's
+-- user_id) needs that object to exist. Every custom method answers
+-- { result = <the body as sent> }.
+function perform.custom(route, account, params, body)
+  if route.desc.object then
+    local name = route.desc.resource:gsub("%-", "_"):gsub("s$", "") .. "_id"
+    local id = body[name] ~= nil and body[name] or params[name]
+    if type(id) == "string" and not state.collection(account.id, route.key).by_id[id] then
+      return not_found(route.desc, id)
+    end
   end
   return answer.json(200, json.object { result = body })
 end

@@ -15,6 +15,16 @@
 --                          (either may be left out; limits in mock.limits'
 --                          written form, "off" or false for none); new
 --                          limits start new windows
+--   GET  /__mock/objects?account=ID&key=user-directory/groups
+--                          the objects one account keeps, in order
+--   POST /__mock/objects   {"account": ID, "key": "user-directory/groups",
+--                          "objects": [{...}], "reset": true}: the account
+--                          keeps exactly these (each given a new id unless
+--                          it has one), after a reset when asked; answers
+--                          them. Nothing is recorded.
+--   POST /__mock/faults    {"partial_page": N}: the Nth list page served
+--                          from now on says is_partial_response: true
+--                          (mock.listing); reset clears it
 --
 -- A step (every field optional; unknown fields are refused):
 --   status, headers, body  answer exactly this (body sent verbatim)
@@ -36,6 +46,7 @@ local json = require "mock.json"
 local answer = require "mock.answer"
 local state = require "mock.state"
 local limits = require "mock.limits"
+local listing = require "mock.listing"
 
 local control = {}
 
@@ -153,6 +164,59 @@ local function configure()
   return current_config()
 end
 
+local function objects_of(account, key)
+  local collection = state.collection(account, key)
+  local out = json.array()
+  for i, id in ipairs(collection.ids) do out[i] = collection.by_id[id] end
+  return out
+end
+
+local function get_objects()
+  local args = ngx.req.get_uri_args()
+  if type(args.account) ~= "string" or type(args.key) ~= "string" then
+    return answer.error(400, "GET /__mock/objects wants ?account=ID&key=model/resource")
+  end
+  return answer.json(200, objects_of(args.account, args.key))
+end
+
+local function set_objects()
+  local body, err = read_json_body()
+  if not json.is_object(body) or type(body.account) ~= "string" or type(body.key) ~= "string"
+      or not json.is_array(body.objects) then
+    return answer.error(400, "POST /__mock/objects wants {\"account\", \"key\", \"objects\": [...]}"
+      .. (err and ": " .. err or ""))
+  end
+  if body.reset == true then
+    state.reset()
+    listing.faults = { served = 0 }
+  end
+  local collection = state.collection(body.account, body.key)
+  collection.ids, collection.by_id = {}, {}
+  for _, object in ipairs(body.objects) do
+    if not json.is_object(object) then return answer.error(400, "objects: each must be a JSON object") end
+    local stored = json.object()
+    for k, v in pairs(object) do stored[k] = v end
+    if stored.id == nil then stored.id = state.new_id() end
+    local id = tostring(stored.id)
+    if not collection.by_id[id] then collection.ids[#collection.ids + 1] = id end
+    collection.by_id[id] = stored
+  end
+  return answer.json(200, objects_of(body.account, body.key))
+end
+
+local function set_faults()
+  local body, err = read_json_body()
+  if not json.is_object(body) then
+    return answer.error(400, "POST /__mock/faults wants a JSON object" .. (err and ": " .. err or ""))
+  end
+  for name, value in pairs(body) do
+    if name ~= "partial_page" then return answer.error(400, "faults: unknown field " .. tostring(name)) end
+    if not is_integer(value) then return answer.error(400, "faults: partial_page must be a page number") end
+  end
+  listing.faults = { served = 0, partial_page = body.partial_page }
+  return answer.json(200, json.object { partial_page = body.partial_page or json.null })
+end
+
 local routes = {
   ["/__mock/health"] = { GET = function()
     return { status = 200, headers = { { "Content-Type", "text/plain" } }, body = "ok" }
@@ -169,10 +233,13 @@ local routes = {
   end },
   ["/__mock/reset"] = { POST = function()
     state.reset()
+    listing.faults = { served = 0 }
     return answer.json(200, json.object { reset = true })
   end },
   ["/__mock/script"] = { POST = queue_steps },
   ["/__mock/config"] = { GET = current_config, POST = configure },
+  ["/__mock/objects"] = { GET = get_objects, POST = set_objects },
+  ["/__mock/faults"] = { POST = set_faults },
 }
 
 function control.handle()

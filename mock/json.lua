@@ -3,6 +3,12 @@
 -- dkjson rather than cjson because it keeps `[]` and `{}` apart when it
 -- decodes (metatables), so a request's remote_data is echoed back as sent and
 -- "the body must be a JSON object" can be checked exactly.
+-- Not truto.core's decoder, though nginx could load its LuaJIT build: the
+-- mock is the referee of what the module puts on the wire, so it reads
+-- requests with a decoder that shares no code with the module (a mistake in
+-- the core's JSON would otherwise be read back as right), and it keeps
+-- serving, and saying what it received, while the core under test is broken
+-- or not yet built for LuaJIT.
 -- Never encode a table built here without json.object() when it may be empty:
 -- an empty plain table encodes as `[]`.
 local dkjson = require "dkjson"
@@ -15,12 +21,22 @@ local OBJECT = { __jsontype = "object" }
 local ARRAY = { __jsontype = "array" }
 
 -- Key order for every object the mock writes: the error envelope, then
--- list's envelope, then the group fields in truto.api's order, then request
--- records. Keys not listed follow in any order.
+-- list's envelope, then each described resource's fields in truto.api's
+-- order (resources by name), then request records. Keys not listed follow
+-- in any order.
 local key_order = { "statusCode", "error", "message", "truto_error_insight",
   "result", "next_cursor", "prev_cursor", "result_count", "is_partial_response" }
-for _, field in ipairs(require("truto.api").resources.groups.object) do
-  key_order[#key_order + 1] = field.name
+local resources, listed = require("truto.api").resources, {}
+local resource_names = {}
+for name in pairs(resources) do resource_names[#resource_names + 1] = name end
+table.sort(resource_names)
+for _, name in ipairs(resource_names) do
+  for _, field in ipairs(resources[name].object or {}) do
+    if not listed[field.name] then
+      listed[field.name] = true
+      key_order[#key_order + 1] = field.name
+    end
+  end
 end
 for _, key in ipairs { "request_line", "method", "path", "query", "params", "raw_header", "headers",
                        "body", "idempotency_key", "operation", "created", "status", "replayed",

@@ -13,6 +13,11 @@ local listing = {}
 
 listing.DEFAULT_LIMIT = 100
 
+-- Fault switches (mock.control's POST /__mock/faults): partial_page = N
+-- marks the Nth page served from now on is_partial_response: true (its
+-- items as they are). Cleared by /__mock/reset.
+listing.faults = { served = 0 }
+
 -- The parameters of `list` that page or shape the answer rather than filter.
 local NOT_FILTERS = {
   integrated_account_id = true, truto_response_format = true, truto_ignore_remote_data = true,
@@ -180,12 +185,14 @@ function listing.page(objects, params, nonce, scope, render)
     end
   end
   local next_offset = offset + limit
+  local faults = listing.faults
+  faults.served = faults.served + 1
   return json.object {
     result = result,
     next_cursor = next_offset < #objects and listing.cursor(nonce, scope, next_offset) or json.null,
     prev_cursor = offset > 0 and listing.cursor(nonce, scope, math.max(offset - limit, 0)) or json.null,
     result_count = #items,
-    is_partial_response = false,
+    is_partial_response = faults.partial_page == faults.served,
   }
 end
 

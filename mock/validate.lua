@@ -89,6 +89,16 @@ local wire_checks = {
       return "must be at least " .. spec.min
     end
   end,
+  object_array = function(value)
+    if not json.is_array(value) then
+      return "must be an array of objects"
+    end
+    for i, item in ipairs(value) do
+      if not json.is_object(item) then
+        return ("must be an array of objects (item %d is not)"):format(i)
+      end
+    end
+  end,
   filter = function(value)
     if type(value) ~= "string" and not json.is_object(value) then
       return "must be a value or an object of operators (name[gte]=...)"

@@ -6,8 +6,7 @@
 -- https://github.com/truto-lua/truto-lua, does not exist yet, so
 -- `luarocks install` cannot fetch it. Build from a checkout instead, from
 -- the repository root:
---   luarocks make --deps-mode=none rockspec/truto-scm-0.rockspec
--- (--deps-mode=none on Debian, whose lua-cjson package LuaRocks cannot see.)
+--   luarocks make rockspec/truto-scm-0.rockspec
 package = "truto"
 version = "0.1.0-1"
 source = {
@@ -24,8 +23,8 @@ description = {
   license = "MIT",
   homepage = "https://github.com/truto-lua/truto-lua",
 }
--- lua-cjson: truto.response decodes answers with it (cjson.safe).
-dependencies = { "lua >= 5.1, < 5.5", "lua-cjson >= 2.1.0" }
+-- No lua-cjson: every JSON the module reads or writes is the C core's own.
+dependencies = { "lua >= 5.1, < 5.5" }
 external_dependencies = {
   CURL = { library = "curl" },
   CRYPTO = { library = "crypto" },
@@ -51,6 +50,7 @@ build = {
         "csrc/transfer.c",
         "csrc/transport_curl.c",
         "csrc/transport_multi.c",
+        "csrc/utf8.c",
         "csrc/walk.c",
       },
       -- libm: ceil, floor and fabs (the compiler inlines some, not all)
@@ -74,6 +74,7 @@ build = {
     ["truto.transport.curl"] = "lua/truto/transport/curl.lua",
     ["truto.transport.ngx"] = "lua/truto/transport/ngx.lua",
     ["truto.transport.haproxy"] = "lua/truto/transport/haproxy.lua",
+    ["truto.time"] = "lua/truto/time.lua",
     ["truto.url"] = "lua/truto/url.lua",
     ["truto.webhooks"] = "lua/truto/webhooks.lua",
   },

@@ -31,7 +31,6 @@ build = {
     ["truto.cli.json"] = "lua/truto/cli/json.lua",
     ["truto.cli.results"] = "lua/truto/cli/results.lua",
     ["truto.cli.rows"] = "lua/truto/cli/rows.lua",
-    ["truto.cli.sha256"] = "lua/truto/cli/sha256.lua",
     ["truto.cli.commands"] = "lua/truto/cli/commands.lua",
     ["truto.cli.progress"] = "lua/truto/cli/progress.lua",
     ["truto.cli.sync"] = "lua/truto/cli/sync.lua",

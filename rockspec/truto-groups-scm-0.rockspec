@@ -2,7 +2,7 @@
 -- this checkout, on the truto rock built from it. From the repository
 -- root, after rockspec/truto-scm-0.rockspec:
 --   luarocks make rockspec/truto-groups-scm-0.rockspec
--- (without --deps-mode=none: that would skip the Lua 5.4 check too).
+-- (never with --deps-mode=none: that would skip the Lua 5.4 check too).
 package = "truto-groups"
 version = "scm-0"
 -- where the checkout will be published (not yet); `luarocks make` builds
@@ -31,7 +31,6 @@ build = {
     ["truto.cli.json"] = "lua/truto/cli/json.lua",
     ["truto.cli.results"] = "lua/truto/cli/results.lua",
     ["truto.cli.rows"] = "lua/truto/cli/rows.lua",
-    ["truto.cli.sha256"] = "lua/truto/cli/sha256.lua",
     ["truto.cli.commands"] = "lua/truto/cli/commands.lua",
     ["truto.cli.progress"] = "lua/truto/cli/progress.lua",
     ["truto.cli.sync"] = "lua/truto/cli/sync.lua",

@@ -1,10 +1,9 @@
 -- LuaRocks build of truto, the library, from this checkout: the C core
 -- (truto.core) and the Lua layer, for Lua 5.1-5.4 and LuaJIT. From the
--- repository root:
---   luarocks make --deps-mode=none rockspec/truto-scm-0.rockspec
--- (--deps-mode=none on Debian, whose lua-cjson package LuaRocks cannot
--- see; --lua-version=5.1 etc. for another Lua.) Then, on Lua 5.4, the
--- command-line tool: luarocks make rockspec/truto-groups-scm-0.rockspec.
+-- repository root (--lua-version=5.1 etc. for another Lua):
+--   luarocks make rockspec/truto-scm-0.rockspec
+-- Then, on Lua 5.4, the command-line tool:
+--   luarocks make rockspec/truto-groups-scm-0.rockspec
 -- Lists what truto-0.1.0-1.rockspec lists (spec/packaging_spec.lua).
 package = "truto"
 version = "scm-0"
@@ -24,8 +23,8 @@ description = {
   license = "MIT",
   homepage = "https://github.com/truto-lua/truto-lua",
 }
--- lua-cjson: truto.response decodes answers with it (cjson.safe).
-dependencies = { "lua >= 5.1, < 5.5", "lua-cjson >= 2.1.0" }
+-- No lua-cjson: every JSON the module reads or writes is the C core's own.
+dependencies = { "lua >= 5.1, < 5.5" }
 external_dependencies = {
   CURL = { library = "curl" },
   CRYPTO = { library = "crypto" },
@@ -51,6 +50,7 @@ build = {
         "csrc/transfer.c",
         "csrc/transport_curl.c",
         "csrc/transport_multi.c",
+        "csrc/utf8.c",
         "csrc/walk.c",
       },
       -- libm: ceil, floor and fabs (the compiler inlines some, not all)
@@ -74,6 +74,7 @@ build = {
     ["truto.transport.curl"] = "lua/truto/transport/curl.lua",
     ["truto.transport.ngx"] = "lua/truto/transport/ngx.lua",
     ["truto.transport.haproxy"] = "lua/truto/transport/haproxy.lua",
+    ["truto.time"] = "lua/truto/time.lua",
     ["truto.url"] = "lua/truto/url.lua",
     ["truto.webhooks"] = "lua/truto/webhooks.lua",
   },

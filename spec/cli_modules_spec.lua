@@ -2,12 +2,12 @@
 -- Lua: they load there and give the same answers (digests, keys, decoded
 -- JSON) everywhere, except where a Lua cannot hold an integer exactly, and
 -- then they refuse rather than round.
-local sha256 = require "truto.cli.sha256"
+local sha256 = require("truto.core").sha256
 local json = require "truto.cli.json"
 local rows = require "truto.cli.rows"
 local h = require "spec.support.helpers"
 
-describe("truto.cli.sha256", function()
+describe("core.sha256", function()
   it("gives the FIPS 180-4 digests", function()
     assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", sha256(""))
     assert.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", sha256("abc"))
@@ -46,24 +46,55 @@ describe("truto.cli.json", function()
     for _, bad in ipairs{ "\255", "\192\175", "\237\160\128", "\244\144\128\128", "\195" } do
       local v, why = json.decode('"' .. bad .. '"')
       assert.is_nil(v)
-      assert.matches("invalid UTF%-8", why)
+      assert.equal("invalid UTF-8 at byte 2", why)
     end
   end)
 
   it("keeps integers exact, and refuses rather than rounds one this Lua cannot hold", function()
     assert.equal(9007199254740992, json.decode("9007199254740992"))
     assert.equal(-42, json.decode("-42"))
-    local v, why = json.decode("12345678901234567890")
+    local v, why = json.decode("[12345678901234567890]")
     assert.is_nil(v)
-    assert.matches("would be rounded", why)
+    assert.matches("^integer 12345678901234567890 .* at byte 2 %(it would be rounded: write it as a string%)$", why)
     if h.has_integers then
       assert.equal(9007199254740993, json.decode("9007199254740993"))
       assert.equal("integer", math.type(json.decode("9007199254740993")))
+      assert.equal(math.maxinteger, json.decode("9223372036854775807"))
+      assert.equal(math.mininteger, json.decode("-9223372036854775808"))
+      for _, big in ipairs{ "9223372036854775808", "-9223372036854775809" } do
+        v, why = json.decode(big)
+        assert.is_nil(v)
+        assert.equal("integer " .. big .. " does not fit in 64 bits at byte 1 (it would be rounded:"
+          .. " write it as a string)", why)
+      end
     else
       v, why = json.decode("9007199254740993")
       assert.is_nil(v)
-      assert.matches("beyond 2%^53", why)
+      assert.equal("integer 9007199254740993 is beyond 2^53, the largest integer " .. _VERSION
+        .. " keeps exact, at byte 1 (it would be rounded: write it as a string)", why)
     end
+  end)
+
+  it("refuses a repeated key, nesting deeper than 100 and text after the value", function()
+    local cases = {
+      { '{"name":"a","name":"b"}', 'duplicate key "name" at byte 13' },
+      { string.rep("[", 101) .. string.rep("]", 101), "nested deeper than 100 levels at byte 101" },
+      { '{"name":"a"} {}', "unexpected '{' at byte 14 (expected the end of the text)" },
+    }
+    for _, case in ipairs(cases) do
+      local v, why = json.decode(case[1])
+      assert.is_nil(v)
+      assert.equal(case[2], why)
+    end
+    assert.truthy(json.decode(string.rep("[", 100) .. string.rep("]", 100)))
+  end)
+
+  it("keeps an empty array an array and an empty object an object when sent back", function()
+    local v = assert(json.decode('{"a":[],"o":{},"n":[1,[]]}'))
+    assert.is_true(json.is_object(v))
+    assert.is_false(json.is_object(v.a))
+    assert.is_true(json.is_object(v.o))
+    assert.equal('{"a":[],"n":[1,[]],"o":{}}', json.encode(v))
   end)
 
   it("replaces invalid UTF-8 in text with U+FFFD", function()

@@ -52,9 +52,14 @@ local function wait_for(what, check, seconds)
   error("timed out waiting for " .. what, 2)
 end
 
+-- the lines about rows (a results file's lines about the run, its
+-- identity and keys, are left out)
 local function decode_lines(text)
   local lines = {}
-  for line in (text or ""):gmatch("[^\n]+") do lines[#lines + 1] = cjson.decode(line) end
+  for line in (text or ""):gmatch("[^\n]+") do
+    local value = cjson.decode(line)
+    if value.run == nil then lines[#lines + 1] = value end
+  end
   return lines
 end
 

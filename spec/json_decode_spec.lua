@@ -74,7 +74,8 @@ end
 
 -- The pipeline core.json_decode replaced (truto.response before it), kept
 -- as the oracle: the four-pattern pre-check, the Lua rewrite of risky
--- numbers, a private lua-cjson with invalid numbers off, core.normalize.
+-- numbers, a private lua-cjson with invalid numbers off, then integral
+-- floats within 2^53 made integers again (what core.normalize did).
 local old = {}
 do
   local cjson = require "cjson.safe"
@@ -105,6 +106,17 @@ do
     local n = tonumber(token)
     if n == math.huge or n == -math.huge then return nil, "number out of range " .. token end
     return token
+  end
+
+  -- lua-cjson 2.1.0 decodes every number as a float on 5.3+.
+  local function normalize(v)
+    if type(v) == "number" and math.tointeger and math.type(v) == "float" and v == math.floor(v)
+      and math.abs(v) <= 2 ^ 53 then
+      return math.tointeger(v)
+    elseif type(v) == "table" then
+      for k, x in pairs(v) do v[k] = normalize(x) end
+    end
+    return v
   end
 
   local function exact_numbers(text)
@@ -140,7 +152,7 @@ do
     end
     local value, why = json.decode(text)
     if value == nil then return nil, why end
-    return core.normalize(value)
+    return normalize(value)
   end
 
   -- The text between strings, and each string's raw body: (outside,
@@ -665,5 +677,142 @@ describe("core.json_decode against the pipeline it replaced", function()
     -- both sides of the decision were exercised
     assert(accepted > 1000, "only " .. accepted .. " accepted")
     assert(refused > 800, "only " .. refused .. " refused")
+  end)
+
+  -- v as the default options give it: marks off, integers beyond 2^53 as
+  -- their digits; fails when a table has a metatable other than the mark.
+  local function unmarked(v)
+    if type(v) == "number" and math.type and math.type(v) == "integer" and (v > 2 ^ 53 or v < -2 ^ 53) then
+      return tostring(v)
+    elseif type(v) == "table" then
+      local mt = getmetatable(v)
+      assert(mt == nil or mt == core.array_mt, "a metatable other than truto.array's")
+      local copy = {}
+      for k, x in pairs(v) do copy[k] = unmarked(x) end
+      return copy
+    end
+    return v
+  end
+
+  it("with every option on, refuses what the default refuses, and otherwise gives the same values or"
+    .. " refuses only for an option", function()
+    local options = { max_depth = 4, duplicate_keys = false, mark_arrays = true, big_integers = "integer" }
+    local same_value, refused_by_option = 0, 0
+    for _ = 1, 3000 do
+      local t = text()
+      local plain = decode(t)
+      local strict, why = decode(t, options)
+      if plain == nil then
+        assert(strict == nil, ("%q: accepted with options, refused without"):format(t))
+      elseif strict == nil then
+        assert(why:find("^duplicate key ") or why:find("^nested deeper than 4 levels ")
+          or why:find("^integer %-?%d+ does not fit in 64 bits ") or why:find("^integer %-?%d+ is beyond 2%^53, "),
+          ("%q: refused for %s"):format(t, why))
+        refused_by_option = refused_by_option + 1
+      else
+        assert_same(plain, unmarked(strict), t)
+        same_value = same_value + 1
+      end
+    end
+    assert(same_value > 800, "only " .. same_value .. " accepted with options")
+    assert(refused_by_option > 30, "only " .. refused_by_option .. " refused for an option")
+  end)
+end)
+
+describe("core.json_decode's options", function()
+  it("max_depth refuses nesting deeper than asked, and allows it to that depth", function()
+    assert.truthy(decode("[[1]]", { max_depth = 2 }))
+    assert_same({ { { 1 } } }, decode("[[[1]]]", { max_depth = 3 }), "[[[1]]]")
+    local v, why = decode('{"a":[{}]}', { max_depth = 2 })
+    assert.is_nil(v)
+    assert.equal("nested deeper than 2 levels at byte 7", why)
+    v, why = decode(("["):rep(1001) .. ("]"):rep(1001))
+    assert.is_nil(v)
+    assert.equal("nested deeper than 1000 levels at byte 1001", why)
+  end)
+
+  it("duplicate_keys = false refuses a repeated key at any depth, null values included", function()
+    for _, case in ipairs {
+      { '{"a":1,"a":2}', 'duplicate key "a" at byte 8' },
+      { '{"x":{"b":null,"b":null}}', 'duplicate key "b" at byte 16' },
+      { '[{"k\\u00e9":1,"k\\u00e9":2}]', 'duplicate key "k??" at byte 15' },
+      { '{"' .. ("n"):rep(50) .. '":1,"' .. ("n"):rep(50) .. '":1}',
+        'duplicate key "' .. ("n"):rep(40) .. '..." at byte 57' },
+    } do
+      local v, why = decode(case[1], { duplicate_keys = false })
+      assert.is_nil(v, case[1])
+      assert.equal(case[2], why)
+    end
+    assert_same({ a = 1, b = { a = 2 } }, decode('{"a":1,"b":{"a":2}}', { duplicate_keys = false }), "nested")
+    assert_same({ a = int(2) }, decode('{"a":1,"a":2}'), "the last wins by default")
+  end)
+
+  it("mark_arrays gives every array, empty or not, truto.array's metatable, and objects none", function()
+    local v = decode('{"a":[],"b":[1,[2]],"o":{}}', { mark_arrays = true })
+    assert.is_nil(getmetatable(v))
+    assert.is_nil(getmetatable(v.o))
+    assert.equal(core.array_mt, getmetatable(v.a))
+    assert.equal(core.array_mt, getmetatable(v.b))
+    assert.equal(core.array_mt, getmetatable(v.b[2]))
+    assert.equal(int(2), v.b[2][1])
+    assert.is_nil(getmetatable(decode("[]")))
+  end)
+
+  it("big_integers = \"integer\" keeps integers beyond 2^53 exact as Lua integers, or refuses them", function()
+    if has_integers then
+      assert.equal(math.tointeger(9007199254740993), decode("9007199254740993", { big_integers = "integer" }))
+      assert.equal(math.maxinteger, decode("9223372036854775807", { big_integers = "integer" }))
+      assert.equal(math.mininteger, decode("-9223372036854775808", { big_integers = "integer" }))
+      local v, why = decode("[1,18446744073709551616]", { big_integers = "integer" })
+      assert.is_nil(v)
+      assert.equal("integer 18446744073709551616 does not fit in 64 bits at byte 4 (it would be rounded:"
+        .. " write it as a string)", why)
+    else
+      local v, why = decode("[1,9007199254740993]", { big_integers = "integer" })
+      assert.is_nil(v)
+      assert.equal("integer 9007199254740993 is beyond 2^53, the largest integer " .. _VERSION
+        .. " keeps exact, at byte 4 (it would be rounded: write it as a string)", why)
+    end
+    assert.equal("9007199254740993", decode("9007199254740993", { big_integers = "string" }))
+    assert.equal("9007199254740993", decode("9007199254740993"))
+  end)
+
+  it("raises on a misspelt or mistyped option, naming it", function()
+    for _, case in ipairs {
+      { { depth = 3 }, "options.depth is not an option" },
+      { { max_depth = 0 }, "options.max_depth must be a whole number from 1 to 1000" },
+      { { max_depth = 2.5 }, "options.max_depth must be a whole number from 1 to 1000" },
+      { { duplicate_keys = "no" }, "options.duplicate_keys must be a boolean" },
+      { { mark_arrays = 1 }, "options.mark_arrays must be a boolean" },
+      { { big_integers = "float" }, "options.big_integers must be \"string\" or \"integer\"" },
+      { 7, "table expected, got number" },
+    } do
+      local ok, err = pcall(decode, "1", case[1])
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find(case[2], 1, true), tostring(err))
+    end
+  end)
+end)
+
+describe("core.utf8_check", function()
+  it("accepts RFC 3629 UTF-8 (a NUL included) and gives the first bad byte's position", function()
+    assert.is_true(core.utf8_check(""))
+    assert.is_true(core.utf8_check("caf\195\169 \240\159\152\128 a\0b " .. ("x"):rep(40)))
+    for _, case in ipairs {
+      { "\255", 1 }, { "ab\192\175", 3 }, { "\237\160\128", 1 }, { "\244\144\128\128", 1 },
+      { ("a"):rep(17) .. "\195", 18 }, { "\226\130", 1 }, { "caf\233!", 4 }, { "\128", 1 },
+    } do
+      local ok, at = core.utf8_check(case[1])
+      assert.is_false(ok, case[1])
+      assert.equal(case[2], at)
+    end
+  end)
+
+  it("starts where asked", function()
+    assert.is_true(core.utf8_check("\255ok", 2))
+    local ok, at = core.utf8_check("\255ok\255", 2)
+    assert.is_false(ok)
+    assert.equal(4, at)
+    assert.is_true(core.utf8_check("\255", 5))
   end)
 end)

@@ -382,4 +382,267 @@ describe("operations", function()
       assert.is_function(truto.batch)
     end)
   end)
+
+  describe("cold start", function()
+    it("require \"truto\" and a first create load nothing that create does not need", function()
+      local out, ok = h.run_lua([[
+        local truto = require "truto"
+        local c = assert(truto.new{ token = os.getenv("T"), base_url = os.getenv("U"),
+          integrated_account_id = os.getenv("A") })
+        assert(c.groups.create({ name = "cold" }, { group_type = "team" }))
+        local loaded = {}
+        for name in pairs(package.loaded) do
+          if name:match("^truto") or name:match("^cjson") then loaded[#loaded + 1] = name end
+        end
+        table.sort(loaded)
+        io.write(table.concat(loaded, " "), "\n")
+        -- what was left out comes on first use
+        assert(type(truto.webhooks.verify) == "function")
+        for _ in c.users.each() do end
+        assert(c.users.create_many{ { first_name = "x" } })
+        assert(package.loaded["truto.webhooks"] and package.loaded["truto.pages"] and package.loaded["truto.batch"])
+        io.write("later: ok")
+      ]], { T = m.token, U = m.url, A = ACCOUNT, TRUTO_API_TOKEN = "",
+        LUA_PATH = os.getenv("LUA_PATH"), LUA_CPATH = os.getenv("LUA_CPATH") })
+      assert.is_true(ok, out)
+      local first, later = out:match("^([^\n]*)\n(.*)$")
+      assert.equal("later: ok", later, out)
+      local loaded = {}
+      for name in first:gmatch("%S+") do loaded[name] = true end
+      for _, name in ipairs{ "truto.webhooks", "truto.batch", "truto.pages", "truto.schema",
+          "truto.transport.ngx", "truto.transport.haproxy", "cjson", "cjson.safe" } do
+        assert.is_nil(loaded[name], name .. " was loaded: " .. first)
+      end
+      for name in pairs(loaded) do
+        assert.is_nil(name:match("^truto%.cli%."), name .. " was loaded: " .. first)
+      end
+      assert.is_true(loaded["truto.transport.curl"], first)
+    end)
+  end)
+
+  describe("every resource truto.api describes", function()
+    local api = require "truto.api"
+    local client_mod = require "truto.client"
+
+    -- The functions a resource object of desc must have: its operations,
+    -- each (with list), create_many (with create), call.
+    local function expected_functions(desc)
+      local names = { call = true }
+      for name in pairs(desc.operations) do names[name] = true end
+      if desc.operations.list then names.each = true end
+      if desc.operations.create then names.create_many = true end
+      return names
+    end
+
+    it("is client.<name> and truto.<name>, named after its path, with a function per operation", function()
+      local seen = 0
+      for name, desc in pairs(api.resources) do
+        seen = seen + 1
+        assert.equal(desc.resource:gsub("%-", "_"), name)
+        local r = client[name]
+        assert.is_table(r, name)
+        assert.equal(r, client.unified(desc.model, desc.resource))
+        local want = expected_functions(desc)
+        local got, twin = {}, {}
+        for k, v in pairs(r) do
+          if type(v) == "function" then got[k] = true end
+        end
+        for k, v in pairs(truto[name]) do
+          if type(v) == "function" then twin[k] = true end
+        end
+        assert.same(want, got, name)
+        assert.same(want, twin, "truto." .. name)
+        local listed = {}
+        for _, fn in ipairs(client_mod.methods(desc)) do listed[fn] = true end
+        assert.same(want, listed, "truto.client.methods")
+      end
+      assert.is_true(seen >= 2)
+      assert.is_nil(client.nothing_described)
+      assert.is_nil(truto.nothing_described)
+    end)
+
+    it("is not made until first used, and made once", function()
+      local c = assert(truto.new{ token = m.token, base_url = m.url, integrated_account_id = ACCOUNT })
+      assert.is_nil(rawget(c, "users"))
+      local users = c.users
+      assert.equal(users, rawget(c, "users"))
+      assert.equal(users, c.users)
+      assert.equal(users, c.unified("user-directory", "users"))
+      c:close()
+    end)
+
+    it("is one row per operation in the README's table, and every row of it is one", function()
+      local f = assert(io.open("README.md"))
+      local text = f:read("*a")
+      f:close()
+      local section = assert(text:match("\n## Every operation\n(.-)\n## "), "README has no Every operation section")
+      local rows = {}
+      for line in section:gmatch("[^\n]+") do
+        local name, fn = line:match("^| `client%.([%w_]+)%.([%w_]+)%(")
+        if name then
+          local key = name .. "." .. fn
+          assert.is_nil(rows[key], "README lists " .. key .. " twice")
+          rows[key] = true
+        end
+      end
+      -- :call (any custom method) is the client.unified row's
+      local wanted = {}
+      for name, desc in pairs(api.resources) do
+        for fn in pairs(expected_functions(desc)) do
+          if fn ~= "call" then wanted[name .. "." .. fn] = true end
+        end
+      end
+      assert.same(wanted, rows)
+    end)
+  end)
+
+  describe("users", function()
+    local USERS = "/unified/user-directory/users"
+
+    it("create POSTs the described fields, emails as an array of objects, and answers the user", function()
+      local u, meta = client.users.create({ first_name = "Ada", last_name = "Lovelace", username = "ada",
+        emails = { { email = "ada@example.com", type = "work", is_primary = true } }, phones = {},
+        remote_data = { locale = "en" } })
+      assert.is_table(u, tostring(meta))
+      assert.equal(201, meta.status)
+      local r = m:last()
+      assert.equal("POST " .. USERS .. "?integrated_account_id=" .. ACCOUNT .. " HTTP/1.1", r.request_line)
+      assert.same({ first_name = "Ada", last_name = "Lovelace", username = "ada",
+        emails = { { email = "ada@example.com", type = "work", is_primary = true } }, phones = {},
+        remote_data = { locale = "en" } }, cjson.decode(r.body))
+      assert.matches('"phones":%[%]', r.body) -- an empty array stays an array
+      assert.matches(UUID, r.headers["idempotency-key"])
+      common_headers(r)
+      assert.equal("Ada", u.first_name)
+      assert.equal("ada@example.com", u.emails[1].email)
+      assert.is_true(u.emails[1].is_primary)
+      assert.is_string(u.id)
+      assert.is_string(u.created_at)
+      assert.equal(u.id, u.remote_data.id)
+      assert.equal("en", u.remote_data.locale)
+    end)
+
+    it("get, update, list, each and delete act on the users the mock keeps", function()
+      local u = assert(client.users.create{ first_name = "Grace", emails = { { email = "g@example.com" } } })
+      local got = assert(client.users.get(u.id))
+      assert.equal("Grace", got.first_name)
+      assert.equal("GET " .. USERS .. "/" .. u.id .. "?integrated_account_id=" .. ACCOUNT .. " HTTP/1.1",
+        m:last().request_line)
+      local updated = assert(client.users.update(u.id, { last_name = "Hopper", title = "Rear Admiral" }))
+      assert.equal("Hopper", updated.last_name)
+      assert.equal("Grace", updated.first_name)
+      local r = m:last()
+      assert.equal("PATCH " .. USERS .. "/" .. u.id .. "?integrated_account_id=" .. ACCOUNT .. " HTTP/1.1",
+        r.request_line)
+      assert.equal('{"last_name":"Hopper","title":"Rear Admiral"}', r.body)
+      assert(client.users.create{ first_name = "Second" })
+      local page = assert(client.users.list{ limit = 1 })
+      assert.equal(1, #page.result)
+      assert.is_string(page.next_cursor)
+      local names = {}
+      for user, err in client.users.each{ limit = 1 } do
+        assert.is_table(user, tostring(err))
+        names[#names + 1] = user.first_name
+      end
+      assert.same({ "Grace", "Second" }, names)
+      assert.same({ id = u.id }, assert(client.users.delete(u.id)))
+      r = m:last()
+      assert.equal("DELETE " .. USERS .. "/" .. u.id .. "?integrated_account_id=" .. ACCOUNT .. " HTTP/1.1",
+        r.request_line)
+      no_body(r)
+      local gone, err = client.users.get(u.id)
+      assert.is_nil(gone)
+      assert.equal(404, err.status)
+    end)
+
+    it("list passes the filters of each integration on, and keeps the common ones typed", function()
+      assert(client.users.list{ email = "a@example.com", status = "active" })
+      assert.same({ "email=a%40example.com", "integrated_account_id=" .. ACCOUNT, "status=active" },
+        h.pairs_of(m:last().query))
+      local p, err = client.users.list{ limit = 0 }
+      assert.is_nil(p)
+      assert.equal("limit", err.field)
+    end)
+
+    it("refuses what the description refuses, naming the field, sending nothing", function()
+      local cases = {
+        { { emails = "ada@example.com" }, "emails", "array of tables" },
+        { { emails = { "ada@example.com" } }, "emails[1]", "must be a table" },
+        { { emails = { email = "ada@example.com" } }, "emails", "not a table with keys" },
+        { { phones = { { number = "1" }, 7 } }, "phones[2]", "must be a table" },
+        { { first_name = 7 }, "first_name", "string" },
+        { { group_type = "team" }, "group_type", "body field" },
+        { { integrated_account_id = ACCOUNT }, "integrated_account_id", "query parameter" },
+      }
+      for _, case in ipairs(cases) do
+        local v, err = client.users.create(case[1])
+        assert.is_nil(v)
+        assert.equal("invalid_argument", err.kind)
+        assert.equal(case[2], err.field)
+        assert.matches(case[3], err.message, 1, true)
+      end
+      local v, err = client.users.get("u1", { first_name = "Ada" })
+      assert.is_nil(v)
+      assert.equal("first_name", err.field)
+      assert.matches("body field", err.message, 1, true)
+      assert.equal(0, #m:requests())
+    end)
+
+    it("the mock refuses a Jira user without emails, as Jira does", function()
+      local jira = "a1ba0000-0000-4000-8000-000000000003"
+      local v, err = client.users.create({ first_name = "Ada" }, { integrated_account_id = jira })
+      assert.is_nil(v)
+      assert.equal(400, err.status)
+      assert.matches("Jira requires body fields emails", err.message, 1, true)
+      v = assert(client.users.create({ emails = { { email = "a@example.com" } } },
+        { integrated_account_id = jira, truto_response_format = "raw" }))
+      assert.is_string(v.accountId) -- Jira's own name for the id
+    end)
+
+    it("downgrade POSTs to users/downgrade with user_id in the query and returns the unwrapped result", function()
+      local u = assert(client.users.create{ first_name = "Ada" })
+      local v, meta = client.users.downgrade({ remote_data = { reason = "seat" } },
+        { user_id = u.id, license_id = "basic" })
+      assert.same({ remote_data = { reason = "seat" } }, v, tostring(meta))
+      local r = m:last()
+      assert.equal("POST " .. USERS .. "/downgrade?integrated_account_id=" .. ACCOUNT .. "&license_id=basic&user_id="
+        .. u.id .. " HTTP/1.1", r.request_line)
+      assert.equal('{"remote_data":{"reason":"seat"}}', r.body)
+      assert.matches(UUID, r.headers["idempotency-key"])
+      -- a user the account does not have
+      v, meta = client.users.downgrade({}, { user_id = "nobody" })
+      assert.is_nil(v)
+      assert.equal(404, meta.status)
+    end)
+
+    it("downgrade requires user_id as a query string, sending nothing without it", function()
+      local v, err = client.users.downgrade({}, {})
+      assert.is_nil(v)
+      assert.equal("user_id", err.field)
+      assert.matches("required", err.message)
+      v, err = client.users.downgrade({}, { user_id = 7 })
+      assert.is_nil(v)
+      assert.equal("user_id", err.field)
+      v, err = client.users.downgrade({ first_name = "x" }, { user_id = "u" })
+      assert.is_nil(v)
+      assert.equal("first_name", err.field)
+      assert.equal(0, #m:requests())
+    end)
+
+    it("batch and create_many take users like any described resource", function()
+      local results = assert(client:batch{
+        { resource = "users", op = "create", body = { first_name = "B1" } },
+        { resource = "users", op = "downgrade", body = {}, query = { user_id = "missing" } },
+      })
+      assert.equal("B1", results[1].value.first_name)
+      assert.equal(404, results[2].err.status)
+      local many = assert(client.users.create_many{ { first_name = "M1" }, { first_name = "M2" } })
+      assert.is_nil(many[1].err)
+      assert.is_nil(many[2].err)
+      local names = {}
+      for user in client.users.each() do names[#names + 1] = user.first_name end
+      table.sort(names)
+      assert.same({ "B1", "M1", "M2" }, names)
+    end)
+  end)
 end)

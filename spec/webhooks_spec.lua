@@ -151,6 +151,22 @@ describe("truto.webhooks.verify", function()
       assert.are.equal("float", math.type(event.payload.ratio))
     end)
 
+    it("with integers beyond 2^53 exact, as their digits, decoded as every answer is", function()
+      local body = event_body {
+        '"id":"e-big"', '"event":"record:created"', '"created_at":"' .. CREATED .. '"',
+        '"payload":{"big":12345678901234567890,"edge":9007199254740993,"max":9007199254740992,'
+          .. '"neg":-9223372036854775809,"list":[18446744073709551616]}',
+      }
+      local event = assert(verify(sign(body), body))
+      assert.are.equal("12345678901234567890", event.payload.big)
+      assert.are.equal("9007199254740993", event.payload.edge)
+      assert.are.equal("-9223372036854775809", event.payload.neg)
+      assert.are.equal("18446744073709551616", event.payload.list[1])
+      assert.are.equal(9007199254740992, event.payload.max)
+      if HAS_INTEGERS then assert.are.equal("integer", math.type(event.payload.max)) end
+      assert.are.same(core.json_decode(body), event)
+    end)
+
     it("header forms with extra whitespace, parameters in any order, unknown parameters, upper-case hex", function()
       local hex = core.hmac_sha256(SECRET, BODY)
       for _, header in ipairs {

@@ -12,7 +12,6 @@
 -- holds the Lua lock, and HAProxy's watchdog aborts the process), or create
 -- a client in the file's body (no I/O may happen at load time).
 local truto = require "truto"
-local cjson = require "cjson.safe"
 
 local function unescape(s)
   return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
@@ -28,7 +27,7 @@ local function query_args(qs)
 end
 
 local function reply(applet, status, value, headers)
-  local text = cjson.encode(value) .. "\n"
+  local text = (truto.json_encode(value) or '{"error":"encode","message":"the answer is not valid JSON text"}') .. "\n"
   applet:set_status(status)
   applet:add_header("content-type", "application/json")
   applet:add_header("content-length", tostring(#text))
@@ -41,7 +40,7 @@ core.register_service("truto_groups", "http", function(applet)
   if applet.method ~= "POST" then
     return reply(applet, 405, { error = "invalid_argument", message = "POST only" })
   end
-  local body = cjson.decode(applet:receive() or "")
+  local body = truto.json_decode(applet:receive() or "", { mark_arrays = true })
   if type(body) ~= "table" then
     return reply(applet, 400, { error = "invalid_argument", message = "the body must be a JSON object" })
   end

@@ -28,21 +28,21 @@ function M.setup(settings)
 end
 
 -- Runs in the work thread: a fresh LuaJIT state with none of Neovim's
--- modules, so it finds truto (and Debian's lua-cjson) itself. No upvalues:
+-- modules, so it finds truto itself (JSON is truto's own). No upvalues:
 -- luv copies the function's bytecode into the thread.
 local function create_in_thread(root, body_json, query_json)
   package.path = root .. "/lua/?.lua;" .. package.path
   package.cpath = root .. "/build/luajit/?.so;" .. package.cpath
-  local cjson = require "cjson"
   local truto = require "truto"
   local client, err = truto.new{ timeout = 15, deadline = 30 }
   if not client then
-    return false, cjson.encode{ kind = err.kind, message = err.message, field = err.field }
+    return false, truto.json_encode{ kind = err.kind, message = err.message, field = err.field }
   end
-  local group, meta = client.groups.create(cjson.decode(body_json), cjson.decode(query_json))
+  local body = truto.json_decode(body_json, { mark_arrays = true })
+  local group, meta = client.groups.create(body, truto.json_decode(query_json))
   client:close()
-  if group then return true, cjson.encode(group) end
-  return false, cjson.encode{ kind = meta.kind, status = meta.status, message = meta.message,
+  if group then return true, truto.json_encode(group) end
+  return false, truto.json_encode{ kind = meta.kind, status = meta.status, message = meta.message,
     field = meta.field, attempts = meta.attempts }
 end
 

@@ -6,10 +6,10 @@
 -- checks rows with it, and the README is written from it. Never put
 -- behaviour here, and never repeat these facts elsewhere: read them here.
 --
--- resources[name] = {
+-- resources[name] = {      name: `resource` with - as _ (client.<name>, truto.<name>)
 --   model, resource   the URL is /unified/{model}/{resource}[/{id}|/{method}]
 --   object            the fields of the bare object the API answers with
---   operations[op] = {
+--   operations[op] = {     op: a custom method's path segment with - as _
 --     method          GET, POST, PATCH or DELETE
 --     path            the path template: "{id}" is one percent-encoded segment
 --     kind            read | write | delete: what may be retried (truto.retry)
@@ -35,6 +35,7 @@
 --   integer       a whole number (`min` when given)
 --   string_array  a sequence of strings (may be empty)
 --   object        a table encoded as nested JSON / nested brackets
+--   object_array  a sequence of tables, each a JSON object (empty: [])
 --   filter        a string, or a table of operators (bracket syntax)
 
 local M = {}
@@ -134,21 +135,59 @@ local CREATE_INTEGRATIONS = {
   },
 }
 
+-- The fields every described object ends with.
+local STAMPS = {
+  { name = "created_at",  type = "string", format = "date-time" },
+  { name = "updated_at",  type = "string", format = "date-time" },
+  { name = "remote_data", type = "object" },
+}
+
+-- get: GET {path}/{id}, the bare object (also the synced copy).
+local function get_op(path, misplaced, open_query)
+  return { method = "GET", path = path .. "/{id}", kind = "read", answer = "object",
+    query = with(common(READ_FORMATS), { SUPER_QUERY }), misplaced = misplaced, open_query = open_query }
+end
+
 local GROUPS_PATH = "/unified/user-directory/groups"
+
+-- The body fields of a user, as Truto's unified user-directory Users
+-- object names them (https://truto.one/docs/api-reference/unified-user-directory-api/users).
+local USER_BODY = {
+  { name = "first_name",  type = "string", doc = "First name." },
+  { name = "last_name",   type = "string", doc = "Last name." },
+  { name = "name",        type = "string", doc = "Full name." },
+  { name = "title",       type = "string", doc = "Job title." },
+  { name = "username",    type = "string", doc = "User name." },
+  { name = "emails",      type = "object_array",
+    doc = "{ { email = ..., type = ..., is_primary = true }, ... } (required by Jira)." },
+  { name = "phones",      type = "object_array", doc = "{ { number = ..., extension = ..., type = ... }, ... }." },
+  { name = "roles",       type = "object_array", doc = "{ { id = ..., name = ... }, ... }." },
+  { name = "remote_data", type = "object", doc = "Passed as is to the remote API." },
+}
+
+-- A query hint for each body field (people put them in the wrong table).
+local function body_field_hints(fields)
+  local hints = {}
+  for _, f in ipairs(fields) do
+    hints[f.name] = "is a body field, not a query parameter: pass it in the body table"
+  end
+  return hints
+end
+local USER_QUERY_HINTS = body_field_hints(USER_BODY)
+local ACCOUNT_HINT = { integrated_account_id = BODY_HINTS.integrated_account_id }
+
+local USERS_PATH = "/unified/user-directory/users"
 
 M.resources = {
   groups = {
     model = "user-directory", resource = "groups",
-    object = {
+    object = with({
       { name = "id",           type = "string", required = true },
       { name = "name",         type = "string" },
       { name = "description",  type = "string" },
       { name = "group_type",   type = "enum", values = { "team", "department", "group" } },
       { name = "organization", type = "string" },
-      { name = "created_at",   type = "string", format = "date-time" },
-      { name = "updated_at",   type = "string", format = "date-time" },
-      { name = "remote_data",  type = "object" },
-    },
+    }, STAMPS),
     operations = {
       list = {
         method = "GET", path = GROUPS_PATH, kind = "read", answer = "page", pages = true,
@@ -169,11 +208,7 @@ M.resources = {
           asana = { label = "Asana", required_query = { "organization_id" } },
         },
       },
-      get = {
-        method = "GET", path = GROUPS_PATH .. "/{id}", kind = "read", answer = "object",
-        query = with(common(READ_FORMATS), { SUPER_QUERY }),
-        misplaced = { query = QUERY_HINTS },
-      },
+      get = get_op(GROUPS_PATH, { query = QUERY_HINTS }),
       create = {
         method = "POST", path = GROUPS_PATH, kind = "write", answer = "object",
         body = GROUP_BODY,
@@ -208,10 +243,86 @@ M.resources = {
       },
     },
   },
-}
 
--- The operations every resource has, in the order the README lists them.
-M.STANDARD = { "list", "get", "create", "update", "delete" }
+  -- Users of the user directory: CRUD and the `downgrade` custom method.
+  users = {
+    model = "user-directory", resource = "users",
+    object = with({
+      { name = "id",                type = "string", required = true },
+      { name = "external_id",       type = "string" },
+      { name = "identifiers",       type = "object" },
+      { name = "first_name",        type = "string" },
+      { name = "last_name",         type = "string" },
+      { name = "title",             type = "string" },
+      { name = "name",              type = "string" },
+      { name = "username",          type = "string" },
+      { name = "emails",            type = "object_array" },
+      { name = "phones",            type = "object_array" },
+      -- a provider's own value when it maps to none of these
+      { name = "status",            type = "enum", values = { "active", "inactive", "deleted", "invited" } },
+      { name = "is_email_verified", type = "boolean" },
+      { name = "is_2fa_enabled",    type = "boolean" },
+      { name = "roles",             type = "object_array" },
+    }, STAMPS),
+    operations = {
+      -- the filters differ per integration: passed on as given
+      list = {
+        method = "GET", path = USERS_PATH, kind = "read", answer = "page", pages = true,
+        query = with(common(LIST_FORMATS), PAGING), open_query = true,
+      },
+      get = get_op(USERS_PATH, { query = USER_QUERY_HINTS }),
+      create = {
+        method = "POST", path = USERS_PATH, kind = "write", answer = "object",
+        body = with(USER_BODY, {
+          { name = "description", type = "string", doc = "Description of the user (Files.com)." },
+        }),
+        query = with(common(WRITE_FORMATS), {
+          { name = "organization_id", type = "string", doc = "The organization (required by Cisco Meraki)." },
+          { name = "workspace_id", type = "string", doc = "The workspace (required by Cisco Meraki)." },
+        }),
+        misplaced = { body = ACCOUNT_HINT, query = USER_QUERY_HINTS },
+        integrations = {
+          jira = { label = "Jira", required_body = { "emails" } },
+        },
+      },
+      update = {
+        method = "PATCH", path = USERS_PATH .. "/{id}", kind = "write", answer = "object",
+        body = USER_BODY,
+        query = common(WRITE_FORMATS),
+        misplaced = { body = ACCOUNT_HINT, query = USER_QUERY_HINTS },
+      },
+      delete = {
+        method = "DELETE", path = USERS_PATH .. "/{id}", kind = "delete", answer = "id",
+        query = common(WRITE_FORMATS),
+        misplaced = { query = USER_QUERY_HINTS },
+      },
+      -- Takes a user down to a lesser license or role. The parameters are
+      -- query parameters; Segment also wants them in the body.
+      downgrade = {
+        method = "POST", path = USERS_PATH .. "/downgrade", kind = "write", answer = "wrapped",
+        body = {
+          { name = "user_id", type = "string", doc = "The user (Segment)." },
+          { name = "role_id", type = "string", doc = "The role to give (Segment)." },
+          { name = "workspace_id", type = "string", doc = "The workspace (Segment)." },
+          { name = "remote_data", type = "object", doc = "Passed as is to the remote API." },
+        },
+        query = with(common(WRITE_FORMATS), {
+          { name = "user_id", type = "string", required = true, doc = "The user to downgrade." },
+          { name = "license_id", type = "string", doc = "The license (required by PagerDuty)." },
+          { name = "role_id", type = "string", doc = "The role to give (required by PagerDuty, Salesforce, Segment)." },
+          { name = "workspace_id", type = "string", doc = "The workspace (required by Segment)." },
+        }),
+        misplaced = { body = ACCOUNT_HINT },
+        integrations = {
+          pagerduty = { label = "PagerDuty", required_query = { "license_id", "role_id" } },
+          salesforce = { label = "Salesforce", required_query = { "role_id" } },
+          segment = { label = "Segment", required_query = { "role_id", "workspace_id" },
+            required_body = { "user_id", "role_id", "workspace_id" } },
+        },
+      },
+    },
+  },
+}
 
 -- M.generic(model, resource) -> a resource description for any unified
 -- resource that is not listed above: the common parameters are checked,
@@ -223,8 +334,7 @@ function M.generic(model, resource)
     operations = {
       list = { method = "GET", path = path, kind = "read", answer = "page", pages = true,
         query = with(common(LIST_FORMATS), PAGING), open_query = true },
-      get = { method = "GET", path = path .. "/{id}", kind = "read", answer = "object",
-        query = with(common(READ_FORMATS), { SUPER_QUERY }), open_query = true },
+      get = get_op(path, nil, true),
       create = { method = "POST", path = path, kind = "write", answer = "object",
         query = common(WRITE_FORMATS), open_query = true, open_body = true },
       update = { method = "PATCH", path = path .. "/{id}", kind = "write", answer = "object",

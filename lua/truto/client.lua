@@ -1,8 +1,11 @@
 -- truto.client: a configured connection to Truto and the resources on it.
 -- Validates configuration (truto.options), picks the transport, and makes
 -- one object per resource whose methods are operations of truto.api run
--- through truto.call: client.groups.*, client.unified(model, resource),
--- client:batch(calls).
+-- through truto.call: client.<name>.* for every resource truto.api
+-- describes (client.groups, client.users, ...), client.unified(model,
+-- resource), client:batch(calls). Resource objects are made, and
+-- operations compiled, on first use: a client costs nothing for what it
+-- never calls.
 --
 -- Must never: put the token in an error or a string it returns; retry what
 -- truto.retry forbids; block inside nginx (the ngx transport and ngx.sleep
@@ -45,7 +48,23 @@ local function open_transport(config)
 end
 
 local Client = {}
-Client.__index = Client
+
+-- What a client keeps under its own names; a resource may not take one.
+local CLIENT_FIELDS = { resources = true, unified = true, closed = true, transport = true,
+  foreign_transport = true, own_headers = true, pace = true }
+
+-- client.<name>: a method, else the resource truto.api describes under
+-- that name, made on first use and kept.
+Client.__index = function(self, k)
+  local method = Client[k]
+  if method ~= nil then return method end
+  local desc = api.resources[k]
+  if desc then
+    local r = self:resource(desc)
+    rawset(self, k, r)
+    return r
+  end
+end
 
 Client.__tostring = function(c)
   return errors.redact("truto.client (" .. c.base_url .. (c.closed and ", closed" or "") .. ")", c.token)
@@ -123,32 +142,26 @@ function M.new(config)
   c.closed = false
   local client = setmetatable(c, Client)
   client.resources = {}
-  client.groups = client:resource(api.resources.groups)
   client.unified = function(model, resource) return client:unified_resource(model, resource) end
   return client
 end
 
--- M.operation_function(c, resource, name, op) -> the function users call:
+-- operation_function(c, label, op) -> the function users call, compiled
+-- on its first call:
 --   list(query, options)           create(body, query, options)
 --   get(id, query, options)        update(id, body, query, options)
 --   delete(id, query, options)     custom(body, query, options)
 local function operation_function(c, label, op)
-  local compiled = call.compile(op)
-  if compiled.has_id and compiled.has_body then
-    return function(id, body, query, opts)
-      return call.call(c, compiled, id, body, query, opts, label)
+  local compiled
+  return function(a, b, d, e)
+    if not compiled then compiled = call.compile(op) end
+    if compiled.has_id then
+      if compiled.has_body then return call.call(c, compiled, a, b, d, e, label) end
+      return call.call(c, compiled, a, nil, b, d, label)
+    elseif compiled.has_body then
+      return call.call(c, compiled, nil, a, b, d, label)
     end
-  elseif compiled.has_id then
-    return function(id, query, opts)
-      return call.call(c, compiled, id, nil, query, opts, label)
-    end
-  elseif compiled.has_body then
-    return function(body, query, opts)
-      return call.call(c, compiled, nil, body, query, opts, label)
-    end
-  end
-  return function(query, opts)
-    return call.call(c, compiled, nil, nil, query, opts, label)
+    return call.call(c, compiled, nil, nil, a, b, label)
   end
 end
 
@@ -161,41 +174,59 @@ local function check_segment(field, v)
   return v
 end
 
--- client:resource(description) -> the object with one function per
--- operation (plus each, call and, for groups, create_many); made once per
--- description and client.
+-- The functions a resource object has besides its operations: which
+-- operation each needs (nil: every resource has it) and how it is made.
+local DERIVED = {
+  each = { needs = "list", make = function(c, r)
+    return function(query, opts) return require("truto.pages").each(c, r.list, query, opts) end
+  end },
+  create_many = { needs = "create", make = function(c, _, desc)
+    return function(items, query, opts)
+      return require("truto.batch").create_many(c, desc, items, query, opts)
+    end
+  end },
+  -- r:call(method, body, query, options): POST /unified/{model}/{resource}/{method}
+  call = { make = function(c, r, desc, prefix)
+    return function(self_, method, body, query, opts)
+      if self_ ~= r then
+        return bad("call", "use resource:call(method, body, query, options) (with a colon)")
+      end
+      local m, err = check_segment("method", method)
+      if not m then return nil, err end
+      local ops = custom_ops[desc]
+      if not ops then ops = {}; custom_ops[desc] = ops end
+      local op = ops[m]
+      if not op then
+        op = api.custom(desc.model, desc.resource, m)
+        ops[m] = op
+      end
+      return call.call(c, call.compile(op), nil, body, query, opts, prefix .. m)
+    end
+  end },
+}
+
+-- M.methods(desc) -> the sorted names of the functions a resource object
+-- of that description has: its operations, each, create_many, call.
+function M.methods(desc)
+  local names = {}
+  for name in pairs(desc.operations) do names[#names + 1] = name end
+  for name, d in pairs(DERIVED) do
+    if not d.needs or desc.operations[d.needs] then names[#names + 1] = name end
+  end
+  table.sort(names)
+  return names
+end
+
+-- client:resource(description) -> the object with one function per name
+-- of M.methods(description); made once per description and client.
 function Client:resource(desc)
   local r = self.resources[desc]
   if r then return r end
-  local c = self
   local prefix = desc.resource:gsub("%-", "_") .. "."
   r = { model = desc.model, name = desc.resource }
-  for name, op in pairs(desc.operations) do
-    r[name] = operation_function(c, prefix .. name, op)
-  end
-  if desc.operations.list then
-    r.each = function(query, opts) return require("truto.pages").each(c, r.list, query, opts) end
-  end
-  -- r:call(method, body, query, options): POST /unified/{model}/{resource}/{method}
-  r.call = function(self_, method, body, query, opts)
-    if self_ ~= r then
-      return bad("call", "use resource:call(method, body, query, options) (with a colon)")
-    end
-    local m, err = check_segment("method", method)
-    if not m then return nil, err end
-    local ops = custom_ops[desc]
-    if not ops then ops = {}; custom_ops[desc] = ops end
-    local op = ops[m]
-    if not op then
-      op = api.custom(desc.model, desc.resource, m)
-      ops[m] = op
-    end
-    return call.call(c, call.compile(op), nil, body, query, opts, prefix .. m)
-  end
-  if desc.operations.create then
-    r.create_many = function(items, query, opts)
-      return require("truto.batch").create_many(c, desc, items, query, opts)
-    end
+  for _, name in ipairs(M.methods(desc)) do
+    local op, derived = desc.operations[name], DERIVED[name]
+    r[name] = op and operation_function(self, prefix .. name, op) or derived.make(self, r, desc, prefix)
   end
   self.resources[desc] = r
   return r
@@ -239,5 +270,21 @@ function Client:close()
 end
 Client.__close = Client.close
 Client.__gc = Client.close
+
+-- Every described resource is named after its path, and takes no name a
+-- client or a resource object keeps for itself.
+for name, desc in pairs(api.resources) do
+  assert(name == desc.resource:gsub("%-", "_"), "truto.api: resource " .. name .. " must be named "
+    .. desc.resource:gsub("%-", "_"))
+  assert(not Client[name] and not CLIENT_FIELDS[name] and not M.OPTIONS[name],
+    "truto.api: resource name " .. name .. " is taken by the client")
+  for op_name, op in pairs(desc.operations) do
+    assert(not DERIVED[op_name] and op_name ~= "model" and op_name ~= "name",
+      "truto.api: operation name " .. op_name .. " is taken")
+    local custom = op.path:match("^/unified/[^/]+/[^/]+/([^/{}]+)$")
+    assert(not custom or op_name == custom:gsub("%-", "_"),
+      "truto.api: operation " .. name .. "." .. op_name .. " must be named after its path")
+  end
+end
 
 return M

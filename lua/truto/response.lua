@@ -8,6 +8,7 @@
 
 local core = require "truto.core"
 local errors = require "truto.errors"
+local time = require "truto.time"
 
 local M = {}
 
@@ -30,57 +31,19 @@ local REASONS = {
   [503] = "Service Unavailable", [504] = "Gateway Timeout",
 }
 
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
-  Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-
-local WEEKDAYS = { Mon = true, Tue = true, Wed = true, Thu = true, Fri = true, Sat = true,
-  Sun = true, Monday = true, Tuesday = true, Wednesday = true, Thursday = true, Friday = true,
-  Saturday = true, Sunday = true }
-
--- The fields of an HTTP date in any of the three forms RFC 9110 makes
--- recipients accept: IMF-fixdate, RFC 850 and asctime. Returns day, month,
--- year, hour, minute, second as strings, or nil.
-local function date_fields(s)
-  local wd, d, mon, y, h, mi, sec = s:match("^(%a+), (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
-  if wd then return wd, d, mon, y, h, mi, sec end
-  wd, d, mon, y, h, mi, sec = s:match("^(%a+), (%d%d)%-(%a%a%a)%-(%d%d) (%d%d):(%d%d):(%d%d) GMT$")
-  if wd then
-    -- two-digit years: RFC 9110 says read them as the nearest century
-    local yy = tonumber(y)
-    return wd, d, mon, tostring(yy < 70 and 2000 + yy or 1900 + yy), h, mi, sec
-  end
-  wd, mon, d, h, mi, sec, y = s:match("^(%a%a%a) (%a%a%a) ([ %d]%d) (%d%d):(%d%d):(%d%d) (%d%d%d%d)$")
-  if wd then return wd, (d:gsub(" ", "0")), mon, y, h, mi, sec end
-  return nil
-end
-
--- Seconds since the epoch that an HTTP date names, or nil.
-function M.http_date(s)
-  local wd, d, mon, y, h, mi, sec = date_fields(s)
-  if not wd or not WEEKDAYS[wd] or not MONTHS[mon] then return nil end
-  local yy, mm, dd = tonumber(y), MONTHS[mon], tonumber(d)
-  local hh, mn, ss = tonumber(h), tonumber(mi), tonumber(sec)
-  if dd < 1 or dd > 31 or hh > 23 or mn > 59 or ss > 60 then return nil end
-  -- days since the epoch (civil-from-days inverse; no os.time: it is local time)
-  if mm <= 2 then yy = yy - 1 end
-  local era = math.floor(yy / 400)
-  local yoe = yy - era * 400
-  local doy = math.floor((153 * (mm + (mm > 2 and -3 or 9)) + 2) / 5) + dd - 1
-  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + hh * 3600 + mn * 60 + ss
-end
+-- Seconds since the epoch that an HTTP date names, or nil (truto.time).
+M.http_date = time.http_date
 
 -- Retry-After as seconds from now (delta-seconds or an HTTP date; a date in
 -- the past is 0), or nil when it is neither. `now`: seconds since the epoch
--- (default os.time(), which is UTC-based on every POSIX system).
+-- (default truto.time.now()).
 function M.retry_after(value, now)
   if type(value) ~= "string" then return nil end
   value = value:match("^%s*(.-)%s*$")
   if value:match("^%d+$") or value:match("^%d+%.%d+$") then return tonumber(value) end
   local t = M.http_date(value)
   if not t then return nil end
-  local wait = t - (now or os.time())
+  local wait = t - (now or time.now())
   return wait > 0 and wait or 0
 end
 

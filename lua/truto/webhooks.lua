@@ -14,17 +14,12 @@
 
 local core = require "truto.core"
 local errors = require "truto.errors"
-local cjson_safe = require "cjson.safe"
+local time = require "truto.time"
 
 local M = {}
 
 M.DEFAULT_MAX_AGE = 300      -- seconds either side of now that created_at may be
 M.MAX_HEADER_BYTES = 1024    -- a longer X-Truto-Signature is not Truto's
-
--- A private decoder: strict JSON, whatever settings other code gives the
--- shared cjson instance.
-local json = cjson_safe.new()
-json.decode_invalid_numbers(false)
 
 local OPTIONS = { max_age = true, now = true, seen = true }
 
@@ -66,93 +61,9 @@ local function parse_signature_header(header)
   return params
 end
 
--- Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
--- days_from_civil), so no time zone of this machine gets involved.
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = math.floor(y / 400)
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = math.floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
-
-local DAYS_IN_MONTH = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-
-local function is_leap(y)
-  return (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
-end
-
 -- M.parse_time("2026-12-01T22:15:58.123Z") -> seconds since the epoch (UTC),
--- or nil. ISO 8601 / RFC 3339 date-time: a `T` (or `t`, or one space)
--- between date and time, optional fractional seconds, and a zone that must
--- be there: `Z`, `+HH:MM`, `+HHMM` or `+HH` (or `-`). A time without a zone
--- is nil: it names no single instant.
-function M.parse_time(text)
-  if type(text) ~= "string" or #text > 64 then return nil end
-  local y, mo, d, h, mi, s, rest = text:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(.*)$")
-  if not y then return nil end
-  y, mo, d, h, mi, s = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s)
-  local fraction = 0
-  local digits, zone = rest:match("^%.(%d+)(.*)$")
-  if digits then
-    fraction = tonumber("0." .. digits)
-    rest = zone
-  end
-  local offset
-  if rest == "Z" or rest == "z" then
-    offset = 0
-  else
-    local sign, oh, om = rest:match("^([+-])(%d%d):?(%d%d)$")
-    if not sign then
-      sign, oh = rest:match("^([+-])(%d%d)$")
-      om = "00"
-    end
-    if not sign then return nil end
-    oh, om = tonumber(oh), tonumber(om)
-    if oh > 23 or om > 59 then return nil end
-    offset = (oh * 60 + om) * 60
-    if sign == "-" then offset = -offset end
-  end
-  if mo < 1 or mo > 12 or d < 1 or d > DAYS_IN_MONTH[mo]
-    or (mo == 2 and d == 29 and not is_leap(y))
-    or h > 23 or mi > 59 or s > 60 then
-    return nil
-  end
-  return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s + fraction - offset
-end
-
--- Whether s is well-formed UTF-8 (no overlong forms, no surrogates, nothing
--- past U+10FFFF). ASCII runs are skipped by string.find, so a large
--- ASCII body costs one scan in C.
-local function is_utf8(s)
-  local i, n = 1, #s
-  local byte, find = string.byte, string.find
-  while true do
-    i = find(s, "[\128-\255]", i)
-    if not i then return true end
-    local c = byte(s, i)
-    local len
-    local lo, hi = 0x80, 0xBF
-    if c >= 0xC2 and c <= 0xDF then len = 1
-    elseif c == 0xE0 then len, lo = 2, 0xA0
-    elseif c == 0xED then len, hi = 2, 0x9F
-    elseif c >= 0xE1 and c <= 0xEF then len = 2
-    elseif c == 0xF0 then len, lo = 3, 0x90
-    elseif c >= 0xF1 and c <= 0xF3 then len = 3
-    elseif c == 0xF4 then len, hi = 3, 0x8F
-    else return false end
-    if i + len > n then return false end
-    local c1 = byte(s, i + 1)
-    if c1 < lo or c1 > hi then return false end
-    for k = 2, len do
-      local ck = byte(s, i + k)
-      if ck < 0x80 or ck > 0xBF then return false end
-    end
-    i = i + len + 1
-  end
-end
+-- or nil: an RFC 3339 / ISO 8601 time with a zone (truto.time.iso8601).
+M.parse_time = time.iso8601
 
 local function clock(now)
   if type(now) == "function" then
@@ -162,8 +73,7 @@ local function clock(now)
   elseif type(now) == "number" then
     return now
   end
-  if ngx and ngx.now then return ngx.now() end
-  return os.time()
+  return time.now()
 end
 
 local function check_arguments(secret, signature_header, raw_body, options)
@@ -227,7 +137,8 @@ M.verify(secret, signature_header, raw_body, options) -> event | nil, err
   options.seen      function(id, ttl) -> true when id is new; or a store
                     with store:add(id, true, ttl) -> true | false, "exists"
 
-Returns the decoded event (numbers normalized) or nil and an error of kind
+Returns the event decoded as every answer is (core.json_decode: integers
+beyond 2^53 as strings of their digits, null as truto.null) or nil and an error of kind
 invalid_signature, decode or stale (err.reason: too_old, future,
 no_created_at, replayed, store_failed). Raises on misuse of its arguments.
 ]]
@@ -253,10 +164,11 @@ function M.verify(secret, signature_header, raw_body, options)
   end
 
   -- From here on the bytes are Truto's.
-  if not is_utf8(raw_body) then
-    return refuse("decode", "the body is not valid UTF-8")
+  local utf8, bad = core.utf8_check(raw_body)
+  if not utf8 then
+    return refuse("decode", "the body is not valid UTF-8 (byte " .. bad .. ")")
   end
-  local event, derr = json.decode(raw_body)
+  local event, derr = core.json_decode(raw_body)
   if event == nil then
     return refuse("decode", "the body is not strict JSON: " .. tostring(derr), nil, secret)
   end
@@ -269,7 +181,6 @@ function M.verify(secret, signature_header, raw_body, options)
   if type(event.event) ~= "string" then
     return refuse("decode", "the event has no event name (a string)")
   end
-  core.normalize(event)
 
   local max_age = options.max_age
   if max_age == nil then max_age = M.DEFAULT_MAX_AGE end

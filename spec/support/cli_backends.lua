@@ -22,6 +22,8 @@ function M.mock()
     reset = function() m:forget_requests() end,
     requests = function() return m:requests() end,
     script = function(steps) m:script(steps) end,
+    -- the running mock itself (its control API: objects, faults)
+    instance = function() return m end,
   }
 end
 

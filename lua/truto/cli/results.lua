@@ -13,8 +13,6 @@
 -- leaves only complete lines (a torn last line is ignored when read back).
 -- Must never hold a line back, and never write one for a row twice in a run.
 
-local cjson = require "cjson.safe"
-local core = require "truto.core"
 local json = require "truto.cli.json"
 
 local M = {}
@@ -123,6 +121,14 @@ function Writer:write(fields)
   end
 end
 
+-- A line about the run rather than a row (its identity, the keys about to
+-- be sent): to the file only, flushed, never echoed nor in writer.lines.
+function Writer:note(fields)
+  if not self.file then return end
+  assert(self.file:write(M.line(fields), "\n"))
+  assert(self.file:flush())
+end
+
 function Writer:close()
   if self.file then self.file:close() self.file = nil end
 end
@@ -137,10 +143,7 @@ function M.read(path, from)
   f:close()
   local lines = {}
   for raw in text:gmatch("([^\n]*)\n") do
-    -- lua-cjson is exact enough here (strings and small integers, made
-    -- integers again by normalize) and much faster than the exact decoder
-    local value = cjson.decode(raw)
-    if type(value) == "table" then core.normalize(value) end
+    local value = json.decode(raw)
     if type(value) == "table" and math.type(value.row) == "integer" then
       lines[#lines + 1] = value
     end

@@ -12,7 +12,7 @@
 local core = require "truto.core"
 local schema = require "truto.schema"
 local json = require "truto.cli.json"
-local sha256 = require "truto.cli.sha256"
+local sha256 = require("truto.core").sha256
 
 local M = {}
 
@@ -253,13 +253,14 @@ local function uuid_from(hex)
 end
 M.uuid_from = uuid_from
 
--- M.base_key(results_path, account, row) -> the Idempotency-Key a row is
--- first sent with in a run recorded in results_path: the same for the same
--- results file, account, row number and request, so a run killed before it
--- could record a key resends with the key it used.
-function M.base_key(results_path, account, row)
+-- M.base_key(base, account, row) -> the Idempotency-Key a row is first
+-- sent with in a run: base is the run's identity ("run <uuid>", recorded
+-- first in its results file; the file's path for one written before runs
+-- had one). The same for the same run, account, row number and request,
+-- so a resumed run resends with the key it recorded.
+function M.base_key(base, account, row)
   local request = row.target and (row.target .. "\n" .. row.json) or "(not sendable)"
-  return uuid_from(sha256(table.concat({ "truto-groups key 1", results_path, account or "",
+  return uuid_from(sha256(table.concat({ "truto-groups key 1", base, account or "",
     tostring(row.row), request }, "\0")))
 end
 

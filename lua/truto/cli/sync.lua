@@ -1,36 +1,43 @@
 -- truto.cli.sync: `truto-groups sync FILE` — make the account's groups match
 -- a CSV or JSON Lines file (read as `import` reads it: truto.cli.input and
--- truto.cli.rows). It lists every group of the account, plans (M.plan:
--- creates for the rows no group matches, updates where name or description
--- differ, deletes of the unnamed groups with --prune), and sends the plan
--- through client:batch, one results line per change.
+-- truto.cli.rows). It lists every group of the account (M.list), plans
+-- (M.plan: creates for the rows no group matches, updates where name or
+-- description differ, deletes of the unnamed groups with --prune), and
+-- sends the plan through client:batch, one results line per change.
 --
 -- Matching is by name (--match id: by an `id` column). Two groups of the
 -- account or two rows with one name (or id) are reported and skipped,
 -- never guessed at. A results file (--results, continued with --resume)
--- records every change; a resumed run lists again, skips the changes
--- recorded as done and sends each create with the Idempotency-Key it was
--- first sent with (derived from the results file, so even a create killed
--- before its line was written is replayed, not repeated).
+-- records the run's identity, every create's Idempotency-Key before any
+-- is sent, then every change; a resumed run lists again, skips the changes
+-- recorded as done and sends each create with the key its run recorded (so
+-- even a create killed before its line was written is replayed, not
+-- repeated). A new run always sends new keys.
 --
--- Must never: send a change when the listing failed (a partial list would
--- create groups twice); delete without --prune, or while any row of the
--- file could not be read (it might name a group to keep), or because the
--- file has no rows at all (a truncated file is likelier); guess between
--- groups with one name; repeat a change the results file records as done.
+-- Must never: send a change when the listing cannot be trusted (failed,
+-- partial, shapeless, a group without the match field: a partial list
+-- would create groups twice and prune the rest); delete a group any row
+-- names (by id or match key, even a row with a problem); delete without
+-- --prune, or while any row has a problem (it might name a group to keep),
+-- or because the file has no rows at all (a truncated file is likelier);
+-- guess between groups with one name; repeat a change the results file
+-- records as done; print the token a hostile server echoes.
 
 local core = require "truto.core"
 local input = require "truto.cli.input"
 local json = require "truto.cli.json"
 local results = require "truto.cli.results"
 local rows = require "truto.cli.rows"
-local sha256 = require "truto.cli.sha256"
+local sha256 = require("truto.core").sha256
 local commands = require "truto.cli.commands"
+local pages = require "truto.pages"
+local errors = require "truto.errors"
 
 local M = {}
 
 local EXIT_OK, EXIT_FAILED = commands.EXIT_OK, commands.EXIT_FAILED
 local null = core.null
+local signals = core.signals
 
 -- Columns `list` writes that are not the group's writable fields: `id`
 -- matches rows with --match id, the others are read-only and ignored, so
@@ -99,9 +106,10 @@ local function strip_jsonl(records)
   return records, ids
 end
 
--- M.read(text, path, ctx) -> rows: as truto.cli.rows makes them, prepared
--- as creates (ctx: query, integration), each with its `id` when the file
--- gives one.
+-- M.read(text, path, ctx) -> rows, skipped: as truto.cli.rows makes them,
+-- prepared as creates (ctx: query, integration), each with its `id` when
+-- the file gives one; skipped: the CSV rows with every cell empty (as
+-- import skips them; one with only an id is a row: it names a group).
 function M.read(text, path, ctx)
   local all, ids
   if input.detect(path ~= "-" and path or nil, text) == "jsonl" then
@@ -113,11 +121,18 @@ function M.read(text, path, ctx)
     header, records, header_problem, ids = strip_csv(input.csv(text))
     all = rows.from_csv(header, records, header_problem)
   end
+  local kept, skipped = {}, {}
   for _, row in ipairs(all) do
-    rows.prepare(row, ctx)
     row.id = ids[row.row]
+    if row.empty and row.id then row.empty, row.body, row.query = nil, {}, {} end
+    if row.empty then
+      skipped[#skipped + 1] = row
+    else
+      rows.prepare(row, ctx)
+      kept[#kept + 1] = row
+    end
   end
-  return all
+  return kept, skipped
 end
 
 ---------------------------------------------------------------- the plan
@@ -140,6 +155,23 @@ function M.plan(all, groups, options)
   local plan = { creates = {}, updates = {}, deletes = {}, unchanged = 0, unnamed = 0, skipped = 0,
     problems = {} }
   local function problem(text) plan.problems[#plan.problems + 1] = text end
+  -- rows with a problem, in file order: any of them withholds the prune
+  local flagged, flagged_list = {}, {}
+  local function row_problem(row, text)
+    if not flagged[row] then
+      flagged[row] = true
+      flagged_list[#flagged_list + 1] = row
+    end
+    problem(text)
+  end
+
+  -- what every row names, whatever becomes of it: never deleted
+  local kept_ids, kept_names = {}, {}
+  for _, row in ipairs(all) do
+    if row.id then kept_ids[row.id] = true end
+    local name = type(row.body) == "table" and row.body.name
+    if type(name) == "string" and name ~= "" then kept_names[name] = true end
+  end
 
   -- the account's groups by what rows match them with
   local index, order = {}, {}
@@ -158,17 +190,24 @@ function M.plan(all, groups, options)
   for _, row in ipairs(all) do
     if row.problem then
       invalid = invalid + 1
-      problem(where(row) .. ": " .. row.problem)
+      row_problem(row, where(row) .. ": " .. row.problem)
     else
       local k
+      local name = row.body.name
       if by_id then
         k = row.id
+        if not k and (type(name) ~= "string" or name == "") then
+          -- a group made from it could never be matched again: every run would make another
+          invalid = invalid + 1
+          row_problem(row, where(row) .. ": has neither an id nor a name (with --match id a row without an id"
+            .. " creates a group by its name)")
+        end
       else
         k = row.body.name
         if type(k) ~= "string" or k == "" then
           k = nil
           invalid = invalid + 1
-          problem(where(row) .. ": has no name (sync matches rows to groups by name; --match id"
+          row_problem(row, where(row) .. ": has no name (sync matches rows to groups by name; --match id"
             .. " matches by an id column)")
         end
       end
@@ -177,7 +216,7 @@ function M.plan(all, groups, options)
         wanted_rows[k] = wanted_rows[k] or {}
         table.insert(wanted_rows[k], row)
       end
-      if k or by_id then good[#good + 1] = { row = row, key = k } end
+      if k or (by_id and type(name) == "string" and name ~= "") then good[#good + 1] = { row = row, key = k } end
     end
   end
 
@@ -202,8 +241,13 @@ function M.plan(all, groups, options)
       local name = item.row.body.name
       if not item.key and type(name) == "string" then new_names[name] = (new_names[name] or 0) + 1 end
     end
+    -- the names the account will have: a group an id row renames frees its
+    -- name and takes the new one (so one run converges)
     for _, g in ipairs(groups) do
-      if type(g.name) == "string" then names_in_account[g.name] = names_in_account[g.name] or g end
+      local name, k = g.name, id_text(g.id)
+      local rows_k = k and wanted[k] == 1 and #index[k] == 1 and wanted_rows[k][1]
+      if rows_k and type(rows_k.body.name) == "string" and rows_k.body.name ~= "" then name = rows_k.body.name end
+      if type(name) == "string" then names_in_account[name] = names_in_account[name] or g end
     end
   end
   local seen_rows = {}
@@ -213,8 +257,11 @@ function M.plan(all, groups, options)
       if not seen_rows[k] then
         seen_rows[k] = true
         local places = {}
-        for i, r in ipairs(wanted_rows[k]) do places[i] = where(r) end
-        problem(string.format("%s name the same %s %s: skipped, never guessed at",
+        for i, r in ipairs(wanted_rows[k]) do
+          places[i] = where(r)
+          if i > 1 then flagged[r], flagged_list[#flagged_list + 1] = true, r end
+        end
+        row_problem(wanted_rows[k][1], string.format("%s name the same %s %s: skipped, never guessed at",
           table.concat(places, " and "), what, quoted(k)))
       end
     elseif k and index[k] and #index[k] == 1 then
@@ -236,13 +283,13 @@ function M.plan(all, groups, options)
     elseif k and index[k] then
       plan.skipped = plan.skipped + 1 -- two groups with this name: reported above
     elseif by_id and k then
-      problem(where(row) .. ": no group with id " .. quoted(k) .. " in the account: skipped"
+      row_problem(row, where(row) .. ": no group with id " .. quoted(k) .. " in the account: skipped"
         .. " (leave the id empty to create it)")
     elseif by_id and new_names[row.body.name] and new_names[row.body.name] > 1 then
-      problem(where(row) .. ": " .. new_names[row.body.name] .. " rows without an id name "
+      row_problem(row, where(row) .. ": " .. new_names[row.body.name] .. " rows without an id name "
         .. quoted(row.body.name) .. ": skipped, never guessed at")
     elseif by_id and names_in_account[row.body.name] then
-      problem(where(row) .. ": the account already has a group named " .. quoted(row.body.name)
+      row_problem(row, where(row) .. ": the account already has a group named " .. quoted(row.body.name)
         .. " (id " .. tostring(names_in_account[row.body.name].id) .. "): skipped; give its id to"
         .. " update it")
     else
@@ -252,17 +299,28 @@ function M.plan(all, groups, options)
     end
   end
 
-  -- groups no row names
+  -- groups no row names (by the match key, by id or by name)
   local unnamed = {}
   for _, g in ipairs(groups) do
     local k = by_id and id_text(g.id) or (type(g.name) == "string" and g.name or nil)
-    if not (k and wanted[k]) and not (k and index[k] and #index[k] > 1) then
+    local id, name = id_text(g.id), type(g.name) == "string" and g.name or nil
+    if not (k and wanted[k]) and not (k and index[k] and #index[k] > 1)
+        and not (id and kept_ids[id]) and not (name and kept_names[name]) then
       unnamed[#unnamed + 1] = g
     end
   end
-  if options.prune and invalid > 0 and #unnamed > 0 then
-    problem(string.format("%d row%s could not be read: nothing is deleted while the file may name"
-      .. " a group to keep", invalid, invalid == 1 and "" or "s"))
+  if options.prune and #flagged_list > 0 and #unnamed > 0 then
+    local n = #flagged_list
+    table.sort(flagged_list, function(a, b) return a.row < b.row end)
+    if invalid == n then
+      problem(string.format("%d row%s could not be read: nothing is deleted while the file may name"
+        .. " a group to keep", n, n == 1 and "" or "s"))
+    else
+      local places = {}
+      for i = 1, math.min(n, 5) do places[i] = where(flagged_list[i]) end
+      problem(string.format("%d row%s a problem (%s%s): nothing is deleted while the file may name a"
+        .. " group to keep", n, n == 1 and " has" or "s have", table.concat(places, ", "), n > 5 and ", ..." or ""))
+    end
     plan.unnamed = #unnamed
   elseif options.prune then
     for _, g in ipairs(unnamed) do
@@ -278,10 +336,9 @@ end
 
 local uuid_from = rows.uuid_from
 
--- The key a create is first sent with in a run recorded in results_path:
--- the same for the same file, account and change, so a run killed before
--- it wrote the line resends with the key it used.
-local function first_key(results_path, account, change_key)
+-- The key a create was first sent with in a results file written before
+-- runs were recorded (no run line): derived from the file's path.
+local function legacy_key(results_path, account, change_key)
   return uuid_from(sha256(table.concat({ "truto-groups sync 1", results_path, account, change_key }, "\0")))
 end
 
@@ -312,18 +369,31 @@ local function plan_line(action, change)
   return results.line(fields)
 end
 
--- Reads the lines of an earlier run: change key -> its last line.
+-- Reads the lines of an earlier run: change key -> its last line (a key
+-- recorded before its create was sent counts as a line without a result),
+-- and the run's identity (nil for a file written before runs had one).
 local function read_previous(path)
   local f = io.open(path, "rb")
   if not f then return {} end
   local text = f:read("a")
   f:close()
-  local last = {}
+  local last, run_id = {}, nil
   for raw in text:gmatch("([^\n]*)\n") do
     local value = json.decode(raw)
-    if json.is_object(value) and type(value.change) == "string" then last[value.change] = value end
+    if json.is_object(value) and type(value.change) == "string" then
+      last[value.change] = value
+    elseif json.is_object(value) and value.run ~= nil then
+      if type(value.run) == "string" then run_id = run_id or value.run end
+      if json.is_object(value.keys) then
+        for change, key in pairs(value.keys) do
+          if type(key) == "string" and not (last[change] and DONE[last[change].result]) then
+            last[change] = { change = change, idempotency_key = key }
+          end
+        end
+      end
+    end
   end
-  return last
+  return last, run_id
 end
 
 local function read_input(path)
@@ -347,6 +417,51 @@ local function absolute(path)
   return (cwd:gsub("/$", "") .. "/" .. path:gsub("^%./", ""))
 end
 
+---------------------------------------------------------------- the listing
+
+-- list for pages.pages, one page at a time through a batch of one: a
+-- signal (caught by the C core) abandons the page in flight at once.
+local function interruptible_list(client)
+  local function stop() if signals.caught() then return "abandon" end end
+  return function(query, options)
+    local out, err = client:batch({ { resource = "groups", op = "list", query = query } },
+      { concurrency = 1, should_stop = stop })
+    if not out then return nil, err end
+    if out[1].value ~= nil then return out[1].value end
+    return nil, out[1].err
+  end
+end
+
+-- M.list(client, account, options, progress) -> groups | nil, why, err
+-- Every group of the account, or nothing: a failed page, a partial page,
+-- a group without the field rows match it by (or without an id) make
+-- the listing untrusted.
+function M.list(client, account, options, progress)
+  local by_id = options.match == "id"
+  local groups = {}
+  for page, items in pages.pages(client, interruptible_list(client),
+      { integrated_account_id = account, limit = options.page_size }) do
+    if page == false then
+      return nil, "listing the account's groups failed after " .. #groups .. ": " .. commands.describe(items), items
+    end
+    if page.is_partial_response == true then
+      return nil, "Truto answered a partial page (is_partial_response) after " .. #groups .. " groups:"
+        .. " the listing cannot be trusted"
+    end
+    for _, g in ipairs(items) do
+      local id = id_text(g.id)
+      local lacks = not id and "id" or not by_id and (type(g.name) ~= "string" or g.name == "") and "name"
+      if lacks then
+        return nil, string.format("group %d of the listing%s has no %s: the listing cannot be trusted",
+          #groups + 1, id and (" (id " .. id .. ")") or "", lacks)
+      end
+      groups[#groups + 1] = g
+    end
+    if progress then progress.show(#groups .. " groups listed") end
+  end
+  return groups
+end
+
 local function counts_text(parts)
   local out = {}
   for _, p in ipairs(parts) do
@@ -363,19 +478,21 @@ function M.run(o, tool)
   local path = o.positional[1]
   local text, read_problem = read_input(path)
   if not text then return tool.usage_error("cannot read " .. path .. ": " .. tostring(read_problem), "sync") end
-  local all = M.read(text, path, { query = { integrated_account_id = account }, integration = o.integration })
+  local all, skipped = M.read(text, path, { query = { integrated_account_id = account },
+    integration = o.integration })
   if #all == 0 and o.prune then
     -- most likely a truncated or wrong file; `list` and `delete` empty an account on purpose
     return tool.usage_error(path .. " has no rows: --prune would delete every group of the account;"
       .. " refusing (use list and delete to empty an account)", "sync")
   end
 
-  -- the record: checked before anything is sent
-  local previous, key_base = {}, nil
+  -- the record: checked before anything is sent. A run has an identity
+  -- (its first line); a resumed run keeps it and the keys it recorded.
+  local previous, run_id, legacy_base = {}, nil, nil
   if o.results then
-    key_base = absolute(o.results)
     if o.resume then
-      previous = read_previous(o.results)
+      previous, run_id = read_previous(o.results)
+      if not run_id and results.size(o.results) > 0 then legacy_base = absolute(o.results) end
     elseif results.size(o.results) > 0 then
       return tool.usage_error(o.results .. " already records a run: pass --resume to continue it,"
         .. " or choose another --results file", "sync")
@@ -386,20 +503,19 @@ function M.run(o, tool)
   if not client then return tool.usage_error(problem, "sync") end
 
   -- every group of the account, or nothing happens
-  local groups = {}
   local progress = commands.progress(commands.is_tty(2))
-  for group, err in client.groups.each({ integrated_account_id = account, limit = o["page-size"] }) do
-    if group == false then
-      client:close()
-      progress.done()
-      tool.say("nothing was changed: listing the account's groups failed after ", #groups, ": ",
-        commands.describe(err))
-      return EXIT_FAILED
-    end
-    if json.is_object(group) then groups[#groups + 1] = group end
-    progress.show(#groups .. " groups listed")
-  end
+  local groups, why = M.list(client, account, { match = o.match, page_size = o["page-size"] }, progress)
   progress.done()
+  if not groups or signals.caught() then
+    client:close()
+    local name = signals.caught()
+    if name then
+      tool.say("stopped by SIG", name, " while listing the account's groups: nothing was changed")
+    else
+      tool.say("nothing was changed: ", why)
+    end
+    return EXIT_FAILED
+  end
 
   local plan = M.plan(all, groups, { match = o.match or "name", prune = o.prune })
 
@@ -434,7 +550,8 @@ function M.run(o, tool)
         io.stderr:write("  ... and ", #plan.problems - 20, " more\n")
         break
       end
-      io.stderr:write("  ", p, "\n")
+      -- names and ids come from the server, which may echo the token
+      io.stderr:write("  ", errors.redact(p, os.getenv("TRUTO_API_TOKEN")), "\n")
     end
     if plan.unnamed > 0 and not o.prune then
       io.stderr:write(string.format("  %d group%s of the account %s not in the file (--prune deletes them)\n",
@@ -451,13 +568,22 @@ function M.run(o, tool)
     tool.say("dry run: ", #groups, " groups in the account, ", #all, " rows: ",
       counts_text({ { #plan.creates, "to create", always = true }, { #plan.updates, "to update", always = true },
         { #plan.deletes, "to delete", always = true }, { plan.unchanged, "unchanged", always = true },
-        { #plan.problems, "problem" .. (#plan.problems == 1 and "" or "s") } }), "; no change was sent")
+        { #plan.problems, "problem" .. (#plan.problems == 1 and "" or "s") },
+        { #skipped, "empty row" .. (#skipped == 1 and "" or "s") .. " skipped" } }), "; no change was sent")
     report_problems()
     return #plan.problems == 0 and EXIT_OK or EXIT_FAILED
   end
 
+  if signals.caught() then
+    client:close()
+    tool.say("stopped by SIG", signals.caught(), " before any change was sent: nothing was changed")
+    return EXIT_FAILED
+  end
+
   -- the changes, as batch calls
-  local calls, changes = {}, {}
+  local fresh_run = o.results and not run_id and not legacy_base
+  if fresh_run then run_id = core.uuid4() end
+  local calls, changes, keys = {}, {}, {}
   local function add(action, change, call)
     calls[#calls + 1] = call
     changes[#changes + 1] = { action = action, change = change }
@@ -467,12 +593,13 @@ function M.run(o, tool)
     local last = c.previous
     if last and type(last.idempotency_key) == "string" and last.idempotency_key ~= "" then
       key = last.result == "failed" and next_key(last.idempotency_key) or last.idempotency_key
-    elseif key_base then
-      key = first_key(key_base, account, c.key)
+    elseif legacy_base then
+      key = legacy_key(legacy_base, account, c.key)
     else
       key = core.uuid4()
     end
     c.idempotency_key = key
+    keys[c.key] = key
     add("create", c, { resource = "groups", op = "create", body = c.row.body, query = c.row.query,
       idempotency_key = key })
   end
@@ -496,6 +623,10 @@ function M.run(o, tool)
       client:close()
       return tool.usage_error("cannot write " .. o.results .. ": " .. tostring(open_problem), "sync")
     end
+    -- the run's identity first, then every create's key, flushed before
+    -- anything is sent: a run killed at any point resumes with these keys
+    if fresh_run then writer:note({ run = run_id, command = "sync", account = account }) end
+    if next(keys) then writer:note({ run = run_id or json.null, keys = keys }) end
   else
     writer = { write = function(_, fields)
       io.stdout:write(results.line(fields), "\n")
@@ -581,8 +712,9 @@ function M.run(o, tool)
     { plan.unchanged, "unchanged", always = true },
     { before, "done by an earlier run" }, { counts.failed, "failed" }, { counts.unknown, "unknown" },
     { counts.not_started, "not started" },
-    { #plan.problems, "skipped for problems" } }))
-  for _, f in ipairs(failures) do io.stderr:write(f, "\n") end
+    { #plan.problems, "skipped for problems" },
+    { #skipped, "empty row" .. (#skipped == 1 and "" or "s") .. " skipped" } }))
+  for _, f in ipairs(failures) do io.stderr:write(errors.redact(f, os.getenv("TRUTO_API_TOKEN")), "\n") end
   if not_done > #failures then io.stderr:write("  ... and ", not_done - #failures, " more failures\n") end
   report_problems()
   if o.results and not_done > 0 then

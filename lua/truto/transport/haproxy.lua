@@ -108,10 +108,8 @@ function M.new(config)
   return setmetatable({ name = "haproxy" }, M)
 end
 
-local function millis(seconds)
-  local ms = math.floor(seconds * 1000 + 0.5)
-  return ms < 1 and 1 or ms
-end
+-- Seconds as milliseconds: the core's one rule (rounded up, at least 1).
+local millis = require("truto.core").milliseconds
 
 -- The httpclient this context can use, or nil during HAProxy's start
 -- (see the header).
@@ -127,7 +125,6 @@ function M.sleep(seconds)
   if hcore and httpclient_here(hcore) then return hcore.msleep(millis(seconds)) end
   return require("truto.core").sleep(seconds)
 end
-
 
 -- "Name: value" lines -> the httpclient's { name = { value, ... } }; also
 -- whether an Idempotency-Key is among them.

@@ -38,9 +38,6 @@ M.__index = M
 
 local RECEIVE_SIZE = 16384
 local MAX_REDIRECTS = 5 -- as the curl transport's CURLOPT_MAXREDIRS
--- The largest timeout a cosocket takes (settimeouts raises "bad timeout
--- value" above it); curl's CURLOPT_TIMEOUT_MS is capped the same way.
-local MAX_MILLIS = 2147483647
 -- Methods whose requests carry a body: they say Content-Length even when
 -- it is 0. Others (GET, HEAD, DELETE, ...) send none unless given bytes.
 local BODY_METHODS = { POST = true, PUT = true, PATCH = true }
@@ -117,14 +114,10 @@ local function serialize(method, host_header, target, headers, body)
   return table.concat(lines, "\r\n")
 end
 
--- Seconds as cosocket milliseconds: at least 1, at most MAX_MILLIS (NaN
--- is 1), as csrc/transfer.c converts them for curl.
-local function millis(seconds)
-  local ms = seconds * 1000
-  if ms ~= ms or ms < 1 then return 1 end
-  if ms >= MAX_MILLIS then return MAX_MILLIS end
-  return math.ceil(ms)
-end
+-- Seconds as cosocket milliseconds: the core's one rule (rounded up, at
+-- least 1, at most 2^31 - 1, the largest a cosocket takes: settimeouts
+-- raises "bad timeout value" above it), as libcurl gets them.
+local millis = core.milliseconds
 
 -- A failure as the contract returns it.
 local function failure(kind, message, sent, which)
