@@ -1,7 +1,7 @@
 /*
- * answer.h - the per-answer work of the call path done in C, so that a
- * batch of thousands pays little per item: the headers table of a libcurl
- * answer filled only when read.
+ * answer.h - the per-answer work of the call path done in C: the headers
+ * table of a libcurl answer, and the rate-limit fields every answer is
+ * asked for.
  */
 #ifndef TRUTO_ANSWER_H
 #define TRUTO_ANSWER_H
@@ -18,21 +18,16 @@
 #endif
 
 /*
- * Pushes the headers table of the header block `head` (status line first)
- * without parsing it all: the fields the call path reads on every answer
- * (content-type, retry-after, ratelimit-limit, ratelimit-remaining,
- * ratelimit-reset) are set at once; the first read of any other key fills
- * in every field (lower-case names, trimmed values, repeated names joined
- * with ", ", lines without a colon and names of 128 bytes or more left out)
- * and drops the metatable. pairs() fills it first where __pairs is honoured
- * (Lua 5.2-5.4); before any other key is read, next() and pairs() on Lua
- * 5.1 / LuaJIT see only the eager fields. core.headers_fill(h) fills it
- * explicitly. Raises only on memory exhaustion. Needs answer_open first.
+ * Pushes the headers table of the header block `head` (status line first):
+ * an ordinary table, no metatable, every field in (lower-case names,
+ * trimmed values, repeated names joined with ", ", lines without a colon
+ * and names of 128 bytes or more left out), so pairs, next and
+ * cjson.encode see every header on every Lua. Raises only on memory
+ * exhaustion.
  */
 void answer_push_headers(lua_State *L, const char *head, size_t len);
 
-/* Sets core.headers_fill and core.rate_limit_fields on the table at the
- * top of the stack and registers the lazy headers' metatable. */
+/* Sets core.rate_limit_fields on the table at the top of the stack. */
 void answer_open(lua_State *L);
 
 #if defined(__GNUC__)

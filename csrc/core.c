@@ -199,7 +199,7 @@ int luaopen_truto_core(lua_State *L) {
   http_parse_open(L);
   luaL_newlib(L, plain);
   hmac_open(L);              /* core.hmac_sha256, core.hmac_sha256_verify */
-  answer_open(L);            /* core.headers_fill */
+  answer_open(L);            /* core.rate_limit_fields */
   decode_json_open(L);       /* core.json_decode */
   signals_open(L);            /* core.signals */
   redis_open(L);             /* core.redis_connect */

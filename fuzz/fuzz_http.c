@@ -33,7 +33,7 @@ static void through_c_api(lua_State *L, int skip_body, const uint8_t *data, size
   if (phase == HTTP_PHASE_DONE) {
     if (r.status < 200 || r.status > 999) abort();
     answer_push_headers(L, r.head.data ? r.head.data : "", r.head.len);
-    lua_getfield(L, -1, "content-length"); /* fills the lazy table */
+    lua_getfield(L, -1, "content-length");
     lua_pop(L, 2);
     (void)http_response_reusable(&r);
   }

@@ -28,7 +28,7 @@ local M = {}
 local extra_headers -- defined below prepare's helpers
 
 local now, uuid4, null = core.now, core.uuid4, core.null
-local interpret, rate_limit, headers_fill = response.interpret, response.rate_limit, core.headers_fill
+local interpret, rate_limit = response.interpret, response.rate_limit
 local FIELD_TYPES = core.FIELD_TYPES
 
 -- ---- compiling operations -------------------------------------------------
@@ -516,8 +516,6 @@ function M.settle(c, job, status, rheaders, rbody, sent, which)
   local clock = M.clock
   local value, err, rl
   if status then
-    -- the curl transports' headers are filled when read; these fields are
-    -- there at once (truto.core's lazy headers), a plain table is as good
     rl = rate_limit(rheaders)
     if c.pace and (rl or status == 429) then
       local remote = false
@@ -545,9 +543,6 @@ function M.settle(c, job, status, rheaders, rbody, sent, which)
         return value, meta
       end
     end
-    -- every field in before the error is redacted (pairs alone would not
-    -- fill a lazy table on Lua 5.1 / LuaJIT)
-    if type(err.headers) == "table" then headers_fill(err.headers) end
     sent = true
   else
     err = M.transport_error(c, rheaders, rbody, which, o, job.limits)

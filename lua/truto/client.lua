@@ -122,8 +122,7 @@ function M.new(config)
     user_agent = "User-Agent: truto-lua/" .. M.VERSION .. (c.user_agent and (" " .. c.user_agent) or ""),
   }
   c.sleep = c.sleep or (in_nginx() and ngx.sleep)
-    or (c.transport.name == "haproxy" and function(seconds) -- HAProxy's yielding sleep
-      rawget(_G, "core").msleep(core.milliseconds(seconds)) end)
+    or (c.transport.name == "haproxy" and c.transport.sleep) -- HAProxy's yielding sleep
     or core.sleep
   -- the rate budget: Truto's limits unless told otherwise; shared by every
   -- nginx worker through a lua_shared_dict when one is named
