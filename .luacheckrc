@@ -10,6 +10,7 @@ exclude_files = { "build/", "fuzz/corpus-*/" }
 -- HAProxy's Lua API is the `core` global (the example and the spec's services)
 files["examples/haproxy/"] = { read_globals = { "core" } }
 files["spec/support/haproxy_services.lua"] = { std = "+busted", read_globals = { "core" } }
+files["spec/support/pace_haproxy_service.lua"] = { std = "+busted", read_globals = { "core" } }
 -- Neovim's API is the `vim` global; lsyncd's configuration functions are globals
 files["examples/neovim/"] = { read_globals = { "vim" } }
 files["examples/lsyncd/"] = { read_globals = { "settings", "sync", "spawn", "log" } }

@@ -21,7 +21,7 @@ CC       ?= gcc
 WARN     := -std=c99 -Wall -Wextra -Werror -pedantic -Wmissing-prototypes -Wshadow
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS := $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -I$(LUA_INC) $(shell pkg-config --cflags libcurl 2>/dev/null)
-LDLIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl) -lssl -lcrypto -lm
+LDLIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl) -lssl -lcrypto -lhiredis -lm
 
 SRCS     := $(wildcard csrc/*.c)
 OBJS     := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))
@@ -29,7 +29,7 @@ OBJS     := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))
 # What specs and the demo run with: this tree's Lua files and core.
 RUN_ENV  := LUA_PATH="lua/?.lua;./?.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
 
-.PHONY: all deps build test test-https test-all check fuzz bench demo mock install lint clean help
+.PHONY: all deps build test test-https test-all check fuzz bench bench-fleet demo mock install lint clean help
 
 all: $(CORE)
 build: $(CORE)
@@ -81,6 +81,13 @@ bench: deps
 	$(MAKE) --no-print-directory $(CORE)
 	@$(RUN_ENV) lua5.4 bench/https.lua
 	@$(RUN_ENV) bench/run
+
+# The fleet benchmark: nginx, Lua processes and the CLI sharing one budget
+# through Redis, against the rate-limited mock (bench/fleet.lua).
+bench-fleet: deps
+	$(MAKE) --no-print-directory $(CORE)
+	$(MAKE) --no-print-directory LUA=luajit CFLAGS='$(CFLAGS)' build
+	@$(RUN_ENV) LUA=$(LUA) $(LUA) bench/fleet.lua
 
 lint: deps
 	luacheck lua spec mock bin examples

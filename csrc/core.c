@@ -18,6 +18,7 @@
 #include "json_markers.h"
 #include "operation.h"
 #include "random.h"
+#include "redis.h"
 #include "response_headers.h"
 #include "signals.h"
 #include "transport_curl.h"
@@ -36,11 +37,12 @@ static const struct {
   { "decode_json", decode_json_open },      /* json_decode */
   { "utf8", utf8_open },                    /* utf8_check */
   { "hmac", hmac_open },                    /* hmac_sha256, hmac_sha256_verify, sha256 */
-  { "response_headers", response_headers_open }, /* headers_fill, rate_limit_fields */
+  { "response_headers", response_headers_open }, /* rate_limit_fields */
   { "transport_curl", transport_curl_open },     /* share, curl */
   { "transport_multi", transport_multi_open },   /* multi */
   { "http_parse", http_parse_open },        /* http_response */
   { "signals", signals_open },              /* signals */
+  { "redis", redis_open },                  /* redis_connect */
   { NULL, NULL }
 };
 

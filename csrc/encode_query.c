@@ -71,7 +71,7 @@ int encode_query_scalar(encoder *w, int idx) {
     case LUA_TNUMBER: {
       char buf[40];
       size_t n;
-      if (encoder_format_number(w, idx, buf, &n) < 0) return -1;
+      if (encoder_format_text_number(w, idx, buf, &n) < 0) return -1;
       query_add_escaped(&w->out, buf, n);
       return 0;
     }

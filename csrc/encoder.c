@@ -329,6 +329,15 @@ static size_t format_double(double d, char *buf) {
   return n;
 }
 
+/* A double that names exactly one integer (integral, |d| <= 2^53) as
+ * that integer's digits, "-0" as "0"; 0 when it names none. */
+static int format_integral(double d, char *buf, size_t *len) {
+  if (d != floor(d) || fabs(d) > 9007199254740992.0) return 0;
+  *len = (size_t)snprintf(buf, 32, "%.0f", d);
+  if (strcmp(buf, "-0") == 0) { buf[0] = '0'; buf[1] = '\0'; *len = 1; }
+  return 1;
+}
+
 int encoder_format_number(encoder *w, int idx, char *buf, size_t *len) {
   lua_State *L = w->L;
   double d;
@@ -343,11 +352,7 @@ int encoder_format_number(encoder *w, int idx, char *buf, size_t *len) {
   if (d == HUGE_VAL || d == -HUGE_VAL) return encoder_fail(w, "is infinite, which JSON cannot carry");
 #if !TRUTO_HAS_INTEGERS
   /* Lua 5.1/LuaJIT: integral doubles that are exact read as integers */
-  if (d == floor(d) && fabs(d) <= 9007199254740992.0) {
-    *len = (size_t)snprintf(buf, 32, "%.0f", d);
-    if (strcmp(buf, "-0") == 0) { buf[0] = '0'; buf[1] = '\0'; *len = 1; }
-    return 0;
-  }
+  if (format_integral(d, buf, len)) return 0;
 #endif
   *len = format_double(d, buf);
 #if TRUTO_HAS_INTEGERS
@@ -359,4 +364,10 @@ int encoder_format_number(encoder *w, int idx, char *buf, size_t *len) {
   }
 #endif
   return 0;
+}
+
+int encoder_format_text_number(encoder *w, int idx, char *buf, size_t *len) {
+  lua_State *L = w->L;
+  if (!lua_isinteger(L, idx) && format_integral((double)lua_tonumber(L, idx), buf, len)) return 0;
+  return encoder_format_number(w, idx, buf, len);
 }

@@ -137,6 +137,10 @@ int encoder_fail_string(encoder *w, const char *s, size_t at);
 /* Formats the number at `idx` (integers exactly, floats shortest
  * round-trip); 0 or -1 for NaN and infinities. */
 int encoder_format_number(encoder *w, int idx, char *buf, size_t *len);
+/* The same for a path segment or a query value, where text has no float
+ * type: an integral float within 2^53 (1001.0, as lua-cjson decodes every
+ * number on 5.4; 1e15) is written as the integer's digits on every Lua. */
+int encoder_format_text_number(encoder *w, int idx, char *buf, size_t *len);
 
 /* Is the value at idx JSON null (truto.null, a NULL light userdata)? */
 static inline int encoder_is_null(lua_State *L, int idx) {

@@ -1,8 +1,10 @@
 /*
  * headers.c - see headers.h. No I/O; touches only the table on top of the
- * stack.
+ * stack, or the one line it is given.
  */
 #include "headers.h"
+
+#include <string.h>
 
 #define MAX_NAME 128
 
@@ -31,4 +33,13 @@ void headers_add(lua_State *L, const char *name, size_t nlen, const char *v, siz
     lua_pushlstring(L, v, (size_t)(ve - v));
   }
   lua_rawset(L, -3);
+}
+
+void headers_keep_empty_value(char *line) {
+  char *colon = strchr(line, ':'), *p;
+  if (colon == NULL || colon == line) return;
+  for (p = colon + 1; *p == ' ' || *p == '\t'; p++) {}
+  if (*p != '\0') return;
+  colon[0] = ';';
+  colon[1] = '\0';
 }

@@ -286,13 +286,25 @@ static long check_string(encoder *w, const char *name, int type, const field_spe
   return 0;
 }
 
+/* Is the number at idx an integer, or a float that names exactly one
+ * (integral, within 2^53: 1001.0 from lua-cjson on 5.4, 1e15)? */
+static int names_one_integer(lua_State *L, int idx) {
+  lua_Number n = lua_tonumber(L, idx);
+  return lua_isinteger(L, idx) || (n == floor(n) && fabs(n) <= 9007199254740992.0);
+}
+
+/* The reason an integral float is still refused, for the message. */
+static const char *beyond_2_53(lua_Number n) {
+  return n == floor(n) && fabs(n) < HUGE_VAL ? " within 2^53 (beyond it a float names no single integer)" : "";
+}
+
 static int check_integer(encoder *w, const char *name, const field_spec *f, int idx) {
   lua_State *L = w->L;
   lua_Number n, min;
   if (lua_type(L, idx) != LUA_TNUMBER) return fail_type(w, name, idx, "a whole number");
   n = lua_tonumber(L, idx);
-  if (!lua_isinteger(L, idx) && (n != floor(n) || fabs(n) > 9007199254740992.0))
-    return encoder_fail_field(w, name, "must be a whole number (got %.17g)", (double)n);
+  if (!names_one_integer(L, idx))
+    return encoder_fail_field(w, name, "must be a whole number%s (got %.17g)", beyond_2_53(n), (double)n);
   min = f->has_min ? f->min : -HUGE_VAL;
   if (n < min) return encoder_fail_field(w, name, "must be at least %.17g (got %.17g)", (double)min, (double)n);
   return 0;
@@ -638,9 +650,10 @@ static int add_id(encoder *w, strbuf *target, int idx) {
   const char *s;
   if (lua_type(L, idx) == LUA_TNUMBER) {
     lua_Number v = lua_tonumber(L, idx);
-    if (!lua_isinteger(L, idx) && (v != floor(v) || fabs(v) > 9007199254740992.0))
-      return encoder_fail_field(w, "id", "must be a non-empty string or an integer (got %.17g)", (double)v);
-    if (encoder_format_number(w, idx, buf, &n) < 0) return -1;
+    if (!names_one_integer(L, idx))
+      return encoder_fail_field(w, "id", "must be a non-empty string or an integer%s (got %.17g)", beyond_2_53(v),
+                             (double)v);
+    if (encoder_format_text_number(w, idx, buf, &n) < 0) return -1;
     strbuf_add(target, buf, n);
     return 0;
   }

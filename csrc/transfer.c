@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "clock.h"
+#include "headers.h"
 #include "response_headers.h"
 #include "transfer.h"
 
@@ -456,9 +457,11 @@ void transfer_prepare(lua_State *L, transfer *t, int req, int with_sink) {
   {
     char *line = t->header_text.data;
     for (i = 0; i <= nheaders; i++) {
+      char *next = line + strlen(line) + 1;
+      if (i < nheaders) headers_keep_empty_value(line); /* not the "Expect:" that removes one */
       list[i].data = line;
       list[i].next = i < nheaders ? &list[i + 1] : NULL;
-      line += strlen(line) + 1;
+      line = next;
     }
   }
 

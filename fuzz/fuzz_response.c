@@ -2,13 +2,13 @@
  * fuzz_response.c - libFuzzer target: response handling. The input is cut
  * into a status code, a raw header block and a body; the header block goes
  * through response_headers_push (what the curl transports do with what
- * libcurl hands them: a lazy table, filled when read), then status,
+ * libcurl hands them: a plain table), then status,
  * headers and body through
  * truto.response.interpret for every response format, with and without an
  * idempotency key. It must give a value or an error table with a known
  * kind that, redacted as the client does, renders as one line without the
- * token; never crash. The headers table is then filled (as the client
- * does before redacting an error) and must hold only strings.
+ * token; never crash. The headers table must be a plain table holding
+ * only strings.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                          "  assert(not line:find('fuzz-token-secret', 1, true), 'the token shows')\n"
                          "end\n"
                          "function check_headers(h)\n"
-                         "  require('truto.core').headers_fill(h)\n"
-                         "  assert(getmetatable(h) == nil, 'still lazy after a fill')\n"
+                         "  assert(getmetatable(h) == nil, 'a metatable on the headers')\n"
                          "  for k, v in next, h do\n"
                          "    assert(type(k) == 'string' and type(v) == 'string', 'not a string')\n"
                          "    assert(k == k:lower(), 'a name not lower-cased')\n"

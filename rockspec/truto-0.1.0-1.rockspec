@@ -1,5 +1,12 @@
--- LuaRocks build of truto: the C core (truto.core) and the Lua layer.
--- `luarocks make rockspec/truto-0.1.0-1.rockspec` from the repository root.
+-- LuaRocks release of truto, the library: the C core (truto.core) and the
+-- Lua layer, for Lua 5.1-5.4 and LuaJIT. The command-line tool is its own
+-- rock, truto-groups (Lua 5.4 only).
+--
+-- NOT PUBLISHED YET: its source, tag v0.1.0 of
+-- https://github.com/truto-lua/truto-lua, does not exist yet, so
+-- `luarocks install` cannot fetch it. Build from a checkout instead, from
+-- the repository root:
+--   luarocks make rockspec/truto-scm-0.rockspec
 package = "truto"
 version = "0.1.0-1"
 source = {
@@ -10,7 +17,8 @@ description = {
   summary = "Create groups through Truto's unified user-directory API",
   detailed = [[
     A C core (exact JSON and query encoding, libcurl transport) with a Lua
-    layer: truto.new{...}, client.groups.create(body, query, options).
+    layer: truto.new{...}, client.groups.create(body, query, options). For
+    Lua 5.1-5.4 and LuaJIT. The command-line tool is the truto-groups rock.
   ]],
   license = "MIT",
   homepage = "https://github.com/truto-lua/truto-lua",
@@ -21,6 +29,7 @@ external_dependencies = {
   CURL = { library = "curl" },
   SSL = { library = "ssl" },
   CRYPTO = { library = "crypto" },
+  HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
   type = "builtin",
@@ -41,6 +50,7 @@ build = {
         "csrc/json_markers.c",
         "csrc/operation.c",
         "csrc/random.c",
+        "csrc/redis.c",
         "csrc/response_headers.c",
         "csrc/signals.c",
         "csrc/strbuf.c",
@@ -49,7 +59,8 @@ build = {
         "csrc/transport_multi.c",
         "csrc/utf8.c",
       },
-      libraries = { "curl", "ssl", "crypto" },
+      -- libm: ceil, floor and fabs (the compiler inlines some, not all)
+      libraries = { "curl", "ssl", "crypto", "hiredis", "m" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },
@@ -58,18 +69,12 @@ build = {
     ["truto.api"] = "lua/truto/api.lua",
     ["truto.batch"] = "lua/truto/batch.lua",
     ["truto.call"] = "lua/truto/call.lua",
-    ["truto.cli.args"] = "lua/truto/cli/args.lua",
-    ["truto.cli.input"] = "lua/truto/cli/input.lua",
-    ["truto.cli.json"] = "lua/truto/cli/json.lua",
-    ["truto.cli.results"] = "lua/truto/cli/results.lua",
-    ["truto.cli.rows"] = "lua/truto/cli/rows.lua",
-    ["truto.cli.commands"] = "lua/truto/cli/commands.lua",
-    ["truto.cli.progress"] = "lua/truto/cli/progress.lua",
-    ["truto.cli.sync"] = "lua/truto/cli/sync.lua",
     ["truto.client"] = "lua/truto/client.lua",
     ["truto.errors"] = "lua/truto/errors.lua",
     ["truto.options"] = "lua/truto/options.lua",
     ["truto.pace"] = "lua/truto/pace.lua",
+    ["truto.pace.redis"] = "lua/truto/pace/redis.lua",
+    ["truto.pace.rule"] = "lua/truto/pace/rule.lua",
     ["truto.pages"] = "lua/truto/pages.lua",
     ["truto.response"] = "lua/truto/response.lua",
     ["truto.retry"] = "lua/truto/retry.lua",
@@ -80,8 +85,5 @@ build = {
     ["truto.time"] = "lua/truto/time.lua",
     ["truto.url"] = "lua/truto/url.lua",
     ["truto.webhooks"] = "lua/truto/webhooks.lua",
-  },
-  install = {
-    bin = { ["truto-groups"] = "bin/truto-groups" },
   },
 }

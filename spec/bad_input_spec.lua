@@ -197,7 +197,7 @@ describe("hostile input", function()
           local allowed = ({ string = { "string" }, boolean = { "true", "false" }, ["function"] = { "function" },
             seconds = { "number", "float" }, count = { "number" },
             transport = {}, http_version = {}, headers = { "table", "function" },
-            rate_limits = { "false", "table" } })[spec.type]
+            rate_limits = { "false", "table" }, rate_limit_store = {} })[spec.type]
           for _, case in ipairs(wrong(allowed)) do
             local config = { token = "tok-12345" }
             config[name] = case[2]

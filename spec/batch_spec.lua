@@ -6,6 +6,7 @@
 local truto = require "truto"
 local mock = require "spec.support.mock"
 local h = require "spec.support.helpers"
+local core = require "truto.core"
 
 describe("client:batch", function()
   local m, client
@@ -128,6 +129,74 @@ describe("client:batch", function()
     -- the client is still usable, its multi handle too
     local results = assert(client.groups.create_many({ { name = "after" } }))
     assert.equal("after", results[1].group.name)
+  end)
+
+  -- issue 18 item 11: every slot busy on a slow answer, more items waiting
+  for _, with_stop in ipairs{ true, false } do
+    it("never busy-waits while every slot waits on a slow answer"
+        .. (with_stop and ", and asks should_stop at most about 10 times a second" or ""), function()
+      m:script{ { delay = 1 }, { delay = 1 }, { delay = 1 }, { delay = 1 } }
+      local asked = 0
+      local items = {}
+      for i = 1, 4 do items[i] = { name = "slow " .. i } end
+      local wall, cpu = core.now(), os.clock()
+      local results = assert(client.groups.create_many(items, nil, { concurrency = 2,
+        should_stop = with_stop and function() asked = asked + 1 end or nil }))
+      wall, cpu = core.now() - wall, os.clock() - cpu
+      for i = 1, 4 do assert.is_table(results[i].group, tostring(results[i].err)) end
+      assert.is_true(wall >= 1.9, tostring(wall))
+      assert.is_true(cpu / wall < 0.05, ("%.1f %% of a core"):format(100 * cpu / wall))
+      if with_stop then
+        -- ten a second, plus once after each finished transfer
+        assert.is_true(asked <= wall * 10 + 4 + 2, asked .. " calls in " .. wall .. " s")
+        assert.is_true(asked >= wall * 3, asked .. " calls in " .. wall .. " s")
+      end
+    end)
+  end
+
+  it("lists the resource's own operations and the described resources in its messages", function()
+    local api = require "truto.api"
+    local results = assert(client:batch({
+      { resource = "groups", op = "frobnicate" },
+      { resource = "widgets", op = "get", id = "1" },
+      { model = "crm", resource = "contacts", op = "remove_user" },
+    }))
+    local ops, resources = {}, {}
+    for name in pairs(api.resources.groups.operations) do ops[#ops + 1] = name end
+    for name in pairs(api.resources) do resources[#resources + 1] = name end
+    table.sort(ops)
+    table.sort(resources)
+    assert.matches("must be one of " .. table.concat(ops, ", "), results[1].err.message, 1, true)
+    assert.matches("(" .. table.concat(resources, ", ") .. ")", results[2].err.message, 1, true)
+    -- an undescribed resource has the standard five, not groups' remove_user
+    assert.matches("must be one of create, delete, get, list, update (got remove_user)",
+      results[3].err.message, 1, true)
+  end)
+
+  it("compiles the plan of an undescribed resource once per batch, not per item", function()
+    local compiles, operation = 0, core.operation
+    core.operation = function(...) compiles = compiles + 1; return operation(...) end
+    local calls = {}
+    for i = 1, 100 do
+      calls[i] = { model = "crm", resource = "contacts", op = "create", body = { first_name = "C" .. i } }
+    end
+    local ok, results = pcall(client.batch, client, calls)
+    core.operation = operation
+    assert.is_true(ok, tostring(results))
+    for i = 1, 100 do assert.equal("C" .. i, results[i].value.first_name) end
+    assert.equal(1, compiles)
+  end)
+
+  it("checks an item's idempotency_key by the call option's rule, naming the item", function()
+    local _, single = client.groups.create({ name = "k" }, nil, { idempotency_key = "a\nb" })
+    local results = assert(client:batch({
+      { resource = "groups", op = "create", body = { name = "k" }, idempotency_key = "a\nb" },
+      { resource = "groups", op = "create", body = { name = "k" }, idempotency_key = ("x"):rep(256) },
+    }))
+    assert.equal("items[1].idempotency_key", results[1].err.field)
+    assert.equal("items[1]: " .. single.message, results[1].err.message)
+    assert.equal("items[2].idempotency_key", results[2].err.field)
+    assert.equal(0, #m:requests())
   end)
 
   it("has a truto.batch twin on the default client", function()

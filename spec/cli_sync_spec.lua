@@ -255,7 +255,7 @@ describe("truto-groups sync --prune can be trusted:", function()
         local group = h.start({ "sync", "want.csv", "--prune", "--results", "r.jsonl", "--page-size", "2" })
         h.wait_for("the listing to be stalled", function() return #m:requests() >= #STALLS[signal] end)
         local p = assert(io.popen("pgrep -g " .. group .. " -x lua5.4"))
-        local pid = p:read("l")
+        local pid = p:read("*l")
         p:close()
         local core = require "truto.core"
         local t = core.now()

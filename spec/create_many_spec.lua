@@ -225,6 +225,77 @@ describe("client.groups.create_many", function()
     assert.equal(0, m:stats().requests)
   end)
 
+  it("gives each result as value, and as group too for groups (the name it had)", function()
+    local results = client.groups.create_many(names(2))
+    for i = 1, 2 do
+      assert.equal("Group " .. i, results[i].value.name)
+      assert.equal(results[i].value, results[i].group)
+    end
+  end)
+
+  it("gives value alone on another resource", function()
+    local contacts = assert(client.unified("crm", "contacts"))
+    local results = contacts.create_many({ { first_name = "Ada" } })
+    assert.equal("Ada", results[1].value.first_name)
+    assert.is_nil(results[1].group)
+    assert.equal("contacts.create", results[1].meta.operation)
+  end)
+
+  describe("keep_results = false", function()
+    -- issue 21 item 4: the peak of the Lua heap over a run of n creates,
+    -- sampled after a full collection every 100 results
+    local function peak_kb(n, keep)
+      local c = assert(truto.new{ token = m.token, base_url = m.url,
+        integrated_account_id = m.accounts.coupa, rate_limits = false })
+      local peak, seen = 0, 0
+      local items = names(n) -- the caller's, before the measure
+      collectgarbage("collect")
+      local base = collectgarbage("count")
+      local out = c.groups.create_many(items, nil, { concurrency = 16, keep_results = keep,
+        on_result = function(_, value)
+          if value then seen = seen + 1 end
+          if seen % 100 == 0 then
+            collectgarbage("collect")
+            peak = math.max(peak, collectgarbage("count") - base)
+          end
+        end })
+      c:close()
+      return peak, out, seen
+    end
+
+    it("keeps no results and returns counts, in flat memory", function()
+      local small, counts, seen = peak_kb(300, false)
+      assert.same({ total = 300, succeeded = 300, failed = 0, cancelled = 0 }, counts)
+      assert.equal(300, seen)
+      local large, counts2 = peak_kb(3000, false)
+      assert.equal(3000, counts2.succeeded)
+      -- ten times the items, the same memory (within 64 KB)
+      assert.is_true(large - small < 64, ("%.0f KB for 300, %.0f KB for 3000"):format(small, large))
+      -- where kept, 3000 results are far more than that
+      local kept = peak_kb(3000, true)
+      assert.is_true(kept - large > 1000, ("%.0f KB kept, %.0f KB not"):format(kept, large))
+    end)
+
+    it("counts failures and cancelled items", function()
+      m:script{ { status = 404 } }
+      local n = 0
+      local counts = client.groups.create_many(names(3), nil, { concurrency = 1, keep_results = false,
+        on_result = function() n = n + 1 end,
+        should_stop = function() return n >= 2 and "stop" or nil end })
+      assert.same({ total = 3, succeeded = 1, failed = 2, cancelled = 1 }, counts)
+    end)
+
+    it("needs on_result, and is a boolean", function()
+      local r, err = client.groups.create_many(names(1), nil, { keep_results = false })
+      assert.is_nil(r)
+      assert.equal("keep_results", err.field)
+      r, err = client.groups.create_many(names(1), nil, { keep_results = "no", on_result = print })
+      assert.is_nil(r)
+      assert.equal("keep_results", err.field)
+      assert.equal(0, m:stats().requests)
+    end)
+  end)
+
   it("returns an empty array for no items", function()
     assert.same({}, client.groups.create_many({}))
   end)

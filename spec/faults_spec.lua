@@ -389,14 +389,15 @@ describe("a create under faults", function()
       assert_attempts(1)
     end)
 
-    it("does not wait past the deadline: a timeout naming the deadline, the 429 as its cause", function()
+    -- issue 18 item 7: a Retry-After past the deadline is said as Truto said it
+    it("does not wait past the deadline: rate_limited with the server's retry_after, naming the deadline", function()
       m:script{ { status = 429, headers = { ["Retry-After"] = "5" } } }
       local group, err = create{ deadline = 3, retry_cap = 10 }
       assert.is_nil(group)
-      assert.equal("timeout", err.kind)
-      assert.equal("deadline", err.timeout)
+      assert.equal("rate_limited", err.kind)
+      assert.equal(429, err.status)
+      assert.matches("deadline = 3s", err.message)
       assert.equal(1, err.attempts)
-      assert.equal("rate_limited", err.cause.kind)
       assert.equal(5, err.retry_after)
       assert.equal(0, #sleeps)
       assert_attempts(1)

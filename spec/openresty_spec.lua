@@ -57,7 +57,7 @@ local LOCATIONS = ([[
         local now = require("truto.core").now()
         local acc = "5a4db0c5-0000-4000-8000-0000000000aa"
         ngx.say(a.pace:reserve(acc, now), " ", b.pace:reserve(acc, now), " ",
-          b.pace:reserve(acc, now) > 0 and "waits" or "goes", " ", other.pace:reserve(acc, now))
+          b.pace:reserve(acc, now) > 0 and "waits" or "goes", " ", (other.pace:reserve(acc, now)))
       }
     }
     location = /spec/create {

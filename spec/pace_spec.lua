@@ -75,6 +75,91 @@ describe("truto.pace", function()
     end)
   end)
 
+  describe("bounds and window changes", function()
+    it("refuses windows under 1 ms or over a day and limits over 10^6 as invalid_argument", function()
+      for _, rule in ipairs {
+        { limit = 1, window = 1e-300 }, { limit = 1, window = 0.0009 }, { limit = 1, window = 86401 },
+        { limit = 1, window = math.huge }, { limit = 1, window = 0 / 0 }, { limit = 1e6 + 1, window = 1 },
+        { limit = math.huge, window = 1 }, { limit = 1, window = -1 },
+      } do
+        assert.is_nil((pace.check{ token = rule }), rule.limit .. " per " .. rule.window)
+        local c, err = truto.new{ token = "t0ken-x", rate_limits = { account = rule } }
+        assert.is_nil(c)
+        assert.equal("invalid_argument", err.kind)
+        assert.equal("rate_limits", err.field)
+        assert.matches("0.001 to 86400", err.message, 1, true)
+      end
+      -- the edges themselves are fine
+      assert.truthy(pace.check{ token = { limit = 1e6, window = 86400 }, account = { limit = 1, window = 0.001 } })
+    end)
+
+    it("ignores a server's window under 1 ms or limit over 10^6 instead of spinning on it", function()
+      local b = pace.new(assert(pace.check{ token = { limit = 10, window = 1 }, account = false }))
+      b:learn(nil, 200, { limit = 5, window = 1e-300 }, nil, 1.0)
+      b:learn(nil, 200, { limit = 1e9, window = 1 }, nil, 1.0)
+      for _ = 1, 10 do assert.equal(0, (b:reserve(nil, 1.0))) end
+      assert.is_true(b:reserve(nil, 1.0) > 0)
+    end)
+
+    -- Sends every millisecond the budget allows, from 0 to `stop`, with
+    -- `change` applied once at `at`; returns the send times. (The clock
+    -- starts at 5 s, where bucket numbers of different windows differ.)
+    local function sends_with_change(limits, at, change, stop)
+      local b = pace.new(assert(pace.check(limits)))
+      -- the server said the configured rule first
+      b:learn(nil, 200, { limit = limits.token.limit, window = limits.token.window }, nil, 5)
+      local times, changed = {}, false
+      for step = 0, math.floor(stop * 1000) do
+        local now = step / 1000
+        if not changed and now >= at then
+          b:learn(nil, 200, change, nil, 5 + now)
+          changed = true
+        end
+        while b:reserve(nil, 5 + now) == 0 do times[#times + 1] = now end
+      end
+      return times
+    end
+
+    -- The most sends in any window of `length` seconds.
+    local function busiest(times, length)
+      local most, first = 0, 1
+      for last = 1, #times do
+        while times[last] - times[first] >= length - 1e-9 do first = first + 1 end
+        most = math.max(most, last - first + 1)
+      end
+      return most
+    end
+
+    it("keeps the sends counted before a shorter window in every window of either length", function()
+      local times = sends_with_change({ token = { limit = 10, window = 0.1 }, account = false },
+        0.01, { limit = 10, window = 0.05 }, 0.1)
+      assert.equal(10, #times) -- the first ten, and none until the old window has passed
+      assert.is_true(busiest(times, 0.05) <= 10)
+      assert.is_true(busiest(times, 0.1) <= 10)
+      times = sends_with_change({ token = { limit = 10, window = 0.1 }, account = false },
+        0.01, { limit = 10, window = 0.05 }, 0.3)
+      assert.is_true(#times > 20, #times) -- then the new window's pace
+      assert.is_true(busiest(times, 0.05) <= 10)
+    end)
+
+    it("keeps what was sent under a configured window in a server's different one", function()
+      -- no earlier word of the server: the configured rule gives way at once
+      local b = pace.new(assert(pace.check{ token = { limit = 10, window = 0.1 }, account = false }))
+      for _ = 1, 10 do assert.equal(0, (b:reserve(nil, 5.0))) end
+      b:learn(nil, 200, { limit = 10, window = 0.05 }, nil, 5.01)
+      assert.is_true(b:reserve(nil, 5.05) > 0) -- the ten still count in the new window
+      assert.equal(0, (b:reserve(nil, 5.07)))  -- and leave it with it
+    end)
+
+    it("keeps the sends counted before a longer window in it", function()
+      local times = sends_with_change({ token = { limit = 10, window = 0.05 }, account = false },
+        0.01, { limit = 10, window = 0.2 }, 0.5)
+      assert.is_true(busiest(times, 0.2) <= 10, busiest(times, 0.2))
+      assert.is_true(busiest(times, 0.05) <= 10)
+      assert.is_true(#times >= 20, #times)
+    end)
+  end)
+
   describe("against the mock's limits", function()
     local m
     setup(function() m = mock.start() end)

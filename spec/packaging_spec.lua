@@ -1,11 +1,14 @@
--- Packaging: the rockspec installs every Lua module and builds every C
--- source of this tree, so `luarocks make` and `make install` agree; it
--- declares what the module needs at run time, and everything it installs
--- loads on the Lua it is installed for.
+-- Packaging: the rocks as a user meets them. truto (the library, every
+-- Lua) and truto-groups (the command-line tool, Lua 5.4 only) install
+-- every Lua module and build every C source of this tree, so `luarocks
+-- make` and `make install` agree; the scm rockspecs build the checkout;
+-- core.so links every library it calls; everything installed loads, and
+-- the command runs, on the Lua it is installed for.
 local h = require "spec.support.helpers"
 local sh = require "spec.support.sh"
 
-local ROCKSPEC = "rockspec/truto-0.1.0-1.rockspec"
+local RELEASE, SCM = "rockspec/truto-0.1.0-1.rockspec", "rockspec/truto-scm-0.rockspec"
+local CLI_RELEASE, CLI_SCM = "rockspec/truto-groups-0.1.0-1.rockspec", "rockspec/truto-groups-scm-0.rockspec"
 local IS_LUAJIT = rawget(_G, "jit") ~= nil
 local function lines(cmd)
   local p = assert(io.popen(cmd))
@@ -16,58 +19,107 @@ local function lines(cmd)
   return out
 end
 
-describe("rockspec/truto-0.1.0-1.rockspec", function()
+local function load_rockspec(path)
   local spec = {}
-  setup(function()
-    local chunk = assert(loadfile("rockspec/truto-0.1.0-1.rockspec", "t", spec))
-    if setfenv then setfenv(chunk, spec) end
-    chunk()
-  end)
+  local chunk = assert(loadfile(path, "t", spec))
+  if setfenv then setfenv(chunk, spec) end
+  chunk()
+  return spec
+end
 
-  it("lists every Lua module under lua/", function()
-    local listed = {}
-    for name, path in pairs(spec.build.modules) do
-      if type(path) == "string" then
-        assert.equal("lua/" .. name:gsub("%.", "/") .. ".lua", path)
-        listed[#listed + 1] = path
-      end
+-- The Lua modules a rockspec installs, sorted by path (each named after it).
+local function lua_modules(spec)
+  local listed = {}
+  for name, path in pairs(spec.build.modules) do
+    if type(path) == "string" then
+      assert.equal("lua/" .. name:gsub("%.", "/") .. ".lua", path)
+      listed[#listed + 1] = path
     end
-    table.sort(listed)
-    assert.same(lines("find lua -name '*.lua'"), listed)
+  end
+  table.sort(listed)
+  return listed
+end
+
+describe("the rockspecs", function()
+  local lib, scm, cli, cli_scm
+  setup(function()
+    lib, scm = load_rockspec(RELEASE), load_rockspec(SCM)
+    cli, cli_scm = load_rockspec(CLI_RELEASE), load_rockspec(CLI_SCM)
   end)
 
-  it("builds the C core from every file in csrc/", function()
+  it("pass luarocks lint", function()
+    for _, path in ipairs{ RELEASE, SCM, CLI_RELEASE, CLI_SCM } do
+      local ok, out = sh.run("luarocks lint " .. path)
+      assert.is_true(ok, path .. ": " .. out)
+    end
+  end)
+
+  it("list every Lua module under lua/: the library in truto, truto.cli.* in truto-groups", function()
+    local all = {}
+    for _, path in ipairs(lua_modules(lib)) do
+      assert.is_nil(path:match("^lua/truto/cli/"), path)
+      all[#all + 1] = path
+    end
+    for _, path in ipairs(lua_modules(cli)) do
+      assert.matches("^lua/truto/cli/", path)
+      all[#all + 1] = path
+    end
+    table.sort(all)
+    assert.same(lines("find lua -name '*.lua'"), all)
+  end)
+
+  it("build the same from the checkout (scm) as the release does", function()
+    assert.same(lib.build, scm.build)
+    assert.same(lib.dependencies, scm.dependencies)
+    assert.same(cli.build, cli_scm.build)
+    assert.equal("scm-0", scm.version)
+    assert.equal("scm-0", cli_scm.version)
+    assert.same({ "lua >= 5.4, < 5.5", "truto = scm" }, cli_scm.dependencies)
+    assert.same({ "lua >= 5.4, < 5.5", "truto = 0.1.0" }, cli.dependencies)
+  end)
+
+  it("build the C core from every file in csrc/", function()
     local sources = {}
-    for _, s in ipairs(spec.build.modules["truto.core"].sources) do sources[#sources + 1] = s end
+    for _, s in ipairs(lib.build.modules["truto.core"].sources) do sources[#sources + 1] = s end
     table.sort(sources)
     assert.same(lines("ls csrc/*.c"), sources)
   end)
 
-  it("installs the command-line tool", function()
-    assert.equal("bin/truto-groups", spec.build.install.bin["truto-groups"])
+  it("link every library the C core needs: libcurl, libcrypto, hiredis and libm", function()
+    assert.same({ "curl", "crypto", "hiredis", "m" }, lib.build.modules["truto.core"].libraries)
   end)
 
-  it("depends on no lua-cjson: the module's JSON is the core's own", function()
-    for _, dep in ipairs(spec.dependencies) do
-      assert.is_nil(dep:match("cjson"), dep)
+  it("install the command-line tool only with truto-groups, which needs Lua 5.4", function()
+    assert.is_nil(lib.build.install)
+    assert.equal("bin/truto-groups", cli.build.install.bin["truto-groups"])
+    assert.equal("lua >= 5.4, < 5.5", cli.dependencies[1])
+  end)
+
+  it("depend on no lua-cjson: the module's JSON is the core's own", function()
+    for _, spec in ipairs{ lib, cli } do
+      for _, dep in ipairs(spec.dependencies) do
+        assert.is_nil(dep:match("cjson"), dep)
+      end
     end
   end)
 
-  it("names the public repository and the release tag as its source", function()
-    assert.equal("git+https://github.com/truto-lua/truto-lua.git", spec.source.url)
-    assert.equal("v0.1.0", spec.source.tag)
-    assert.equal(spec.version:match("^([^-]+)"), spec.source.tag:sub(2))
+  it("name the public repository and the release tag, and say plainly it is not published yet", function()
+    for _, path in ipairs{ RELEASE, CLI_RELEASE } do
+      local spec = load_rockspec(path)
+      assert.equal("git+https://github.com/truto-lua/truto-lua.git", spec.source.url)
+      assert.equal("v0.1.0", spec.source.tag)
+      assert.equal(spec.version:match("^([^-]+)"), spec.source.tag:sub(2))
+      local text = sh.read_file(path)
+      assert.matches("NOT PUBLISHED YET", text, 1, true)
+      assert.matches("luarocks make", text, 1, true)
+    end
   end)
-
-  it("passes luarocks lint", function()
-    local ok, out = sh.run("luarocks lint " .. ROCKSPEC)
-    assert.is_true(ok, out)
-  end)
-
-  it("installs only modules that load on this Lua (" .. (IS_LUAJIT and "LuaJIT" or _VERSION) .. ")", function()
+  it("install only modules that load on this Lua (" .. (IS_LUAJIT and "LuaJIT" or _VERSION) .. ")", function()
     local names = {}
-    for name, path in pairs(spec.build.modules) do
-      if type(path) == "string" then names[#names + 1] = name end
+    for _, spec in ipairs{ lib, cli } do
+      for name, path in pairs(spec.build.modules) do
+        if type(path) == "string" then names[#names + 1] = name end
+      end
     end
     table.sort(names)
     local out = h.run_lua([[
@@ -98,30 +150,64 @@ describe("luarocks make", function()
   -- not under make check's instrumented stand-in for the interpreter
   -- (ASAN_OPTIONS set), which luarocks cannot find Lua's headers beside
   local it_puc = (IS_LUAJIT or os.getenv("ASAN_OPTIONS")) and pending or it
-  it_puc("builds and installs a tree whose modules load, without lua-cjson from LuaRocks", function()
-    local abi = _VERSION:match("%d+%.%d+")
-    local ok, dir = sh.run("mktemp -d")
+  local abi = _VERSION:match("%d+%.%d+")
+  local dir, tree
+
+  setup(function()
+    if IS_LUAJIT or os.getenv("ASAN_OPTIONS") then return end
+    local ok
+    ok, dir = sh.run("mktemp -d")
     assert.is_true(ok, dir)
     dir = dir:match("^%s*(.-)%s*$")
-    finally(function() sh.run("rm -rf " .. sh.quote(dir)) end)
+    tree = dir .. "/tree"
     -- a copy, so the build's objects never land in this tree
     local out
     ok, out = sh.run("cp -r rockspec csrc lua bin " .. sh.quote(dir) .. " && cd " .. sh.quote(dir)
-      .. " && luarocks --lua-version=" .. abi .. " make --deps-mode=none --tree=tree " .. ROCKSPEC)
+      .. " && luarocks --lua-version=" .. abi .. " make --tree=tree " .. SCM)
     assert.is_true(ok, out)
-    local tree = dir .. "/tree"
+  end)
+  teardown(function()
+    if dir and dir:match("^/tmp/") then sh.run("rm -rf " .. sh.quote(dir)) end
+  end)
+
+  it_puc("builds truto-scm-0 from the checkout, its dependencies checked, into a tree whose modules load",
+    function()
     local loaded = h.run_lua([[
       local truto = require "truto"
-      for _, m in ipairs{ "truto.cli.args", "truto.cli.json", "truto.cli.results", "truto.cli.progress",
-        "truto.cli.commands", "truto.cli.sync", "truto.url", "truto.response", "truto.pace",
-        "truto.webhooks" } do require(m) end
+      for _, m in ipairs{ "truto.url", "truto.response", "truto.pace", "truto.webhooks" } do require(m) end
       local c = assert(truto.new{ token = "tok-12345", base_url = "HTTP://Example.com/" })
       io.write(c.base_url)]],
-      -- ";;" adds Lua's default paths (lua-cjson's), never this tree's build/
+      -- ";;" adds Lua's default paths, never this tree's build/
       { LUA_PATH = tree .. "/share/lua/" .. abi .. "/?.lua;;",
         LUA_CPATH = tree .. "/lib/lua/" .. abi .. "/?.so;;" })
     assert.equal("http://example.com", loaded)
-    assert.is_string(sh.read_file(tree .. "/lib/lua/" .. abi .. "/truto/core.so"))
-    assert.is_string(sh.read_file(tree .. "/share/lua/" .. abi .. "/truto/cli/json.lua"))
+    assert.is_string(sh.read_file(tree .. "/share/lua/" .. abi .. "/truto/webhooks.lua"))
+  end)
+
+  it_puc("links core.so with every library it calls: nothing but Lua's own API is left undefined", function()
+    local so = tree .. "/lib/lua/" .. abi .. "/truto/core.so"
+    local ok, out = sh.run("ldd -r " .. sh.quote(so))
+    assert.is_true(ok, out)
+    local missing = {}
+    for symbol in out:gmatch("undefined symbol: (%S+)") do
+      if not symbol:match("^luaL?_") then missing[#missing + 1] = symbol end
+    end
+    assert.same({}, missing)
+  end)
+
+  it_puc("installs the truto-groups command " .. (abi == "5.4" and "that runs" or "nowhere: it needs Lua 5.4"),
+    function()
+    local ok, out = sh.run("cd " .. sh.quote(dir) .. " && luarocks --lua-version=" .. abi
+      .. " make --tree=tree " .. CLI_SCM)
+    if abi == "5.4" then
+      assert.is_true(ok, out)
+      local ran, help = sh.run(sh.quote(tree .. "/bin/truto-groups") .. " --help")
+      assert.is_true(ran, help)
+      assert.matches("import", help)
+    else
+      assert.is_false(ok, out)
+      assert.matches("lua >= 5.4", out, 1, true)
+      assert.is_nil(sh.read_file(tree .. "/bin/truto-groups"))
+    end
   end)
 end)

@@ -78,6 +78,16 @@ describe("the retry policy (truto.retry)", function()
     assert.same({ nil, "not_retryable" }, { retry.plan(err("tls"), false, true, o, 1) })
   end)
 
+  it("lets a call wait for the budget, except the server's long waits and past the deadline", function()
+    -- o.retry_cap is 30 here
+    assert.is_nil(retry.budget(9, false, o, nil))
+    assert.is_nil(retry.budget(40, false, o, nil))          -- its own counting: waited for
+    assert.is_nil(retry.budget(29, true, o, 30))
+    assert.equal("rate_limited", retry.budget(31, true, o, nil))
+    assert.equal("rate_limited", retry.budget(5, true, o, 4))
+    assert.equal("deadline", retry.budget(5, false, o, 4))
+  end)
+
   it("names reasons for logs", function()
     assert.equal("http 502", retry.reason(err("http", 502)))
     assert.equal("timeout (stall_timeout)", retry.reason(err("timeout", nil, { timeout = "stall_timeout" })))

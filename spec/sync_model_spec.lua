@@ -184,9 +184,9 @@ describe("sync, model-based:", function()
   setup(function()
     m = mock.start()
     account = m.accounts.coupa
-    tmp = assert(io.popen("mktemp -d /tmp/truto-sync-model.XXXXXX")):read("l")
+    tmp = assert(io.popen("mktemp -d /tmp/truto-sync-model.XXXXXX")):read("*l")
     local f = assert(io.open("/proc/self/stat"))
-    pid = f:read("n")
+    pid = f:read("*n")
     f:close()
     commands.is_tty = function() return false end
   end)
@@ -286,7 +286,7 @@ describe("sync, model-based:", function()
       killer = io.popen("sleep 0.05; kill -INT " .. pid)
     end
     local ok, code, _, err = pcall(run, argv)
-    if killer then killer:read("a") killer:close() end
+    if killer then killer:read("*a") killer:close() end
     signals.restore()
     assert(ok, code)
 

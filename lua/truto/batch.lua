@@ -1,20 +1,23 @@
--- truto.batch: client:batch(calls) and client.groups.create_many(items) —
--- many calls at once, scheduled over truto.call's prepare and settle (no
--- attempt logic of its own).
+-- truto.batch: client:batch(calls) and <resource>.create_many(items) --
+-- many calls at once. Each item is a job of truto.call, and truto.call's
+-- step and settle (the one attempt loop) decide everything about it:
+-- budget, deadline, retry, stop. This file only schedules: which item
+-- starts next, in which slot, and how long nothing is due.
 --
 -- With the curl transport every request runs on one libcurl multi handle
--- (connections reused, HTTP/2 multiplexed when offered) and this file only
--- decides which item starts next and when a retry is due. With another
+-- (connections reused, HTTP/2 multiplexed when offered). With another
 -- transport (ngx, a custom table) items run through call.run, concurrently
 -- in ngx.thread light threads inside nginx, one after another elsewhere.
--- Each item keeps its own Idempotency-Key across retries; a 429 pauses
--- every item (shared backoff honouring Retry-After); invalid items fail
--- alone. Exactly one result per item, in input order. An error raised by
--- on_result or on_progress stops the batch and is raised again once no
--- transfer of it is running.
+-- Each item keeps its own Idempotency-Key across retries; without a rate
+-- budget a 429 pauses every item (shared backoff honouring Retry-After);
+-- invalid items fail alone. Exactly one result per item, in input order
+-- (or, with keep_results = false, none kept: on_result sees each and the
+-- counts are returned). An error raised by on_result or on_progress stops
+-- the batch and is raised again once no transfer of it is running.
 --
--- Must never: drop or duplicate a result, reuse a key across items, retry
--- what truto.retry forbids, or leave transfers running after it returns.
+-- Must never: drop or duplicate a result, reuse a key across items, wait
+-- when nothing is due (no busy wait), or leave transfers running after it
+-- returns.
 
 local api = require "truto.api"
 local call = require "truto.call"
@@ -24,7 +27,8 @@ local options_mod = require "truto.options"
 local M = {}
 
 
-local BATCH_OPTIONS = { concurrency = true, on_result = true, on_progress = true, should_stop = true }
+local BATCH_OPTIONS = { concurrency = true, on_result = true, on_progress = true, should_stop = true,
+  keep_results = true }
 local CALL_KEYS = { resource = true, model = true, op = true, id = true, body = true, query = true,
   idempotency_key = true }
 local ITEM_KEYS = { body = true, query = true, idempotency_key = true }
@@ -33,7 +37,7 @@ local function bad(field, detail) return nil, errors.invalid(field, detail) end
 
 -- Splits a batch's options into its own and the per-call ones, resolved.
 local function split_options(c, options)
-  local batch, callopts = { concurrency = 8 }, {}
+  local batch, callopts = { concurrency = 8, keep_results = true }, {}
   if options ~= nil and type(options) ~= "table" then
     return bad("options", "must be a table (got " .. type(options) .. ")")
   end
@@ -51,6 +55,12 @@ local function split_options(c, options)
     if batch[f] ~= nil and type(batch[f]) ~= "function" then
       return bad(f, "must be a function (got " .. type(batch[f]) .. ")")
     end
+  end
+  if type(batch.keep_results) ~= "boolean" then
+    return bad("keep_results", "must be a boolean (got " .. type(batch.keep_results) .. ")")
+  end
+  if not batch.keep_results and not batch.on_result then
+    return bad("keep_results", "false needs on_result: the results would be seen by no one")
   end
   local o, err = options_mod.call_options(c, callopts)
   if not o then return nil, err end
@@ -80,51 +90,74 @@ local function item_error(i, err)
   return err
 end
 
+-- An item's own idempotency_key, checked as the call option is (one rule).
 local function check_key(i, key)
-  if key ~= nil and key ~= false and (type(key) ~= "string" or key == "" or #key > 255
-      or key:find("[%z\1-\31\127]")) then
-    return errors.invalid("items[" .. i .. "].idempotency_key",
-      "must be 1 to 255 characters without control characters, or false")
-  end
+  if key == nil then return nil end
+  local ok, err = options_mod.check_option("idempotency_key", options_mod.OPTIONS.idempotency_key, key)
+  if ok == nil then return item_error(i, err) end
 end
 
--- The operation a batch call names, compiled, and its label.
-local function resolve(c, i, item)
+-- Item i is a table of `allowed` keys only, its own key valid: nil, or
+-- the invalid_argument naming what is wrong (`what`: the keys expected).
+local function check_item(i, item, allowed, what)
+  if type(item) ~= "table" then
+    return errors.invalid("items[" .. i .. "]", "must be a table (got " .. type(item) .. ")")
+  end
+  for k in pairs(item) do
+    if not allowed[k] then return errors.invalid("items[" .. i .. "]." .. tostring(k), "is not " .. what) end
+  end
+  return check_key(i, item.idempotency_key)
+end
+
+-- The label of an operation in results and hooks: "groups.create".
+local function label_of(desc, op_name)
+  return desc.resource:gsub("%-", "_") .. "." .. op_name
+end
+
+-- The names in a set, sorted and joined, for messages.
+local function listed(set)
+  local names = {}
+  for name in pairs(set) do names[#names + 1] = name end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+
+-- The operation a batch call names, compiled, and its label. `descs`
+-- keeps the descriptions of undescribed resources for the batch, so each
+-- of their plans is compiled once per batch, not once per item.
+local function resolve(c, i, item, descs)
   local desc
   if item.model ~= nil then
-    local r, err = c.unified(item.model, item.resource)
-    if not r then return nil, item_error(i, err) end
-    desc = api.find(item.model, item.resource) or api.generic(item.model, item.resource)
+    local key = tostring(item.model) .. "/" .. tostring(item.resource)
+    desc = descs[key]
+    if not desc then
+      local r, err = c.unified(item.model, item.resource)
+      if not r then return nil, item_error(i, err) end
+      desc = api.find(item.model, item.resource) or api.generic(item.model, item.resource)
+      descs[key] = desc
+    end
   else
     desc = api.resources[item.resource]
     if not desc then
       return nil, errors.invalid("items[" .. i .. "].resource", "must name a described resource ("
-        .. "\"groups\") or come with model = ... for any other (got " .. tostring(item.resource) .. ")")
+        .. listed(api.resources) .. ") or come with model = ... for any other (got "
+        .. tostring(item.resource) .. ")")
     end
   end
-  local op = desc.operations[item.op]
-  if type(item.op) ~= "string" or not op then
-    return nil, errors.invalid("items[" .. i .. "].op", "must be one of list, get, create, update, "
-      .. "delete" .. (desc.operations.remove_user and ", remove_user" or "") .. " (got "
-      .. tostring(item.op) .. ")")
+  local op = type(item.op) == "string" and desc.operations[item.op]
+  if not op then
+    return nil, errors.invalid("items[" .. i .. "].op", "must be one of "
+      .. listed(desc.operations) .. " (got " .. tostring(item.op) .. ")")
   end
-  return call.compile(op), desc.resource:gsub("%-", "_") .. "." .. item.op
+  return call.compile(op), label_of(desc, item.op)
 end
 
 -- A job for call i of client:batch, or its invalid_argument.
-local function prepare_call(c, i, item, o)
-  if type(item) ~= "table" then
-    return nil, errors.invalid("items[" .. i .. "]", "must be a table (got " .. type(item) .. ")")
-  end
-  for k in pairs(item) do
-    if not CALL_KEYS[k] then
-      return nil, errors.invalid("items[" .. i .. "]." .. tostring(k),
-        "is not a batch call key (expected resource, model, op, id, body, query, idempotency_key)")
-    end
-  end
-  local bad_key = check_key(i, item.idempotency_key)
-  if bad_key then return nil, bad_key end
-  local op, label = resolve(c, i, item)
+local function prepare_call(c, i, item, o, descs)
+  local bad_item = check_item(i, item, CALL_KEYS,
+    "a batch call key (expected resource, model, op, id, body, query, idempotency_key)")
+  if bad_item then return nil, bad_item end
+  local op, label = resolve(c, i, item, descs)
   if not op then return nil, label end
   local job, err = call.prepare_resolved(c, op, item.id, item.body, item.query,
     item_options(o, item.idempotency_key), label)
@@ -132,12 +165,18 @@ local function prepare_call(c, i, item, o)
   return job
 end
 
+-- How often, at most, should_stop is asked while nothing finishes (seconds
+-- on the client's clock); it is also asked after every finished transfer.
+local STOP_POLL = 0.1
+
 -- The scheduler over the curl multi handle: Lua decides, C moves bytes.
--- Items are prepared only when a slot is free for them (next_job), so
--- building overlaps the network and a finished item's request is garbage
--- at once.
-local function run_multi(c, multi, next_job, batch, finish, cancel)
-  local retries, waiting = {}, {}    -- due retries (oldest first); jobs waiting for their time
+-- Every decision about an item (budget, deadline, retry, stop) is
+-- truto.call's step and settle; this only keeps the slots full, in order,
+-- and sleeps until the next thing is due. Items are prepared only when a
+-- slot is free for them (next_job), so building overlaps the network and
+-- a finished item's request is garbage at once.
+local function run_multi(c, multi, next_job, batch, finish)
+  local queue = {}                   -- jobs stepped to "wait", each with job.not_before
   local by_index, inflight = {}, 0
   local pause_until = 0              -- shared backoff (without a rate budget)
   local limit = batch.concurrency
@@ -145,139 +184,126 @@ local function run_multi(c, multi, next_job, batch, finish, cancel)
   -- with a rate budget, items of an account at its limit wait aside while
   -- others start; at most this many fresh ones are set aside at a time
   local lookahead, parked = math.max(64, limit * 8), 0
-  local fresh = next_job()           -- the next item not yet started, or nil
+  local fresh = next_job()           -- the next item not yet stepped, or nil
   local finished = {}                -- multi:perform's output, reused
+  local asked, settled = nil, true   -- when should_stop was last asked; anything finished since
 
-  local function start(job)
-    call.begin(job, c)
+  -- The one place a request reaches the multi handle.
+  local function send(job)
     by_index[job.index] = job
     inflight = inflight + 1
     multi:add(job.index, job) -- the job is the request (its sink is not read)
   end
 
-  -- Starts the job, or sets it aside until the rate budget allows it.
-  local function try_start(job, t)
-    if c.pace then
-      local w = call.budget(c, job, t)
-      if w > 0 then
-        if not job.parked_at then
-          job.parked_at = t
-          job.started = job.started or t
-          if job.attempts == 0 then parked = parked + 1 end
-        end
-        job.not_before = t + w
-        waiting[#waiting + 1] = job
-        return
-      end
-      if job.parked_at then
-        job.rate_wait = job.rate_wait + (t - job.parked_at)
-        job.parked_at = nil
-        if job.attempts == 0 then parked = parked - 1 end
-      end
+  local function step(job, t)
+    local action, value, meta = call.step(c, job, t)
+    if action == "send" then
+      send(job)
+    elseif action == "wait" then
+      if job.attempts == 0 then parked = parked + 1 end
+      queue[#queue + 1] = job
+    else
+      finish(job.index, value, meta)
     end
-    start(job)
   end
 
   local function settle(id, status, headers, body, sent, which)
     local job = by_index[id]
     by_index[id] = nil
     inflight = inflight - 1
-    local value, meta, wait
-    if status then
-      value, meta, wait = call.settle(c, job, status, headers, body, true, nil)
-    else
-      value, meta, wait = call.settle(c, job, nil, headers, body, sent, which)
-    end
-    if value ~= nil or not wait or stopping then
-      if value == nil and wait then meta.retryable = false end
-      return finish(job.index, value, meta)
-    end
-    call.notify_retry(c, job, meta, wait, job.index)
-    job.not_before = call.clock(c) + wait
-    if meta.kind == "rate_limited" and c.pace then
-      -- the same instant as the items the budget now holds back, so this
-      -- retry goes first
-      local blocked = c.pace:blocked_until(job.account, call.clock(c))
-      if blocked then job.not_before = math.min(job.not_before, blocked) end
-    end
+    settled = true
+    local value, meta, wait = call.settle(c, job, status, headers, body, sent, which)
+    if not wait then return finish(job.index, value, meta) end
     -- without a rate budget a 429 pauses everything; with one, the budget
     -- blocks just the account (or token) the answer concerned
     if meta.kind == "rate_limited" and not c.pace then
       pause_until = math.max(pause_until, job.not_before)
     end
-    waiting[#waiting + 1] = job
+    queue[#queue + 1] = job
   end
 
-  while fresh or #retries > 0 or #waiting > 0 or inflight > 0 do
-    if batch.should_stop then
+  local function stop_all()
+    stopping = true
+    for _, job in ipairs(queue) do finish(job.index, nil, call.stop(c, job)) end
+    queue = {}
+    for _, job in pairs(by_index) do call.stop(c, job) end
+    while fresh do
+      finish(fresh.index, nil, call.stop(c, fresh))
+      fresh = next_job()
+    end
+  end
+
+  while fresh or #queue > 0 or inflight > 0 do
+    local t = call.clock(c)
+    if batch.failed or settled or (batch.polls and t - asked >= STOP_POLL) then
       local verdict = batch.should_stop()
-      if verdict and not stopping then
-        -- start nothing more: what waits for a retry or was never started
-        -- is cancelled now, what is in flight may finish
-        stopping = true
-        for _, job in ipairs(retries) do cancel(job, job.attempts == 0 and "never" or "retry") end
-        for _, job in ipairs(waiting) do cancel(job, job.attempts == 0 and "never" or "retry") end
-        retries, waiting = {}, {}
-        if fresh then cancel(fresh, "never"); fresh = nil end
-        local rest = next_job()
-        while rest do cancel(rest, "never"); rest = next_job() end
-      end
+      asked, settled = t, false
+      if verdict and not stopping then stop_all() end
       if verdict == "abandon" and inflight > 0 then return "abandon", by_index end
     end
-    local t = call.clock(c)
-    if #waiting > 0 then
-      local still, due_now = {}, {}
-      for _, job in ipairs(waiting) do
-        if job.not_before <= t then due_now[#due_now + 1] = job else still[#still + 1] = job end
+    local free = not stopping and t >= pause_until and inflight < limit
+    -- jobs whose time came: those past their deadline end now (no slot
+    -- needed); the others start in free slots, retries first, in input order
+    if #queue > 0 then
+      local still, due = {}, {}
+      for _, job in ipairs(queue) do
+        if (job.deadline_at and job.deadline_at <= t) or (free and job.not_before <= t) then
+          due[#due + 1] = job
+          if job.attempts == 0 then parked = parked - 1 end
+        else
+          still[#still + 1] = job
+        end
       end
-      waiting = still
-      -- retries before items set aside for the budget, each in input order
-      table.sort(due_now, function(a, b)
+      queue = still
+      table.sort(due, function(a, b)
         if (a.attempts > 0) ~= (b.attempts > 0) then return a.attempts > 0 end
         return a.index < b.index
       end)
-      for _, job in ipairs(due_now) do retries[#retries + 1] = job end
-    end
-    if t >= pause_until and not stopping then
-      while inflight < limit and #retries > 0 do try_start(table.remove(retries, 1), t) end
-      while inflight < limit and fresh and parked < lookahead do
-        local job = fresh
-        fresh = next_job()
-        try_start(job, t)
+      for _, job in ipairs(due) do
+        if (job.deadline_at and job.deadline_at <= t) or inflight < limit then
+          step(job, t)
+        else
+          if job.attempts == 0 then parked = parked + 1 end
+          queue[#queue + 1] = job
+        end
       end
     end
-    -- when is something due that is not in flight?
-    local due = nil
-    -- (only with a free slot: a full batch waits for a transfer to finish,
-    -- not in a loop of zero-second waits)
-    if inflight < limit and ((fresh and parked < lookahead) or #retries > 0) then due = pause_until end
-    for _, job in ipairs(waiting) do
-      local d = math.max(job.not_before, pause_until)
-      if not due or d < due then due = d end
+    while free and inflight < limit and fresh and parked < lookahead do
+      local job = fresh
+      fresh = next_job()
+      step(job, t)
     end
+    -- the next time something not in flight is due: a deadline always, a
+    -- start only when a slot is free for it (a finished transfer wakes
+    -- perform otherwise), never one already past (no busy wait)
+    local slot = not stopping and inflight < limit
+    local due = nil
+    local function consider(at)
+      if at > t and (not due or at < due) then due = at end
+    end
+    if slot and fresh and parked < lookahead then consider(pause_until) end
+    for _, job in ipairs(queue) do
+      if job.deadline_at then consider(job.deadline_at) end
+      if slot then consider(math.max(job.not_before, pause_until)) end
+    end
+    -- short waits while a stop may come, so a stop is seen at once
+    local cap = batch.polls and STOP_POLL or 1
     if inflight > 0 then
-      -- short waits while a stop may come, so a signal is seen at once
-      local cap = batch.polls and 0.1 or 1
-      local wait = due and math.max(0, math.min(cap, due - t)) or cap
       -- finished transfers come flat, six slots each, in one reused table
-      local n = multi:perform(wait, finished)
+      local n = multi:perform(due and math.min(cap, due - t) or cap, finished)
       for b = 0, (n - 1) * 6, 6 do
         settle(finished[b + 1], finished[b + 2], finished[b + 3], finished[b + 4], finished[b + 5],
           finished[b + 6])
       end
     elseif due then
-      local w = due - t
-      if batch.polls then w = math.min(w, 0.1) end
-      if w > 0 then
-        call.sleep(c, w)
-      end
+      call.sleep(c, batch.polls and math.min(STOP_POLL, due - t) or due - t)
     end
   end
 end
 
 -- Any other transport: call.run per job, concurrently where ngx.thread
 -- exists.
-local function run_each(c, next_job, batch, finish, cancel, total)
+local function run_each(c, next_job, batch, finish, total)
   local stopping = false
   local function worker()
     while true do
@@ -285,10 +311,9 @@ local function run_each(c, next_job, batch, finish, cancel, total)
       local job = next_job()
       if not job then return end
       if stopping or batch.failed then
-        cancel(job, "never")
+        finish(job.index, nil, call.stop(c, job))
       else
-        local value, meta = call.run(c, job)
-        finish(job.index, value, meta)
+        finish(job.index, call.run(c, job))
       end
     end
   end
@@ -313,9 +338,10 @@ local function take_multi(t)
   return t:multi(), false
 end
 
--- M.run(c, total, prepare_item, options) -> results | nil, err
--- prepare_item(i, o) -> job | nil, err. Results are { value, meta } or
--- { err } per item; `shape(i, value, meta, err)` may replace that.
+-- run(c, total, prepare_item, options, shape) -> results | counts | nil, err
+-- prepare_item(i, o) -> job | nil, err. results[i] = shape(i, value, meta,
+-- err). With keep_results = false (and on_result), no result is kept and
+-- the counts { total, succeeded, failed, cancelled } are returned.
 local function run(c, total, prepare_item, options, shape)
   if c.closed then error("attempt to use a closed truto client", 3) end
   local batch, o = split_options(c, options)
@@ -328,31 +354,27 @@ local function run(c, total, prepare_item, options, shape)
     if user_stop then return user_stop() end
   end
 
-  local results, done = {}, 0
+  local keep = batch.keep_results
+  local results = keep and {} or nil
+  local counts = { total = total, succeeded = 0, failed = 0, cancelled = 0 }
+  local done = 0
   local function finish(i, value, meta)
-    if results[i] ~= nil then error("truto.batch: a second result for one item") end
+    if keep and results[i] ~= nil then error("truto.batch: a second result for one item") end
     local err = value == nil and meta or nil
-    if err then meta = nil end
-    results[i] = shape(i, value, meta, err)
+    if err then
+      meta = nil
+      counts.failed = counts.failed + 1
+      if err.kind == "cancelled" then counts.cancelled = counts.cancelled + 1 end
+    else
+      counts.succeeded = counts.succeeded + 1
+    end
+    if keep then results[i] = shape(i, value, meta, err) end
     done = done + 1
     if batch.failed then return end
     local ok, failure = true, nil
     if batch.on_result then ok, failure = pcall(batch.on_result, i, value, err) end
     if ok and batch.on_progress then ok, failure = pcall(batch.on_progress, done, total) end
     if not ok then batch.failed = { failure } end
-  end
-  -- why: "never" (not started), "retry" (waiting for a retry), "inflight"
-  -- (abandoned while running: it may have been delivered)
-  local CANCELLED = {
-    never = "not sent: the batch was stopped before it started",
-    retry = "stopped while waiting for a retry",
-    inflight = "abandoned while in flight: it may have been delivered",
-  }
-  local function cancel(job, why)
-    local sent = why == "inflight" or (why == "retry" and job.maybe_sent) or false
-    local err = errors.new("cancelled", CANCELLED[why],
-      { retryable = false, attempts = job.attempts, sent = sent, idempotency_key = job.key })
-    finish(job.index, nil, errors.redact(err, c.token))
   end
 
   -- items are prepared one at a time, as they are about to start;
@@ -376,7 +398,7 @@ local function run(c, total, prepare_item, options, shape)
   local t = c.transport
   if t.multi then
     local multi, own = take_multi(t)
-    local ok, verdict, inflight = pcall(run_multi, c, multi, next_job, batch, finish, cancel)
+    local ok, verdict, inflight = pcall(run_multi, c, multi, next_job, batch, finish)
     if not ok or verdict == "abandon" or batch.failed then
       -- stop every transfer still running; the handle is not reused
       multi:close()
@@ -388,12 +410,13 @@ local function run(c, total, prepare_item, options, shape)
       local abandoned = {}
       for _, job in pairs(inflight) do abandoned[#abandoned + 1] = job end
       table.sort(abandoned, function(a, b) return a.index < b.index end)
-      for _, job in ipairs(abandoned) do cancel(job, "inflight") end
+      for _, job in ipairs(abandoned) do finish(job.index, nil, call.stop(c, job, true)) end
     end
   else
-    run_each(c, next_job, batch, finish, cancel, total)
+    run_each(c, next_job, batch, finish, total)
   end
   if batch.failed then error(batch.failed[1], 0) end
+  if not keep then return counts end
   return results
 end
 
@@ -416,7 +439,8 @@ end
 function M.batch(c, calls, options)
   local total, err = check_array(calls, "calls")
   if not total then return nil, err end
-  return run(c, total, function(i, o) return prepare_call(c, i, calls[i], o) end, options,
+  local descs = {}
+  return run(c, total, function(i, o) return prepare_call(c, i, calls[i], o, descs) end, options,
     function(_, value, meta, e)
       if e then return { err = e } end
       return { value = value, meta = meta }
@@ -425,28 +449,24 @@ end
 
 -- M.create_many(client, desc, items, query, options) -> results | nil, err
 -- items[i] is a body, or { body = ..., query = ..., idempotency_key = ... };
--- results[i] = { group, meta } or { err }.
+-- results[i] = { value, meta } (groups: `group` too, the same value) or
+-- { err }.
 function M.create_many(c, desc, items, query, options)
   local total, err = check_array(items, "items")
   if not total then return nil, err end
   local op = call.compile(desc.operations.create)
-  local label = desc.resource .. ".create"
+  local label = label_of(desc, "create")
+  -- groups' results kept the name `group` before they were `value`
+  local compat = desc == api.resources.groups and "group" or nil
   return run(c, total, function(i, o)
     local item = items[i]
     local body, own_query, key = item, nil, nil
-    if type(item) ~= "table" then
-      return nil, errors.invalid("items[" .. i .. "]", "must be a table (got " .. type(item) .. ")")
-    end
-    if item.body ~= nil then
-      for k in pairs(item) do
-        if not ITEM_KEYS[k] then
-          return nil, errors.invalid("items[" .. i .. "]." .. tostring(k),
-            "is not an item key (expected body, query, idempotency_key)")
-        end
-      end
+    -- a body, or { body, query, idempotency_key }
+    if type(item) ~= "table" or item.body ~= nil then
+      local bad_item = check_item(i, item, ITEM_KEYS,
+        "an item key (expected body, query, idempotency_key)")
+      if bad_item then return nil, bad_item end
       body, own_query, key = item.body, item.query, item.idempotency_key
-      local bad_key = check_key(i, key)
-      if bad_key then return nil, bad_key end
     end
     local job, e = call.prepare_resolved(c, op, nil, body, merged_query(query, own_query),
       item_options(o, key), label)
@@ -454,7 +474,9 @@ function M.create_many(c, desc, items, query, options)
     return job
   end, options, function(_, value, meta, e)
     if e then return { err = e } end
-    return { group = value, meta = meta }
+    local r = { value = value, meta = meta }
+    if compat then r[compat] = value end
+    return r
   end)
 end
 

@@ -3,14 +3,15 @@
 --
 --   prepare(c, op, id, body, query, options) -> job | nil, err
 --       validate and build from the description (truto.api), nothing sent
---   attempt: begin(job, c), then the transport's request (the job itself
---       for the module's own transports), or the batch's multi handle
---       -> the raw result of a try
+--   attempt: step(c, job, t) says "send", then the transport's request
+--       (the job itself for the module's own transports), or the batch's
+--       multi handle -> the raw result of a try
 --   settle(c, job, status, headers, body, sent, which)
 --       -> value, meta | nil, err, wait   (wait: retry after that long)
 --
--- and run(c, job) loops them for a single call. truto.batch drives the
--- same prepare and settle over many jobs at once.
+-- and step(c, job, t), the attempt loop (below: every rule about budgets,
+-- deadlines, retries and stopping), decides between them. run(c, job)
+-- drives one job; truto.batch drives many through the same step and settle.
 --
 -- Must never: send what failed validation; retry what truto.retry says
 -- could take effect twice; let the token into an error; block inside
@@ -27,7 +28,7 @@ local M = {}
 local extra_headers -- defined below prepare's helpers
 
 local now, uuid4, null = core.now, core.uuid4, core.null
-local interpret, rate_limit, headers_fill = response.interpret, response.rate_limit, core.headers_fill
+local interpret, rate_limit = response.interpret, response.rate_limit
 local FIELD_TYPES = core.FIELD_TYPES
 
 -- ---- compiling operations -------------------------------------------------
@@ -207,6 +208,10 @@ function M.prepare_resolved(c, op, id, body, query, o, name)
     op = op, name = name, id = id, o = o, key = key or nil,
     repeatable = op.repeatable[key ~= false], format = format, attempts = 0, account = account,
     rate_wait = 0, index = nil, started = nil, limits = nil, maybe_sent = nil,
+    -- the attempt loop's state (M.step): when to step next, in flight,
+    -- the outcome once done, the failure a retry follows
+    deadline_at = nil, not_before = nil, inflight = nil, done = nil, value = nil, meta = nil,
+    last_err = nil,
   }
   if format == "stream" and o.sink then
     local user_sink = o.sink
@@ -256,7 +261,7 @@ local function hook_info(c, job)
   return { operation = job.name, method = job.method,
     url = errors.redact(job.url, c.token), attempt = job.attempts,
     idempotency_key = job.key, bytes_out = job.body and #job.body or 0,
-    rate_wait = job.rate_wait or 0 }
+    rate_wait = job.rate_wait or 0, rate_store = job.rate_store }
 end
 
 -- M.clock(c) -> now on the client's clock: the monotonic clock plus the
@@ -274,16 +279,11 @@ function M.sleep(c, w)
   c.skew = (c.skew or 0) + math.max(0, w - (now() - before))
 end
 
--- Starts the job's clock on its first attempt, tells on_request, and
--- returns the limits of the attempt.
-function M.begin(job, c)
-  local t = M.clock(c)
+-- Counts an attempt, tells on_request, and sets the attempt's limits
+-- (never past the deadline). Called by M.step only.
+local function begin(c, job, t)
   local o = job.o
   job.attempts = job.attempts + 1
-  if job.attempts == 1 then
-    job.started = job.started or t
-    if o.deadline and not job.deadline_at then job.deadline_at = t + o.deadline end
-  end
   if job.sank then job.sank = false end
   -- the first attempt has the whole deadline (no float round-off)
   local left = job.deadline_at and ((job.attempts == 1 and job.rate_wait == 0) and o.deadline
@@ -293,14 +293,6 @@ function M.begin(job, c)
   job.timeout, job.connect_timeout = limits.timeout, limits.connect_timeout
   if c.on_response or o.on_response then job.attempt_started = t end
   if c.on_request or o.on_request then run_hook(c, job, "on_request", hook_info(c, job)) end
-  return limits
-end
-
--- M.budget(c, job, now) -> 0 when the client's rate budget lets the job's
--- next attempt go now (and counts it), else the seconds to wait first.
-function M.budget(c, job, t)
-  if not c.pace then return 0 end
-  return c.pace:reserve(job.account, t)
 end
 
 -- Tells on_response how the attempt ended.
@@ -401,17 +393,129 @@ local function shape(job, value, status, headers)
   return value
 end
 
+-- ---- the attempt loop --------------------------------------------------------
+--
+-- Every call -- a single one, a page of `each`, a batch item -- is a job
+-- stepped through this one machine; the drivers (M.run below for a single
+-- call, truto.batch's scheduler for many at once) only move bytes and
+-- time. Every rule about budgets, deadlines, retries, keys, `sent` and
+-- stopping is here, and only here:
+--
+--   M.step(c, job, t)  -> "send"                 attempt now (budget counted,
+--                                                 limits set, on_request told)
+--                       | "wait", at             step again at time `at`
+--                       | "done", value, meta    (or "done", nil, err)
+--   M.settle(c, job, status, headers, body, sent, which)   after each send
+--   M.stop(c, job [, abandon])                   the driver gives up on it
+--
+--   fresh --step--> [budget wait] --step--> send --settle--> done
+--                                             \--> retry wait --step--> ...
+--
+-- `t` is M.clock(c). A job is done once; step then keeps answering
+-- "done" with the same outcome.
+
+-- Ends the job with its outcome (the error redacted).
+local function finish(c, job, value, meta)
+  if value == nil then meta = errors.redact(meta, c.token) end
+  job.done, job.value, job.meta = true, value, meta
+  job.not_before = nil
+  return "done", value, meta
+end
+
+-- The longest wait the rate budget's own counting can ask for (a window
+-- and one of its buckets): a longer one is the server's word (a 429's
+-- Retry-After, ratelimit-reset) and is held to retry_cap like a Retry-After.
+local function counting_bound(c)
+  local longest = 0
+  for _, rule in pairs(c.pace.limits or {}) do
+    if type(rule) == "table" and type(rule.window) == "number" and rule.window > longest then
+      longest = rule.window
+    end
+  end
+  return longest * 1.05
+end
+
+-- The error that ends a job the rate budget holds back for `w` seconds
+-- from `t`, when truto.retry.budget says it may not wait, or nil. Nothing
+-- was sent for this attempt.
+local function budget_refusal(c, job, t, w)
+  local o = job.o
+  local servers = c.pace:blocked_until(job.account, t) ~= nil or w > counting_bound(c)
+  local why = retry.budget(w, servers, o, job.deadline_at and job.deadline_at - t)
+  if not why then return nil end
+  local fields = { retryable = why == "rate_limited", attempts = job.attempts,
+    sent = job.maybe_sent or false, rate_wait = job.rate_wait, cause = job.last_err }
+  if why == "rate_limited" then
+    fields.retry_after = w
+    return errors.new("rate_limited", ("Truto asked to wait %s before the next request "
+      .. "(Retry-After / ratelimit-reset), longer than %s"):format(
+        w < 1e9 and ("%.0fs"):format(w) or ("%gs"):format(w), o.deadline and job.deadline_at - t < w
+        and ("the call's deadline = %gs allows"):format(o.deadline)
+        or ("retry_cap = %gs"):format(o.retry_cap)), fields)
+  end
+  fields.timeout = "deadline"
+  return errors.new("timeout", TIMEOUT_TEXT.deadline:format(o.deadline)
+    .. " while waiting " .. ("%.2f"):format(w) .. "s for the rate budget (Truto's rate limits)", fields)
+end
+
+-- The error of a job whose deadline passed while it was not in flight
+-- (waiting for a free slot of a batch, the budget, or its retry).
+local function deadline_passed(job)
+  if job.last_err then
+    local err = deadline_error(job.o, job.attempts, job.last_err)
+    err.attempts, err.retryable, err.hook_errors = job.attempts, false, job.hook_errors
+    return err
+  end
+  return errors.new("timeout", TIMEOUT_TEXT.deadline:format(job.o.deadline)
+    .. " before the request could be sent", { timeout = "deadline", retryable = false,
+      attempts = 0, sent = false, rate_wait = job.rate_wait })
+end
+
+-- M.step(c, job, t) -> "send" | "wait", at | "done", value, meta
+-- What the job does now. "send": the driver sends the job (its limits are
+-- set) and hands the answer to M.settle. Never called while it is in flight.
+function M.step(c, job, t)
+  if job.done then return "done", job.value, job.meta end
+  if not job.started then
+    job.started = t
+    if job.o.deadline then job.deadline_at = t + job.o.deadline end
+  end
+  if job.deadline_at and t >= job.deadline_at then return finish(c, job, nil, deadline_passed(job)) end
+  if job.not_before and t < job.not_before then return "wait", job.not_before end
+  if c.pace then
+    local w, store = c.pace:reserve(job.account, t)
+    job.rate_store = store -- which store answered: meta.rate_store, hooks' info
+    if w > 0 then
+      w = math.max(w, 0.001) -- a wait too short to move the clock would spin
+      local refusal = budget_refusal(c, job, t, w)
+      if refusal then return finish(c, job, nil, refusal) end
+      job.budget_since = job.budget_since or t
+      job.not_before = t + w
+      return "wait", job.not_before
+    end
+    if job.budget_since then
+      job.rate_wait = job.rate_wait + (t - job.budget_since)
+      job.budget_since = nil
+    end
+  end
+  job.not_before, job.inflight = nil, true
+  begin(c, job, t)
+  return "send"
+end
+
 -- M.settle(c, job, status, headers, body, sent, which)
 --   -> value, meta          the call is done
 --    | nil, err            it failed for good
---    | nil, err, wait      try again after `wait` seconds
+--    | nil, err, wait      it is retried: step it again after `wait` seconds
+-- `status` nil: the transport's failure (headers = kind, body = message,
+-- `sent` false when nothing can have reached the server, `which` the limit
+-- that fired).
 function M.settle(c, job, status, rheaders, rbody, sent, which)
+  job.inflight = nil
   local o, token = job.o, c.token
   local clock = M.clock
   local value, err, rl
   if status then
-    -- the curl transports' headers are filled when read; these fields are
-    -- there at once (truto.core's lazy headers), a plain table is as good
     rl = rate_limit(rheaders)
     if c.pace and (rl or status == 429) then
       local remote = false
@@ -432,14 +536,13 @@ function M.settle(c, job, status, rheaders, rbody, sent, which)
         local meta = { status = status, headers = rheaders, attempts = job.attempts,
           idempotency_key = job.key, elapsed = t - job.started, operation = job.name,
           rate_wait = job.rate_wait }
+        if job.rate_store then meta.rate_store = job.rate_store end
         if rl then meta.rate_limit = rl end
         if job.hook_errors then meta.hook_errors = job.hook_errors end
+        finish(c, job, value, meta)
         return value, meta
       end
     end
-    -- every field in before the error is redacted (pairs alone would not
-    -- fill a lazy table on Lua 5.1 / LuaJIT)
-    if type(err.headers) == "table" then headers_fill(err.headers) end
     sent = true
   else
     err = M.transport_error(c, rheaders, rbody, which, o, job.limits)
@@ -461,40 +564,62 @@ function M.settle(c, job, status, rheaders, rbody, sent, which)
   end
   tell_response(c, job, err.status, err.kind, rbody, clock(c), wait)
   err.hook_errors = job.hook_errors
+  if wait and job.stopping then
+    -- the driver was told to stop: no retry, and not retryable by it
+    err.retryable, wait = false, nil
+  end
   if not wait then
-    if stop == "deadline" and not (err.kind == "timeout" and err.timeout == "deadline") then
+    if stop == "deadline" and err.kind == "rate_limited" and err.retry_after then
+      -- the server's own wait is past the deadline: said as the server said it
+      err.message = err.message .. (" (Retry-After %gs is past the call's deadline = %gs)")
+        :format(err.retry_after, o.deadline)
+    elseif stop == "deadline" and not (err.kind == "timeout" and err.timeout == "deadline") then
       err = deadline_error(o, job.attempts, err)
       err.attempts, err.retryable, err.hook_errors = job.attempts, false, job.hook_errors
     end
-    return nil, errors.redact(err, token)
+    local _, _, final = finish(c, job, nil, err)
+    return nil, final
   end
-  return nil, errors.redact(err, token), wait
-end
-
--- Tells the client's on_retry hook (errors in it are the caller's).
-function M.notify_retry(c, job, err, wait, index)
+  err = errors.redact(err, token)
+  job.last_err = err
   if c.on_retry then
     c.on_retry{ attempt = job.attempts, reason = retry.reason(err), wait = wait, err = err,
-      idempotency_key = job.key, index = index, operation = job.name, rate_wait = job.rate_wait }
+      idempotency_key = job.key, index = job.index, operation = job.name, rate_wait = job.rate_wait }
   end
+  local at = clock(c) + wait
+  if err.kind == "rate_limited" and c.pace then
+    -- at the very instant the budget frees the items it now holds back, so
+    -- a batch starts this retry before them
+    local blocked = c.pace:blocked_until(job.account, clock(c))
+    if blocked then at = math.min(at, blocked) end
+  end
+  job.not_before = at
+  return nil, err, wait
 end
 
--- Waits (with the client's sleep) until the rate budget lets the job's
--- next attempt go; nil, err when that would pass the call's deadline.
-local function wait_for_budget(c, job)
-  while true do
-    local t = M.clock(c)
-    local w = M.budget(c, job, t)
-    if w <= 0 then return true end
-    if job.deadline_at and t + w > job.deadline_at then
-      return nil, errors.new("timeout", TIMEOUT_TEXT.deadline:format(job.o.deadline)
-        .. " while waiting " .. ("%.2f"):format(w) .. "s for the rate budget (Truto's rate limits)",
-        { timeout = "deadline", retryable = false, attempts = job.attempts, sent = job.maybe_sent or false,
-          rate_wait = job.rate_wait })
-    end
-    job.rate_wait = job.rate_wait + w
-    M.sleep(c, w)
+-- Why a job given up by its driver ended (truto.batch's should_stop).
+local CANCELLED = {
+  never = "not sent: the batch was stopped before it started",
+  retry = "stopped while waiting for a retry",
+  inflight = "abandoned while in flight: it may have been delivered",
+}
+
+-- M.stop(c, job [, abandon]) -> err | nil
+-- The driver gives up on the job. Not in flight (or `abandon`): it ends
+-- now as `cancelled`, and the error is returned. In flight: it may still
+-- finish, but is not retried (nil is returned; M.settle ends it).
+function M.stop(c, job, abandon)
+  if job.done then return nil end
+  if job.inflight and not abandon then
+    job.stopping = true
+    return nil
   end
+  local why = job.inflight and "inflight" or (job.attempts == 0 and "never" or "retry")
+  local err = errors.new("cancelled", CANCELLED[why], { retryable = false, attempts = job.attempts,
+    sent = why == "inflight" or job.maybe_sent or false, idempotency_key = job.key })
+  job.inflight = nil
+  local _, _, final = finish(c, job, nil, err)
+  return final
 end
 
 -- The request a transport receives. The module's own transports read the
@@ -514,24 +639,21 @@ local function request_for(c, job)
   return req
 end
 
--- M.run(c, job) -> value, meta | nil, err: one call, attempt after attempt.
+-- M.run(c, job) -> value, meta | nil, err: the single-call driver (one
+-- job, the client's transport, the client's sleep).
 function M.run(c, job)
   while true do
-    if c.pace then
-      if job.attempts == 0 then
-        job.started = M.clock(c)
-        job.deadline_at = job.o.deadline and job.started + job.o.deadline
-      end
-      local ok, err = wait_for_budget(c, job)
-      if not ok then return nil, errors.redact(err, c.token) end
+    local t = M.clock(c)
+    local action, value, meta = M.step(c, job, t)
+    if action == "send" then
+      local _, _, wait = M.settle(c, job, c.transport:request(request_for(c, job)))
+      -- the retry's wait as settle gave it (step then finds it passed)
+      if wait and wait > 0 then M.sleep(c, wait) end
+    elseif action == "wait" then
+      M.sleep(c, value - t)
+    else
+      return value, meta
     end
-    M.begin(job, c)
-    local status, h, b, sent, which = c.transport:request(request_for(c, job))
-    local value, meta, wait = M.settle(c, job, status, h, b, sent, which)
-    if value ~= nil then return value, meta end
-    if not wait then return nil, meta end
-    M.notify_retry(c, job, meta, wait)
-    if wait > 0 then M.sleep(c, wait) end
   end
 end
 

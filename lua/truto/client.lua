@@ -122,23 +122,16 @@ function M.new(config)
     user_agent = "User-Agent: truto-lua/" .. M.VERSION .. (c.user_agent and (" " .. c.user_agent) or ""),
   }
   c.sleep = c.sleep or (in_nginx() and ngx.sleep)
-    or (c.transport.name == "haproxy" and function(seconds) -- HAProxy's yielding sleep
-      rawget(_G, "core").msleep(core.milliseconds(seconds)) end)
+    or (c.transport.name == "haproxy" and c.transport.sleep) -- HAProxy's yielding sleep
     or core.sleep
   -- the rate budget: Truto's limits unless told otherwise; shared by every
   -- nginx worker through a lua_shared_dict when one is named
   local limits = c.rate_limits
   if limits == nil then limits = pace.check({}) end
   if limits then
-    local store
-    if c.rate_limit_dict then
-      local why
-      store, why = pace.shared_store(c.rate_limit_dict)
-      if not store then return bad("rate_limit_dict", why) end
-    end
-    -- clients with different tokens may share a dict: keys carry a hash
-    -- of the token, never the token
-    c.pace = pace.new(limits, store, pace.scope_of(c.token))
+    local field, why
+    c.pace, field, why = pace.open(limits, c.token, c.rate_limit_store, c.rate_limit_dict)
+    if not c.pace then return bad(field, why) end
   end
   c.closed = false
   local client = setmetatable(c, Client)
@@ -266,6 +259,7 @@ end
 function Client:close()
   if not self.closed then
     if self.transport.close then self.transport:close() end
+    if self.pace and self.pace.close then self.pace:close() end -- a Redis connection
     self.closed = true
   end
 end

@@ -28,6 +28,7 @@ M.OPTIONS = {
   on_request = { client = true, call = true, type = "function" },
   rate_limits = { client = true, type = "rate_limits" },
   rate_limit_dict = { client = true, type = "string" },
+  rate_limit_store = { client = true, type = "rate_limit_store", env = "TRUTO_RATE_LIMIT_STORE" },
   on_response = { client = true, call = true, type = "function" },
   timeout = { client = true, call = true, type = "seconds", default = 30 },
   connect_timeout = { client = true, call = true, type = "seconds", default = 10 },
@@ -120,6 +121,10 @@ local function check_option(name, spec, v)
     local limits, why = pace.check(v)
     if limits == nil then return bad(name, why) end
     return limits
+  elseif t == "rate_limit_store" then
+    local store, why = pace.check_store(v)
+    if not store then return bad(name, why) end
+    return store
   elseif t == "headers" then
     -- a function is called for each call and its table checked then
     if type(v) == "function" then return v end

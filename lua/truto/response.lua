@@ -57,8 +57,7 @@ end
 local rate_limit_fields = core.rate_limit_fields
 
 -- { limit, remaining, reset [, window] } from ratelimit-* headers, or nil.
--- The curl transports' lazy tables are read raw (their ratelimit-* fields
--- are there at once: absent means absent), and most answers have none.
+-- Read raw from the transports' plain tables; most answers have none.
 function M.rate_limit(headers)
   local limit, remaining, reset = rate_limit_fields(headers)
   if not (limit or remaining or reset) then return nil end

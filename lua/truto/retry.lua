@@ -1,6 +1,8 @@
 -- truto.retry: the retry policy, shared by every call, page and batch item.
 -- Pure functions: whether a failed attempt may be repeated without taking
--- effect twice, and how long to wait first. Never sleeps itself, never
+-- effect twice, how long to wait first, and which waits (for a retry or
+-- for the rate budget) a call may not make. truto.call's attempt loop
+-- applies them, the same for a single call and a batch item. Never sleeps itself, never
 -- reads a clock (callers pass the time left), never looks at the token.
 --
 -- What is retried (README "Retries and failures" says the same), by the
@@ -66,6 +68,21 @@ function M.plan(err, sent, keyed, o, attempt, time_left, random)
   local wait = M.wait(err, o, attempt, random)
   if time_left and wait >= time_left then return nil, "deadline" end
   return wait
+end
+
+-- M.budget(wait, servers, o, time_left) -> nil | why
+-- Whether a call may wait `wait` seconds for the rate budget before an
+-- attempt: nil, it waits; else it ends now, why being
+--   "rate_limited"  the wait is the server's (`servers`: a 429's block, or
+--                   ratelimit-reset with nothing left) and longer than
+--                   o.retry_cap or past the deadline, as a Retry-After
+--                   would be (plan's "retry_after" and "deadline")
+--   "deadline"      the budget's own wait would end past the deadline
+function M.budget(wait, servers, o, time_left)
+  local past_deadline = time_left ~= nil and wait > time_left
+  if servers and (wait > o.retry_cap or past_deadline) then return "rate_limited" end
+  if past_deadline then return "deadline" end
+  return nil
 end
 
 -- One word or two naming why an attempt failed, for on_retry and logs:

@@ -6,7 +6,8 @@
 --   spec_create  runs one create described by the JSON body with
 --                spec.support.openresty_driver and answers its description
 --                (handler_seconds: how long the create took inside HAProxy)
--- Never decides what is right: the spec does.
+-- Returns { answer = function(applet, text) } (a 200 with that body) for
+-- other spec services. Never decides what is right: the spec does.
 local cjson = require "cjson"
 local driver = require "spec.support.openresty_driver"
 
@@ -29,3 +30,5 @@ core.register_service("spec_create", "http", function(applet)
   result.handler_seconds = (u.sec - t.sec) + (u.usec - t.usec) / 1e6
   answer(applet, cjson.encode(result))
 end)
+
+return { answer = answer }

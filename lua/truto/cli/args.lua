@@ -36,6 +36,9 @@ local FLAGS = {
     help = "check rows against " .. table.concat(rows.integration_names(), "|") .. " before sending" },
   ["base-url"] = { value = true, arg = "URL",
     help = "Truto's base URL (default: $TRUTO_BASE_URL or https://api.truto.one)" },
+  ["rate-limit-store"] = { value = true, arg = "STORE",
+    help = "where the rate budget is counted: process (default), or redis://[[user]:password@]host[:port][/db]"
+      .. " to share it with every client of that Redis (default: $TRUTO_RATE_LIMIT_STORE)" },
   help = { help = "show this help" },
   ["page-size"] = { value = true, arg = "N", help = "groups per page asked of Truto (sent as limit)" },
   yes = { help = "do not ask for confirmation (needed when standard input is not a terminal)" },
@@ -43,7 +46,7 @@ local FLAGS = {
   prune = { help = "also delete the account's groups the file does not name" },
 }
 
-local COMMON = { "account", "integration", "base-url", "help" }
+local COMMON = { "account", "integration", "base-url", "rate-limit-store", "help" }
 
 M.COMMANDS = {
   create = {
@@ -70,21 +73,21 @@ M.COMMANDS = {
     flags = { "format", "page-size" },
     own = { format = { value = true, arg = "FORMAT", values = { "jsonl", "csv" },
       help = "output: jsonl (default) or csv" } },
-    common = { "account", "base-url", "help" },
+    common = { "account", "base-url", "rate-limit-store", "help" },
     positional = 0,
   },
   get = {
     usage = "truto-groups get ID [options]",
     about = "Print one group as JSON.",
     flags = {},
-    common = { "account", "base-url", "help" },
+    common = { "account", "base-url", "rate-limit-store", "help" },
     positional = 1, arg = "ID",
   },
   update = {
     usage = "truto-groups update ID [--name NAME] [--description TEXT] [options]",
     about = "Change a group's name, description or remote data and print it as JSON.",
     flags = { "name", "description", "remote-data", "group-type" },
-    common = { "account", "base-url", "help" },
+    common = { "account", "base-url", "rate-limit-store", "help" },
     positional = 1, arg = "ID",
   },
   delete = {
@@ -164,7 +167,8 @@ function M.help(command)
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "environment: TRUTO_API_TOKEN (required to send), TRUTO_BASE_URL,"
-  lines[#lines + 1] = "TRUTO_INTEGRATED_ACCOUNT_ID. Exit status: 0 all done, 1 some not, 2 usage."
+  lines[#lines + 1] = "TRUTO_INTEGRATED_ACCOUNT_ID, TRUTO_RATE_LIMIT_STORE."
+  lines[#lines + 1] = "Exit status: 0 all done, 1 some not, 2 usage."
   if command == "import" then
     lines[#lines + 1] = "SIGINT, SIGTERM or SIGHUP stops starting rows, waits --grace seconds for those"
     lines[#lines + 1] = "in flight, records every row and exits 130, 143 or 129."

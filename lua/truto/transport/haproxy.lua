@@ -35,16 +35,26 @@
 --   client options ca_file, insecure = true and proxy are refused by new().
 --   A failed TLS handshake is a failed connection to HAProxy, so it comes
 --   back as `connect` (HAProxy's 503), not `tls`.
+-- - It has no PATCH (2.6 has get, head, put, post and delete), so update is
+--   refused (invalid_argument, nothing sent) with what to use instead; an
+--   httpclient that has the method sends it.
+-- - No HAProxy task runs before HAProxy's start ends: while it loads its
+--   files and runs core.register_init functions, core.httpclient() gives
+--   nil, core.msleep returns at once and core.now stands still, so a request
+--   through a task would wait forever and HAProxy would never listen. There
+--   the blocking curl transport sends instead (HAProxy serves nobody yet, as
+--   in nginx's init phases), and M.sleep is a real sleep.
 -- - The answer is read whole before this file sees it: max_response_bytes
 --   refuses it (too_large) by its Content-Length or its length, but HAProxy
 --   has already buffered it (bounded by tune.lua.maxmem). A sink gets the
 --   body of a 2xx in one piece.
 --
--- Must never: block the thread (no curl, no luasocket, no os.execute; the
--- only waits are core.msleep and the httpclient's yields), send a keyless
--- create, call core.* outside a yieldable HAProxy context (an action, a
--- service or a task: truto.new may run anywhere, request() may not), or let
--- the token into a message.
+-- Must never: block the thread once HAProxy serves (curl only during its
+-- start; no luasocket, no os.execute; the only waits are core.msleep and
+-- the httpclient's yields), send a keyless create through the httpclient,
+-- wait on a task or on core.msleep where no task can run (HAProxy's start:
+-- request() and M.sleep use curl and a real sleep there), or let the token
+-- into a message.
 
 local M = {}
 M.__index = M
@@ -100,6 +110,21 @@ end
 
 -- Seconds as milliseconds: the core's one rule (rounded up, at least 1).
 local millis = require("truto.core").milliseconds
+
+-- The httpclient this context can use, or nil during HAProxy's start
+-- (see the header).
+local function httpclient_here(hcore)
+  local hc = hcore.httpclient()
+  if hc ~= nil then return hc end
+end
+
+-- The client's sleep with this transport: HAProxy's yielding one, or a
+-- real sleep during HAProxy's start, where core.msleep does not wait.
+function M.sleep(seconds)
+  local hcore = haproxy_core()
+  if hcore and httpclient_here(hcore) then return hcore.msleep(millis(seconds)) end
+  return require("truto.core").sleep(seconds)
+end
 
 -- "Name: value" lines -> the httpclient's { name = { value, ... } }; also
 -- whether an Idempotency-Key is among them.
@@ -190,14 +215,25 @@ local function resolve_location(base, location)
   return (base:match("^(%a[%w+.-]*://[^?#]*/)") or (origin .. "/")) .. location
 end
 
-local METHODS = { GET = true, HEAD = true, PUT = true, POST = true, DELETE = true }
+-- Why a method the httpclient lacks is refused, and what to use instead.
+local function unsendable(method)
+  return ("HAProxy's httpclient cannot send %s (HAProxy 2.6's has GET, HEAD, PUT, POST and DELETE "
+    .. "only)%s: send it from outside HAProxy (truto-groups, or a script with the curl "
+    .. "transport), or from a core.register_init function, where the blocking curl transport "
+    .. "sends"):format(method, method == "PATCH" and ", and update is a PATCH" or "")
+end
 
 -- transport:request(req): see the header comment and the README.
-function M.request(_, req)
+function M:request(req)
   local hcore = haproxy_core()
+  local hc = httpclient_here(hcore)
+  if not hc then
+    self.blocking = self.blocking or require("truto.transport.curl").new({})
+    return self.blocking:request(req)
+  end
   local method, url, lines, body = req.method, req.url, req.headers, req.body
-  if not METHODS[method] then
-    return nil, "invalid_argument", "HAProxy's httpclient cannot send " .. tostring(method), false
+  if not method:match("^%u+$") or hc[method:lower()] == nil then
+    return nil, "invalid_argument", unsendable(method), false
   end
   if not url:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]+") then
     return nil, "connect", "unsupported URL (http:// and https:// only)", false
@@ -266,7 +302,10 @@ function M.request(_, req)
   end
 end
 
--- The httpclient keeps no connection this client owns: nothing to free.
-function M.close(_) end
+-- The httpclient keeps no connection this client owns; the curl transport
+-- used during HAProxy's start does.
+function M:close()
+  if self.blocking then self.blocking:close() end
+end
 
 return M
