@@ -1,8 +1,7 @@
 -- spec.support.cli_groups_cases: the behaviour specs of truto-groups' list,
 -- get, update, delete and sync, written once and run against a backend:
--- the real mock (spec/cli_commands_spec.lua, spec/cli_sync_spec.lua) or the
--- in-process fake of the extended API (spec/cli_fake_spec.lua, through
--- spec/support/fake_truto.lua). The command always runs as a subprocess
+-- the real mock (spec/cli_commands_spec.lua, spec/cli_sync_spec.lua,
+-- through spec/support/cli_backends.lua). The command always runs as a subprocess
 -- (lua5.4, this tree's modules); the specs assert what it printed, its exit
 -- code, and the requests the backend recorded (method, path, query,
 -- headers, body).
@@ -637,9 +636,7 @@ function M.sync(backend, api)
     assert.equal(130, r.code, r.err)
     assert.matches("abandoning the rows in flight", r.err)
     local line = decode_lines(read_file(h.tmp .. "/r.jsonl"))[1]
-    -- through a custom transport (the fake) a call cannot be cut short:
-    -- it finishes and is recorded as created
-    assert.equal(backend.abandons and "unknown" or "created", line.result)
+    assert.equal("unknown", line.result)
     local key = sent_by("POST")[1].headers["idempotency-key"]
     assert.equal(key, line.idempotency_key)
     h.script({})
