@@ -103,16 +103,9 @@ describe_haproxy("truto inside HAProxy", function()
   before_each(function()
     -- HAProxy's httpclient re-sends a request by itself after its
     -- inactivity timeout (the attempt's timeout + 1 s): a re-send of the
-    -- previous spec's abandoned call may still arrive and would take this
-    -- spec's scripted step. Wait until the mock has been quiet for 2 s (at
-    -- most 8 s), then start clean.
-    local quiet_since, seen = socket.gettime(), m:stats().requests
-    local give_up = socket.gettime() + 8
-    while socket.gettime() - quiet_since < 2 and socket.gettime() < give_up do
-      socket.sleep(0.1)
-      local now_seen = m:stats().requests
-      if now_seen ~= seen then seen, quiet_since = now_seen, socket.gettime() end
-    end
+    -- previous spec's abandoned call would take this spec's scripted step.
+    -- Wait until HAProxy has nothing in flight, then start clean.
+    h:settle()
     m:reset()
   end)
 
