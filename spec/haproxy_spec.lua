@@ -406,14 +406,17 @@ describe_haproxy("the curl transport forced inside HAProxy", function()
     local m = mock.start()
     local h = start(m)
     local ok, err = pcall(function()
+      -- answers slow enough that the watchdog acts first even on a busy
+      -- machine (it counts the stuck thread's CPU time); HAProxy ends
+      -- within a few seconds of the first create anyway
       local steps = {}
-      for i = 1, 4 do steps[i] = { delay = 3 } end
+      for i = 1, 4 do steps[i] = { delay = 15 } end
       m:script(steps)
       local input = cjson.encode(input_for(m, { config = { transport = "curl" } }))
       for _ = 1, 4 do send(h, "POST", "/spec/create", input) end
       -- new connections land on every thread; one that needs the Lua state
       -- while a create holds it is stuck, and the watchdog acts on that
-      local deadline = socket.gettime() + 20
+      local deadline = socket.gettime() + 50
       while h:running() and socket.gettime() < deadline do
         haproxy.http(h.port, "GET", "/spec/ping", nil, 0.5)
         socket.sleep(0.05)
