@@ -43,38 +43,48 @@ $(CORE): $(OBJS) | $(BUILD)/truto
 $(BUILD)/obj $(BUILD)/truto:
 	mkdir -p $@
 
+# Every target installs what it needs first: `scripts/deps GROUP` (its
+# header lists the groups); `make deps` installs them all.
 deps:
 	@scripts/deps
 
-test: deps
+test:
+	@scripts/deps test
 	$(MAKE) --no-print-directory $(CORE)
 	@$(RUN_ENV) LUA=$(LUA) scripts/run-specs $(SPECS)
 
-demo: deps
+demo:
+	@scripts/deps core
 	$(MAKE) --no-print-directory $(CORE)
 	@$(RUN_ENV) $(LUA) examples/demo.lua
 
-mock: deps
+mock:
+	@scripts/deps core
 	@$(RUN_ENV) mock/run $(MOCK_ARGS)
 
 # The same suite on every Lua (issue: runs everywhere Lua runs).
-test-all: deps
+test-all:
+	@scripts/deps all
 	@scripts/test-all
 
 # The suite under ASan+UBSan and under valgrind; fuzzers for a bounded time.
-check: deps
+check:
+	@scripts/deps check
 	@scripts/check
 
 FUZZ_SECONDS ?= 60
-fuzz: deps
+fuzz:
+	@scripts/deps fuzz
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
 
 # Side-by-side benchmark against the alternatives (prints a table, writes CSV).
-bench: deps
+bench:
+	@scripts/deps bench
 	$(MAKE) --no-print-directory $(CORE)
 	@$(RUN_ENV) bench/run
 
-lint: deps
+lint:
+	@scripts/deps lint
 	luacheck lua spec mock bin examples
 
 LMOD := $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)
