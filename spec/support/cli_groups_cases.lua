@@ -623,16 +623,15 @@ function M.sync(backend, api)
     h.script({ { delay = 0 }, { delay = 4 } })
     local group = h.start({ "sync", "want.csv", "--results", "r.jsonl" })
     h.wait_for("the create to be sent", function() return #sent_by("POST") >= 1 end)
-    local sent_at = os.time()
     os.execute("sleep 0.3")
     -- the first stops starting changes, the second abandons the one in flight
     h.ctrl_c(group)
     os.execute("sleep 0.3")
     h.ctrl_c(group)
     local r = h.finished()
-    -- let the server finish the create it held back, as a real one would
-    -- before the user resumes
-    while os.time() <= sent_at + 5 do os.execute("sleep 0.2") end
+    -- let the server finish the create it held back (it has answered when
+    -- its record has a status), as a real one would before the user resumes
+    h.wait_for("the held create to be answered", function() return sent_by("POST")[1].status end)
     assert.equal(130, r.code, r.err)
     assert.matches("abandoning the rows in flight", r.err)
     local line = decode_lines(read_file(h.tmp .. "/r.jsonl"))[1]
