@@ -1,5 +1,5 @@
 -- spec.support.haproxy: runs examples/haproxy/haproxy.cfg in a real HAProxy
--- (Debian's haproxy 2.6, Lua 5.3) for spec/haproxy_spec.lua: unprivileged,
+-- (Debian's haproxy 2.6, Lua 5.3) for spec/haproxy_spec.lua and spec/haproxy_variants_spec.lua: unprivileged,
 -- in the foreground, in its own temp dir, on a free loopback port, with the
 -- paths pointed at this tree and spec-only lines added.
 --
