@@ -43,53 +43,65 @@ $(CORE): $(OBJS) | $(BUILD)/truto
 $(BUILD)/obj $(BUILD)/truto:
 	mkdir -p $@
 
+# Every target installs what it needs first: `scripts/deps GROUP` (its
+# header lists the groups); `make deps` installs them all.
 deps:
 	@scripts/deps
 
-test: deps
+test:
+	@scripts/deps test
 	$(MAKE) --no-print-directory $(CORE)
 	@$(RUN_ENV) LUA=$(LUA) scripts/run-specs $(SPECS)
 
-demo: deps
+demo:
+	@scripts/deps core
 	$(MAKE) --no-print-directory $(CORE)
 	@$(RUN_ENV) $(LUA) examples/demo.lua
 
-mock: deps
+mock:
+	@scripts/deps core
 	@$(RUN_ENV) mock/run $(MOCK_ARGS)
 
 # HTTPS at scale: 22,000 creates per protocol against nginx's default
 # keepalive_requests (a GOAWAY every 1,000), no error, retry or duplicate.
-test-https: deps
+test-https:
+	@scripts/deps test
 	$(MAKE) --no-print-directory $(CORE)
 	@$(RUN_ENV) TRUTO_HTTPS_N=22000 TRUTO_HTTPS_KEEPALIVE=1000 LUA=$(LUA) scripts/run-specs spec/https_batch_spec.lua
 
 # The same suite on every Lua (issue: runs everywhere Lua runs).
-test-all: deps
+test-all:
+	@scripts/deps all
 	@scripts/test-all
 
 # The suite under ASan+UBSan and under valgrind; fuzzers for a bounded time.
-check: deps
+check:
+	@scripts/deps check
 	@scripts/check
 
 FUZZ_SECONDS ?= 60
-fuzz: deps
+fuzz:
+	@scripts/deps fuzz
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
 
 # Side-by-side benchmark against the alternatives: HTTPS first (bench/https.lua),
 # then plain http (bench/run); prints tables, writes CSV.
-bench: deps
+bench:
+	@scripts/deps bench
 	$(MAKE) --no-print-directory $(CORE)
 	@$(RUN_ENV) lua5.4 bench/https.lua
 	@$(RUN_ENV) bench/run
 
 # The fleet benchmark: nginx, Lua processes and the CLI sharing one budget
 # through Redis, against the rate-limited mock (bench/fleet.lua).
-bench-fleet: deps
+bench-fleet:
+	@scripts/deps bench
 	$(MAKE) --no-print-directory $(CORE)
 	$(MAKE) --no-print-directory LUA=luajit CFLAGS='$(CFLAGS)' build
 	@$(RUN_ENV) LUA=$(LUA) $(LUA) bench/fleet.lua
 
-lint: deps
+lint:
+	@scripts/deps lint
 	luacheck lua spec mock bin examples
 
 LMOD := $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)

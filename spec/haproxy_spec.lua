@@ -3,87 +3,22 @@
 -- nbthread, `lua-load`), against the mock. The haproxy transport is the
 -- default there, never blocks HAProxy (slow creates overlap while other
 -- requests answer at once; retry waits use core.msleep), and maps what
--- HAProxy's httpclient reports to the documented errors; the curl
--- transport, forced inside HAProxy on purpose, shows the abort the haproxy
--- one avoids. Skipped (pending) when haproxy is not installed.
+-- HAProxy's httpclient reports to the documented errors. TLS, the
+-- lua-load-per-thread variant and the curl transport forced inside HAProxy
+-- are in spec/haproxy_variants_spec.lua (each its own HAProxy; a file of
+-- their own runs beside this one). Skipped (pending) when haproxy is not
+-- installed.
 local cjson = require "cjson"
 local socket = require "socket"
 local mock = require "spec.support.mock"
 local haproxy = require "spec.support.haproxy"
-local sh = require "spec.support.sh"
 
-local ROOT = haproxy.root
 local SCHEMA_PATH = "/unified/user-directory/groups"
-local FAST = 0.1 -- seconds: what "keeps answering" means
 
--- The spec's own services, after the example's lua-load (same Lua state).
-local GLOBAL = ("  lua-prepend-path @ROOT@/?.lua\n"
-  .. "  lua-load @ROOT@/spec/support/haproxy_services.lua\n"):gsub("@ROOT@", ROOT)
-local FRONTEND = "  http-request use-service lua.spec_ping if { path /spec/ping }\n"
-  .. "  http-request use-service lua.spec_create if { path /spec/create }\n"
-
-local function start(m, extra)
-  local opts = { env = { TRUTO_BASE_URL = m.url, TRUTO_API_TOKEN = m.token },
-    global = GLOBAL, frontend = FRONTEND }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return haproxy.start(opts)
-end
-
--- Sends a request on its own connection and returns a function that reads
--- its answer (status, body) later: several can be in flight at once.
-local function send(h, method, target, body)
-  local conn = socket.tcp()
-  conn:settimeout(60)
-  assert(conn:connect("127.0.0.1", h.port))
-  assert(conn:send(method .. " " .. target .. " HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: "
-    .. #(body or "") .. "\r\n\r\n" .. (body or "")))
-  return function()
-    local text, err, partial = conn:receive("*a")
-    conn:close()
-    text = text or partial or ""
-    return tonumber(text:match("^HTTP/1%.%d (%d%d%d)")), text:match("\r\n\r\n(.*)$"), err
-  end
-end
-
--- Pings the shared Lua state every 50 ms for `seconds`; returns the slowest
--- answer's seconds, or nil and a reason when one did not come.
-local function ping_for(h, seconds)
-  local slowest, count = 0, 0
-  local until_at = socket.gettime() + seconds
-  while socket.gettime() < until_at do
-    local status, body, took = haproxy.http(h.port, "GET", "/spec/ping", nil, 10)
-    if status ~= 200 or body ~= "pong\n" then return nil, "ping answered " .. tostring(status) end
-    if took > slowest then slowest = took end
-    count = count + 1
-    socket.sleep(0.05)
-  end
-  return slowest, count
-end
-
--- One create inside HAProxy through spec.support.openresty_driver.
-local function in_haproxy(h, input)
-  local status, body = haproxy.http(h.port, "POST", "/spec/create", cjson.encode(input), 60)
-  assert(status == 200, "haproxy answered " .. tostring(status) .. ": " .. tostring(body)
-    .. "\n" .. h:log():sub(-3000))
-  return cjson.decode(body)
-end
-
-local function input_for(m, fields)
-  local input = {
-    config = { token = m.token, base_url = m.url, retry_base = 0.01, retry_cap = 5 },
-    body = { name = "Engineering", description = "Builds things" },
-    query = { integrated_account_id = m.accounts.coupa, group_type = "team" },
-    options = { idempotency_key = "haproxy-spec-key" },
-  }
-  for k, v in pairs(fields or {}) do
-    if k == "config" or k == "options" then
-      for ck, cv in pairs(v) do input[k][ck] = cv end
-    else
-      input[k] = v
-    end
-  end
-  return input
-end
+local calls = require "spec.support.haproxy_calls"
+local start, send, ping_for, in_haproxy, input_for = calls.start, calls.send, calls.ping_for,
+  calls.in_haproxy, calls.input_for
+local FAST = calls.FAST
 
 local describe_haproxy = haproxy.installed() and describe or pending
 
@@ -103,16 +38,9 @@ describe_haproxy("truto inside HAProxy", function()
   before_each(function()
     -- HAProxy's httpclient re-sends a request by itself after its
     -- inactivity timeout (the attempt's timeout + 1 s): a re-send of the
-    -- previous spec's abandoned call may still arrive and would take this
-    -- spec's scripted step. Wait until the mock has been quiet for 2 s (at
-    -- most 8 s), then start clean.
-    local quiet_since, seen = socket.gettime(), m:stats().requests
-    local give_up = socket.gettime() + 8
-    while socket.gettime() - quiet_since < 2 and socket.gettime() < give_up do
-      socket.sleep(0.1)
-      local now_seen = m:stats().requests
-      if now_seen ~= seen then seen, quiet_since = now_seen, socket.gettime() end
-    end
+    -- previous spec's abandoned call would take this spec's scripted step.
+    -- Wait until HAProxy has nothing in flight, then start clean.
+    h:settle()
     m:reset()
   end)
 
@@ -147,29 +75,7 @@ describe_haproxy("truto inside HAProxy", function()
     end)
 
     it("keeps running and keeps answering while four slow creates wait at once", function()
-      local steps = {}
-      for i = 1, 4 do steps[i] = { delay = 2 } end
-      m:script(steps)
-      local pending_answers = {}
-      for i = 1, 4 do
-        pending_answers[i] = send(h, "POST", "/groups?integrated_account_id=" .. m.accounts.coupa
-          .. "&group_type=team", cjson.encode{ name = "Slow " .. i })
-      end
-      socket.sleep(0.2) -- all four are waiting on the mock now
-      local slowest, count = ping_for(h, 1.2)
-      assert.is_truthy(slowest, count)
-      assert.is_true(slowest < FAST, ("the slowest ping took %.3f s"):format(slowest))
-      assert.is_true(count >= 5)
-      local ids = {}
-      for i = 1, 4 do
-        local status, body = pending_answers[i]()
-        assert.are.equal(201, status, body)
-        ids[cjson.decode(body).id] = true
-      end
-      assert.are.equal(4, m:stats().created)
-      local distinct = 0
-      for _ in pairs(ids) do distinct = distinct + 1 end
-      assert.are.equal(4, distinct)
+      calls.four_slow_creates(m, h)
       assert.is_true(h:running(), h:log())
       assert.is_falsy(h:log():find("kill the process", 1, true))
     end)
@@ -323,113 +229,5 @@ describe_haproxy("truto inside HAProxy", function()
         assert.are.equal(0, m:stats().requests)
       end)
     end
-  end)
-end)
-
-describe_haproxy("TLS through HAProxy's httpclient", function()
-  -- HAProxy itself fronts the mock with TLS (two more frontends in the same
-  -- process): one certificate httpclient.ssl.ca-file trusts, one it does not.
-  local m, h, dir, ports
-
-  local function certificate(name)
-    assert(sh.run(("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=127.0.0.1' "
-      .. "-addext 'subjectAltName=IP:127.0.0.1,DNS:127.0.0.1' -keyout %s/%s.key -out %s/%s.crt "
-      .. "&& cat %s/%s.crt %s/%s.key > %s/%s.pem"):format(dir, name, dir, name, dir, name, dir, name, dir, name)))
-  end
-
-  setup(function()
-    m = mock.start()
-    local _, out = sh.run("mktemp -d /tmp/truto-haproxy-certs.XXXXXX")
-    dir = out:match("^(%S+)")
-    certificate("trusted")
-    certificate("untrusted")
-    ports = { trusted = haproxy.free_port(), untrusted = haproxy.free_port() }
-    local sections = {}
-    for name, port in pairs(ports) do
-      sections[#sections + 1] = ("frontend tls_%s\n  bind 127.0.0.1:%d ssl crt %s/%s.pem\n"
-        .. "  default_backend mock\n"):format(name, port, dir, name)
-    end
-    sections[#sections + 1] = "backend mock\n  server mock " .. m.url:match("//([^/]+)") .. "\n"
-    -- the example's CA setting, pointed at the spec's own certificate
-    h = start(m, { replace = { { "httpclient%.ssl%.ca%-file @system%-ca",
-      "httpclient.ssl.ca-file " .. dir .. "/trusted.crt" } }, sections = table.concat(sections) })
-  end)
-
-  teardown(function()
-    if h then h:stop() end
-    if m then m:stop() end
-    if dir and dir:match("^/tmp/truto%-haproxy%-certs%.[%w]+$") then sh.run("rm -rf -- " .. sh.quote(dir)) end
-  end)
-
-  before_each(function() m:reset() end)
-
-  it("creates a group through a server whose certificate httpclient.ssl.ca-file trusts", function()
-    local d = in_haproxy(h, input_for(m, { config = { base_url = "https://127.0.0.1:" .. ports.trusted } }))
-    assert.is_true(d.ok, d.message)
-    assert.are.equal(201, d.status)
-    assert.are.equal(1, m:stats().created)
-  end)
-
-  it("refuses a certificate nobody trusts as a connect failure, nothing sent", function()
-    local d = in_haproxy(h, input_for(m, { config = { base_url = "https://127.0.0.1:" .. ports.untrusted,
-      max_retries = 0 } }))
-    assert.are.equal("connect", d.kind, d.message)
-    assert.is_truthy(d.message:find("TLS handshake", 1, true))
-    assert.is_true(d.retryable)
-    assert.are.equal(0, m:stats().requests)
-  end)
-end)
-
-describe_haproxy("the example with lua-load-per-thread instead of lua-load", function()
-  it("also keeps answering while four slow creates wait at once", function()
-    local m = mock.start()
-    local h = start(m, { replace = { { "\n  lua%-load ", "\n  lua-load-per-thread " } },
-      global = GLOBAL:gsub("lua%-load ", "lua-load-per-thread ") })
-    local ok, err = pcall(function()
-      local steps = {}
-      for i = 1, 4 do steps[i] = { delay = 2 } end
-      m:script(steps)
-      local answers = {}
-      for i = 1, 4 do
-        answers[i] = send(h, "POST", "/groups?integrated_account_id=" .. m.accounts.coupa
-          .. "&group_type=team", cjson.encode{ name = "Slow " .. i })
-      end
-      socket.sleep(0.2)
-      local slowest, count = ping_for(h, 1.2)
-      assert.is_truthy(slowest, count)
-      assert.is_true(slowest < FAST, ("the slowest ping took %.3f s"):format(slowest))
-      for i = 1, 4 do assert.are.equal(201, (answers[i]())) end
-      assert.are.equal(4, m:stats().created)
-      assert.is_true(h:running(), h:log())
-    end)
-    h:stop()
-    m:stop()
-    assert(ok, err)
-  end)
-end)
-
-describe_haproxy("the curl transport forced inside HAProxy", function()
-  it("blocks the shared Lua state until HAProxy's watchdog aborts the process", function()
-    local m = mock.start()
-    local h = start(m)
-    local ok, err = pcall(function()
-      local steps = {}
-      for i = 1, 4 do steps[i] = { delay = 3 } end
-      m:script(steps)
-      local input = cjson.encode(input_for(m, { config = { transport = "curl" } }))
-      for _ = 1, 4 do send(h, "POST", "/spec/create", input) end
-      -- new connections land on every thread; one that needs the Lua state
-      -- while a create holds it is stuck, and the watchdog acts on that
-      local deadline = socket.gettime() + 20
-      while h:running() and socket.gettime() < deadline do
-        haproxy.http(h.port, "GET", "/spec/ping", nil, 0.5)
-        socket.sleep(0.05)
-      end
-      assert.is_false(h:running())
-      assert.is_truthy(h:log():find("is about to kill the process", 1, true), h:log():sub(1, 2000))
-    end)
-    h:stop()
-    m:stop()
-    assert(ok, err)
   end)
 end)

@@ -7,15 +7,18 @@ local h = require "spec.support.helpers"
 
 describe("responses", function()
   local m, client
-  setup(function()
-    m = mock.start()
-    client = assert(truto.new{ token = m.token, base_url = m.url, max_retries = 0 })
-  end)
+  setup(function() m = mock.start() end)
   teardown(function()
     if client then client:close() end
     if m then m:stop() end
   end)
-  before_each(function() m:reset() end)
+  -- a fresh mock state and a fresh client: a budget that learned one
+  -- case's 429 (Retry-After: 7) would hold the next case's send for 7 s
+  before_each(function()
+    m:reset()
+    if client then client:close() end
+    client = assert(truto.new{ token = m.token, base_url = m.url, max_retries = 0 })
+  end)
 
   local function create(query, options, body)
     query = query or {}

@@ -1,5 +1,5 @@
 -- spec.support.haproxy: runs examples/haproxy/haproxy.cfg in a real HAProxy
--- (Debian's haproxy 2.6, Lua 5.3) for spec/haproxy_spec.lua: unprivileged,
+-- (Debian's haproxy 2.6, Lua 5.3) for spec/haproxy_spec.lua and spec/haproxy_variants_spec.lua: unprivileged,
 -- in the foreground, in its own temp dir, on a free loopback port, with the
 -- paths pointed at this tree and spec-only lines added.
 --
@@ -9,12 +9,18 @@
 --     global = "lua-load ...", frontend = "http-request use-service ...",
 --     replace = { { pattern, replacement }, ... }, sections = "frontend ... backend ..." }
 --   h.url, h.port, h.dir, h:running(), h:log() (its stdout and stderr), h:stop()
+--   h:settle()   waits until HAProxy has nothing in flight (no client
+--                connection, no httpclient request: `show sess` on its
+--                admin socket, a spec-only line), so nothing a previous
+--                spec started (the httpclient re-sends on its own) can
+--                still reach the mock
 --
 -- Builds the Lua 5.3 core first (`make LUA=lua5.3`): HAProxy embeds Lua
 -- 5.3, whatever Lua runs the specs. Never binds a fixed port, never signals
 -- a process it did not start (only the pid it got, checked against its
 -- command line), never deletes a directory it did not make.
 local socket = require "socket"
+local unix = require "socket.unix"
 local sh = require "spec.support.sh"
 local openresty = require "spec.support.openresty"
 
@@ -70,6 +76,33 @@ function Haproxy:running()
   return cmdline:find(self.dir .. "/", 1, true) ~= nil and not stat:match("^%d+ %b() Z")
 end
 
+-- The sessions `show sess` lists, but the admin socket's own.
+function Haproxy:sessions()
+  local conn = unix()
+  conn:settimeout(5)
+  assert(conn:connect(self.dir .. "/admin.sock"))
+  assert(conn:send("show sess\n"))
+  local text = conn:receive("*a") or ""
+  conn:close()
+  local others = {}
+  for line in text:gmatch("[^\n]+") do
+    if line:match("^0x%x+:") and not line:find(" fe=GLOBAL ", 1, true) then others[#others + 1] = line end
+  end
+  return others
+end
+
+function Haproxy:settle(seconds)
+  local deadline = socket.gettime() + (seconds or 15)
+  while true do
+    local others = self:sessions()
+    if #others == 0 then return end
+    if socket.gettime() > deadline then
+      error("HAProxy still has sessions in flight:\n" .. table.concat(others, "\n"), 2)
+    end
+    socket.sleep(0.02)
+  end
+end
+
 function Haproxy:log()
   return read_file(self.dir .. "/haproxy.log") or ""
 end
@@ -100,7 +133,10 @@ function haproxy.start(opts)
   local env = {}
   for name, value in pairs(opts.env or {}) do env[#env + 1] = name .. "=" .. shell_quote(value) end
   local port = haproxy.free_port()
-  write_file(dir .. "/haproxy.cfg", haproxy.render(port, opts))
+  local rendered = {}
+  for k, v in pairs(opts) do rendered[k] = v end
+  rendered.global = "  stats socket " .. dir .. "/admin.sock mode 600 level admin\n" .. (opts.global or "")
+  write_file(dir .. "/haproxy.cfg", haproxy.render(port, rendered))
   local started, pid = run(table.concat(env, " ") .. " " .. HAPROXY .. " -f "
     .. shell_quote(dir .. "/haproxy.cfg") .. " >" .. shell_quote(dir .. "/haproxy.log")
     .. " 2>&1 </dev/null & echo $!")

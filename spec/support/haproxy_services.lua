@@ -1,4 +1,4 @@
--- spec.support.haproxy_services: services spec/haproxy_spec.lua adds to
+-- spec.support.haproxy_services: services the HAProxy specs (spec/haproxy*_spec.lua) add to
 -- examples/haproxy/haproxy.cfg (lua-load, the same shared Lua state as the
 -- example's module):
 --   spec_ping    answers "pong" from Lua: it needs the shared Lua state, so

@@ -1,8 +1,9 @@
 -- spec.support.openresty: runs examples/openresty/nginx.conf in a real
 -- nginx (Debian's libnginx-mod-http-lua) for spec/openresty_spec.lua: in
 -- its own temp dir, on a free loopback port, with one worker (or
--- opts.workers), the paths pointed at this tree, and extra spec-only
--- locations and servers added.
+-- opts.workers), the paths pointed at this tree, `user root;` when the
+-- specs run as root (so the workers can read a checkout in a private
+-- directory), and extra spec-only locations and servers added.
 --
 --   local openresty = require "spec.support.openresty"
 --   local n = openresty.start { env = { TRUTO_BASE_URL = ... },
@@ -50,6 +51,7 @@ end
 
 openresty.root = repo_root()
 openresty.run = run
+openresty.as_root = select(2, run("id -u")):match("^0%s*$") ~= nil
 
 function openresty.free_port()
   local probe = assert(socket.bind("127.0.0.1", 0))
@@ -125,8 +127,11 @@ end
 function openresty.render(port, opts)
   local text = assert(read_file(openresty.root .. "/examples/openresty/" .. (opts.example or "nginx.conf")))
   text = swap(text, "/opt/truto%-lua", openresty.root, "/opt/truto-lua path")
-  text = swap(text, "\nworker_processes auto;", "\nworker_processes " .. (opts.workers or 1) .. ";",
-    "worker_processes line")
+  -- as root, the workers run as root too: as `nobody` (nginx's default)
+  -- they cannot read a checkout in a private directory (the examples say
+  -- which `user` a real deployment needs)
+  text = swap(text, "\nworker_processes auto;", "\nworker_processes " .. (opts.workers or 1) .. ";"
+    .. (openresty.as_root and "\nuser root;" or ""), "worker_processes line")
   text = swap(text, "\n    listen 8080;", "\n    listen 127.0.0.1:" .. port .. ";\n"
     .. (opts.locations or ""), "listen line")
   if opts.ca_file then
