@@ -27,6 +27,7 @@ description = {
 dependencies = { "lua >= 5.1, < 5.5" }
 external_dependencies = {
   CURL = { library = "curl" },
+  SSL = { library = "ssl" },
   CRYPTO = { library = "crypto" },
   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
@@ -59,7 +60,7 @@ build = {
         "csrc/utf8.c",
       },
       -- libm: ceil, floor and fabs (the compiler inlines some, not all)
-      libraries = { "curl", "crypto", "hiredis", "m" },
+      libraries = { "curl", "ssl", "crypto", "hiredis", "m" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },

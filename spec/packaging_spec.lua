@@ -85,8 +85,8 @@ describe("the rockspecs", function()
     assert.same(lines("ls csrc/*.c"), sources)
   end)
 
-  it("link every library the C core needs: libcurl, libcrypto, hiredis and libm", function()
-    assert.same({ "curl", "crypto", "hiredis", "m" }, lib.build.modules["truto.core"].libraries)
+  it("link every library the C core needs: libcurl, libssl, libcrypto, hiredis and libm", function()
+    assert.same({ "curl", "ssl", "crypto", "hiredis", "m" }, lib.build.modules["truto.core"].libraries)
   end)
 
   it("install the command-line tool only with truto-groups, which needs Lua 5.4", function()
