@@ -11,6 +11,7 @@ exclude_files = { "build/", "fuzz/corpus-*/" }
 files["examples/haproxy/"] = { read_globals = { "core" } }
 files["spec/support/haproxy_services.lua"] = { std = "+busted", read_globals = { "core" } }
 files["spec/support/pace_haproxy_service.lua"] = { std = "+busted", read_globals = { "core" } }
+files["spec/fixtures/haproxy_calls.lua"] = { read_globals = { "core" }, max_line_length = false }
 -- Neovim's API is the `vim` global; lsyncd's configuration functions are globals
 files["examples/neovim/"] = { read_globals = { "vim" } }
 files["examples/lsyncd/"] = { read_globals = { "settings", "sync", "spawn", "log" } }

@@ -12,7 +12,6 @@ local backends = require "spec.support.cli_backends"
 local sh = require "spec.support.sh"
 local BUSTED = { describe = describe, it = it, setup = setup, teardown = teardown, before_each = before_each }
 
-local GROUPS = "/unified/user-directory/groups"
 local KEY = "user-directory/groups"
 
 describe("truto-groups sync against the mock:", function()
@@ -64,7 +63,8 @@ describe("truto-groups sync --prune can be trusted:", function()
     return out
   end
 
-  local ABC = { { name = "A", description = "a" }, { name = "B", description = "b" }, { name = "C", description = "c" } }
+  local ABC = { { name = "A", description = "a" }, { name = "B", description = "b" },
+    { name = "C", description = "c" } }
 
   describe("a listing that cannot be trusted changes nothing", function()
     it("a partial page (is_partial_response: true)", function()

@@ -905,7 +905,8 @@ describe("the Truto mock", function()
       assert_envelope(404, unknown)
       local id = send("POST", base, { query = query, body = { first_name = "Ada" } }).json.id
       local r = send("POST", base .. "/downgrade",
-        { query = account_query("coupa", { { "user_id", id }, { "role_id", "observer" } }), body = { remote_data = { a = 1 } } })
+        { query = account_query("coupa", { { "user_id", id }, { "role_id", "observer" } }),
+          body = { remote_data = { a = 1 } } })
       assert.equal(200, r.status, r.text)
       assert.same({ result = { remote_data = { a = 1 } } }, r.json)
       assert.equal("user-directory/users downgrade", m:last().operation)
@@ -919,7 +920,8 @@ describe("the Truto mock", function()
           n = n + 1
           local code = line:gsub("%-%-.*$", "")
           for _, word in ipairs{ "groups", "users", "is_groups", "group_id", "user_id" } do
-            assert.is_nil(code:find('[%W]' .. word .. '[%W]'), ("mock/%s.lua:%d names %s: %s"):format(file, n, word, line))
+            assert.is_nil(code:find('[%W]' .. word .. '[%W]'),
+              ("mock/%s.lua:%d names %s: %s"):format(file, n, word, line))
           end
         end
         f:close()

@@ -536,9 +536,9 @@ describe("operations", function()
         r.request_line)
       assert.equal('{"last_name":"Hopper","title":"Rear Admiral"}', r.body)
       assert(client.users.create{ first_name = "Second" })
-      local page = assert(client.users.list{ limit = 1 })
-      assert.equal(1, #page.result)
-      assert.is_string(page.next_cursor)
+      local first = assert(client.users.list{ limit = 1 })
+      assert.equal(1, #first.result)
+      assert.is_string(first.next_cursor)
       local names = {}
       for user, err in client.users.each{ limit = 1 } do
         assert.is_table(user, tostring(err))

@@ -58,7 +58,7 @@ local function generate(seed)
   c.with_ids = c.match == "id" or R() < 0.2
   c.rows = {}
   for i = 1, R(0, 30) do
-    local k, row = R(), nil
+    local k, row = R(), nil -- luacheck: ignore 311
     if k < 0.35 and #c.groups > 0 then -- an existing group, its description maybe changed
       local g = R(#c.groups)
       row = { group = g, name = c.groups[g].name, description = R() < 0.5 and desc() or c.groups[g].description,
@@ -201,9 +201,11 @@ describe("sync, model-based:", function()
     local o = assert(args.parse(argv))
     out_buf, err_buf = {}, {}
     local so, se = io.stdout, io.stderr
+    -- luacheck: push ignore 122
     io.stdout, io.stderr = setmetatable({ buf = out_buf }, sink), setmetatable({ buf = err_buf }, sink)
     local ok, code = pcall(sync.run, o, tool)
     io.stdout, io.stderr = so, se
+    -- luacheck: pop
     if not ok then error(code, 0) end
     return code, table.concat(out_buf), table.concat(err_buf)
   end
@@ -345,7 +347,8 @@ describe("sync, model-based:", function()
     local rcode, _, rerr = run(argv)
     signals.restore()
     if os.getenv("SYNC_MODEL_DEBUG") then
-      io.stderr:write(describe_case(c), "\n", sh.read_file(path), "\nfirst:\n", err, "\nbefore:\n", cjson.encode(before),
+      io.stderr:write(describe_case(c), "\n", sh.read_file(path), "\nfirst:\n", err,
+        "\nbefore:\n", cjson.encode(before),
         "\nafter:\n", cjson.encode(objects()), "\n")
     end
     local again = "the --resume (exit " .. tostring(rcode) .. "): "

@@ -78,4 +78,22 @@ function M.check_base_url(s)
   return scheme .. "://" .. host:lower() .. port .. path
 end
 
+-- M.origin_of(url) -> "scheme://authority", lower-cased, for the
+-- same-origin check a redirect passes before Authorization follows it.
+function M.origin_of(url)
+  local scheme, authority = url:match("^(%a[%w+.-]*)://([^/?#]*)")
+  return (scheme or ""):lower() .. "://" .. (authority or ""):lower()
+end
+
+-- M.resolve_location(base, location) -> the absolute URL a redirect's
+-- Location names, seen from the URL that answered it (the nginx and HAProxy
+-- transports follow redirects themselves; libcurl does its own).
+function M.resolve_location(base, location)
+  if location:match("^%a[%w+.-]*://") then return location end
+  local origin = base:match("^(%a[%w+.-]*://[^/?#]*)")
+  if location:sub(1, 2) == "//" then return base:match("^(%a[%w+.-]*:)") .. location end
+  if location:sub(1, 1) == "/" then return origin .. location end
+  return (base:match("^(%a[%w+.-]*://[^?#]*/)") or (origin .. "/")) .. location
+end
+
 return M

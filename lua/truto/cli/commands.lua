@@ -155,16 +155,21 @@ end
 
 ---------------------------------------------------------------- get, update
 
-function M.get(o, tool)
-  local account, client = connect(o, tool)
-  if not account then return client end
-  local group, err = client.groups.get(o.positional[1], { integrated_account_id = account })
+-- The end of get and update: the group as JSON, or why there is none.
+local function show_group(client, group, err, tool)
   client:close()
   if group == nil then
     tool.say(M.describe(err))
     return EXIT_FAILED
   end
   return print_json(group, tool)
+end
+
+function M.get(o, tool)
+  local account, client = connect(o, tool)
+  if not account then return client end
+  local group, err = client.groups.get(o.positional[1], { integrated_account_id = account })
+  return show_group(client, group, err, tool)
 end
 
 function M.update(o, tool)
@@ -182,12 +187,7 @@ function M.update(o, tool)
   if not account then return client end
   local group, err = client.groups.update(o.positional[1], body,
     { integrated_account_id = account, group_type = o["group-type"] })
-  client:close()
-  if group == nil then
-    tool.say(M.describe(err))
-    return EXIT_FAILED
-  end
-  return print_json(group, tool)
+  return show_group(client, group, err, tool)
 end
 
 ---------------------------------------------------------------- delete

@@ -148,6 +148,44 @@ local function all_empty(cells)
   return true
 end
 
+-- A CSV record's fields by column name, or nil, the first cell's problem.
+local function csv_fields(header, cells)
+  local fields = {}
+  for j, name in ipairs(header) do
+    local value, why = cell_value(column_by_name[name], cells[j])
+    if why then return nil, why end
+    fields[name] = value
+  end
+  return fields
+end
+
+-- A JSON Lines record's fields (null ones left out, keys in order), or
+-- nil, the first key's problem.
+local function jsonl_fields(value)
+  local keys = {}
+  for name in pairs(value) do keys[#keys + 1] = name end
+  table.sort(keys)
+  local fields = {}
+  for _, name in ipairs(keys) do
+    local c = column_by_name[name]
+    if not c then return nil, unknown("key", name) end
+    local v = value[name]
+    if v ~= null then
+      if c.type == "object" and not json.is_object(v) then
+        return nil, name .. " must be a JSON object ({...})"
+      end
+      fields[name] = v
+    end
+  end
+  return fields
+end
+
+-- A row's body and query from its fields, or the problem noted on the row.
+local function fill(row, fields, problem)
+  if not fields then row.problem = problem return nil end
+  return split(fields)
+end
+
 -- M.from_csv(header, records, header_problem) -> rows
 -- rows: { row, line, body, query } or { row, line, problem } or
 -- { row, line, empty = true } (every cell empty: not sent, not recorded)
@@ -180,13 +218,7 @@ function M.from_csv(header, records, header_problem)
       row.problem = string.format("has %d field%s but the header has %d column%s",
         #r.cells, #r.cells == 1 and "" or "s", #header, #header == 1 and "" or "s")
     else
-      local fields = {}
-      for j, name in ipairs(header) do
-        local value, why = cell_value(column_by_name[name], r.cells[j])
-        if why then row.problem = why break end
-        fields[name] = value
-      end
-      if not row.problem then row.body, row.query = split(fields) end
+      row.body, row.query = fill(row, csv_fields(header, r.cells))
     end
     rows[i] = row
   end
@@ -198,25 +230,7 @@ function M.from_jsonl(records)
   local rows = {}
   for i, r in ipairs(records) do
     local row = { row = r.row, line = r.line, problem = r.problem }
-    if not row.problem then
-      local keys = {}
-      for name in pairs(r.value) do keys[#keys + 1] = name end
-      table.sort(keys)
-      local fields = {}
-      for _, name in ipairs(keys) do
-        local c = column_by_name[name]
-        if not c then row.problem = unknown("key", name) break end
-        local value = r.value[name]
-        if value ~= null then
-          if c.type == "object" and not json.is_object(value) then
-            row.problem = name .. " must be a JSON object ({...})"
-            break
-          end
-          fields[name] = value
-        end
-      end
-      if not row.problem then row.body, row.query = split(fields) end
-    end
+    if not row.problem then row.body, row.query = fill(row, jsonl_fields(r.value)) end
     rows[i] = row
   end
   return rows

@@ -424,8 +424,9 @@ end
 local function interruptible_list(client)
   local function stop() if signals.caught() then return "abandon" end end
   return function(query, options)
-    local out, err = client:batch({ { resource = "groups", op = "list", query = query } },
-      { concurrency = 1, should_stop = stop })
+    local batch_options = { concurrency = 1, should_stop = stop }
+    for k, v in pairs(options or {}) do batch_options[k] = v end
+    local out, err = client:batch({ { resource = "groups", op = "list", query = query } }, batch_options)
     if not out then return nil, err end
     if out[1].value ~= nil then return out[1].value end
     return nil, out[1].err
@@ -504,7 +505,7 @@ function M.run(o, tool)
 
   -- every group of the account, or nothing happens
   local progress = commands.progress(commands.is_tty(2))
-  local groups, why = M.list(client, account, { match = o.match, page_size = o["page-size"] }, progress)
+  local groups, untrusted = M.list(client, account, { match = o.match, page_size = o["page-size"] }, progress)
   progress.done()
   if not groups or signals.caught() then
     client:close()
@@ -512,7 +513,7 @@ function M.run(o, tool)
     if name then
       tool.say("stopped by SIG", name, " while listing the account's groups: nothing was changed")
     else
-      tool.say("nothing was changed: ", why)
+      tool.say("nothing was changed: ", untrusted)
     end
     return EXIT_FAILED
   end

@@ -110,6 +110,7 @@ end
 
 -- Seconds as milliseconds: the core's one rule (rounded up, at least 1).
 local millis = require("truto.core").milliseconds
+local url_mod = require "truto.url"
 
 -- The httpclient this context can use, or nil during HAProxy's start
 -- (see the header).
@@ -201,20 +202,6 @@ local function exchange(hcore, method, url, headers, body, timeout, stall)
   return answer
 end
 
--- scheme://authority, lower-cased, for "same origin" checks.
-local function origin_of(url)
-  local scheme, authority = url:match("^(%a[%w+.-]*)://([^/?#]*)")
-  return (scheme or ""):lower() .. "://" .. (authority or ""):lower()
-end
-
-local function resolve_location(base, location)
-  if location:match("^%a[%w+.-]*://") then return location end
-  local origin = base:match("^(%a[%w+.-]*://[^/?#]*)")
-  if location:sub(1, 2) == "//" then return base:match("^(%a[%w+.-]*:)") .. location end
-  if location:sub(1, 1) == "/" then return origin .. location end
-  return (base:match("^(%a[%w+.-]*://[^?#]*/)") or (origin .. "/")) .. location
-end
-
 -- Why a method the httpclient lacks is refused, and what to use instead.
 local function unsendable(method)
   return ("HAProxy's httpclient cannot send %s (HAProxy 2.6's has GET, HEAD, PUT, POST and DELETE "
@@ -277,7 +264,7 @@ function M:request(req)
       if redirects > MAX_REDIRECTS then
         return nil, "network", ("maximum (%d) redirects followed"):format(MAX_REDIRECTS), true
       end
-      local next_url = resolve_location(url, location)
+      local next_url = url_mod.resolve_location(url, location)
       if not next_url:match("^[Hh][Tt][Tt][Pp][Ss]?://") then
         return nil, "connect", "redirect to an unsupported protocol", true
       end
@@ -287,7 +274,7 @@ function M:request(req)
         method, body = "GET", nil
         headers["content-length"] = nil
       end
-      if origin_of(next_url) ~= origin_of(url) then headers.authorization = nil end
+      if url_mod.origin_of(next_url) ~= url_mod.origin_of(url) then headers.authorization = nil end
       url = next_url
     else
       if req.sink and status >= 200 and status < 300 then

@@ -34,6 +34,7 @@
 -- made with insecure = true.
 
 local core = require "truto.core"
+local url_mod = require "truto.url"
 
 local M = {}
 M.__index = M
@@ -333,21 +334,6 @@ local function exchange(self, req, target, deadline)
   return { status = status, headers = headers, body = table.concat(pieces) }
 end
 
--- Where a redirect goes: an absolute URL for `location` seen from `base`.
-local function resolve_location(base, location)
-  if location:match("^%a[%w+.-]*://") then return location end
-  local origin = base:match("^(%a[%w+.-]*://[^/?#]*)")
-  if location:sub(1, 2) == "//" then return base:match("^(%a[%w+.-]*:)") .. location end
-  if location:sub(1, 1) == "/" then return origin .. location end
-  local dir = base:match("^(%a[%w+.-]*://[^?#]*/)") or (origin .. "/")
-  return dir .. location
-end
-
-local function origin_of(url)
-  local scheme, authority = url:match("^(%a[%w+.-]*)://([^/?#]*)")
-  return (scheme or ""):lower() .. "://" .. (authority or ""):lower()
-end
-
 -- transport:request(req): see the header comment and truto.transport.curl.
 function M:request(req)
   local phase = ngx.get_phase()
@@ -377,7 +363,7 @@ function M:request(req)
     -- a permanent one, which the caller reports with its status
     if redirects >= MAX_REDIRECTS then return r.status, r.headers, r.body end
     redirects = redirects + 1
-    local next_url = resolve_location(url, location)
+    local next_url = url_mod.resolve_location(url, location)
     if not next_url:match("^[Hh][Tt][Tt][Pp][Ss]?://") then
       return nil, "connect", "redirect to an unsupported protocol", true
     end
@@ -386,7 +372,7 @@ function M:request(req)
     if (r.status == 301 or r.status == 302 or r.status == 303) and method ~= "GET" and method ~= "HEAD" then
       method, body = "GET", nil
     end
-    if origin_of(next_url) ~= origin_of(url) then
+    if url_mod.origin_of(next_url) ~= url_mod.origin_of(url) then
       local kept = {}
       for i = 1, #headers do
         if not headers[i]:lower():match("^authorization:") then kept[#kept + 1] = headers[i] end
