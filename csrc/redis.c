@@ -21,9 +21,10 @@
 
 #include <hiredis/hiredis.h>
 
+#include "class.h"
 #include "redis.h"
 
-#define REDIS_MT "truto.redis"
+#define REDIS_CLASS "truto.redis"
 #define MAX_ARGS 64
 #define MAX_DEPTH 8
 
@@ -39,13 +40,13 @@ static struct timeval to_timeval(double seconds) {
 }
 
 static redis_conn *check_open(lua_State *L) {
-  redis_conn *c = (redis_conn *)luaL_checkudata(L, 1, REDIS_MT);
+  redis_conn *c = (redis_conn *)class_check(L, 1, REDIS_CLASS);
   if (c->ctx == NULL) luaL_error(L, "the Redis connection is closed");
   return c;
 }
 
 static int conn_close(lua_State *L) {
-  redis_conn *c = (redis_conn *)luaL_checkudata(L, 1, REDIS_MT);
+  redis_conn *c = (redis_conn *)class_check(L, 1, REDIS_CLASS);
   if (c->ctx != NULL) {
     redisFree(c->ctx);
     c->ctx = NULL;
@@ -122,10 +123,7 @@ static int redis_connect(lua_State *L) {
   luaL_argcheck(L, port >= 1 && port <= 65535, 2, "a port from 1 to 65535");
   luaL_argcheck(L, timeout > 0 && timeout <= 3600, 3, "seconds above 0, at most 3600");
   tv = to_timeval(timeout);
-  c = (redis_conn *)lua_newuserdatauv(L, sizeof *c, 0);
-  c->ctx = NULL;
-  luaL_getmetatable(L, REDIS_MT);
-  lua_setmetatable(L, -2);
+  c = (redis_conn *)class_new(L, REDIS_CLASS, sizeof *c);
   ctx = redisConnectWithTimeout(host, (int)port, tv);
   if (ctx == NULL) {
     lua_pushnil(L);
@@ -154,15 +152,12 @@ void redis_open(lua_State *L) {
     { "close", conn_close },
     { NULL, NULL }
   };
-  if (luaL_newmetatable(L, REDIS_MT)) {
-    lua_pushcfunction(L, conn_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, conn_close);
-    lua_setfield(L, -2, "__close");
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {
+    { "__gc", conn_close },
+    { "__close", conn_close },
+    { NULL, NULL }
+  };
+  class_register(L, REDIS_CLASS, methods, meta);
   lua_pushcfunction(L, redis_connect);
   lua_setfield(L, -2, "redis_connect");
 }
