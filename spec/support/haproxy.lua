@@ -71,9 +71,12 @@ local Haproxy = {}
 Haproxy.__index = Haproxy
 
 function Haproxy:running()
+  local stat = read_file("/proc/" .. self.pid .. "/stat")
+  if not stat or stat == "" or stat:match("^%d+ %b() Z") then return false end
   local cmdline = read_file("/proc/" .. self.pid .. "/cmdline") or ""
-  local stat = read_file("/proc/" .. self.pid .. "/stat") or ""
-  return cmdline:find(self.dir .. "/", 1, true) ~= nil and not stat:match("^%d+ %b() Z")
+  -- /proc/PID/cmdline reads empty while the process is inside execve (a
+  -- window a loaded machine makes long): alive, not yet HAProxy
+  return cmdline == "" or cmdline:find(self.dir .. "/", 1, true) ~= nil
 end
 
 -- The sessions `show sess` lists, but the admin socket's own.
