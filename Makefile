@@ -111,8 +111,12 @@ install: $(CORE)
 	install -m 644 $(CORE) $(CMOD)/truto/core.so
 	cd lua && find . -name '*.lua' | while read -r f; do \
 	  install -D -m 644 "$$f" "$(LMOD)/$$f" || exit 1; done
-	install -m 755 bin/truto-groups $(DESTDIR)$(PREFIX)/bin/truto-groups
-	install -m 644 man/truto-groups.1 $(DESTDIR)$(PREFIX)/share/man/man1/truto-groups.1
+	@# truto-groups runs on Lua 5.4 only (#!/usr/bin/env lua5.4): with any
+	@# other Lua the library is installed and the command is not
+	@if [ "$(LUA_ABI)" = 5.4 ]; then \
+	  install -m 755 bin/truto-groups $(DESTDIR)$(PREFIX)/bin/truto-groups && \
+	  install -m 644 man/truto-groups.1 $(DESTDIR)$(PREFIX)/share/man/man1/truto-groups.1; \
+	else echo "truto-groups not installed: it runs on Lua 5.4 only (make install LUA=lua5.4)"; fi
 
 clean:
 	rm -rf build
