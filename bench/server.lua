@@ -19,48 +19,13 @@ local M = {}
 local NGINX = io.open("/usr/sbin/nginx", "rb") and "/usr/sbin/nginx" or "nginx"
 
 -- shell helpers shared with the specs (spec/support/sh.lua)
-local sh = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/../spec/support/sh.lua")
+local HERE = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local sh = dofile(HERE .. "/../spec/support/sh.lua")
 local shell_quote, read_file, run = sh.quote, sh.read_file, sh.run
 
-local function free_port()
-  local probe = assert(socket.bind("127.0.0.1", 0))
-  local _, port = probe:getsockname()
-  probe:close()
-  return port
-end
-
-local function answers(port)
-  local c = socket.tcp()
-  c:settimeout(1)
-  local ok = c:connect("127.0.0.1", port)
-  c:close()
-  return ok ~= nil
-end
-
-local Server = {}
-Server.__index = Server
-
--- The pid of this server's nginx master, or nil when it is not running.
-function Server:pid()
-  if not self.dir then return nil end
-  local pid = tonumber(read_file(self.dir .. "/nginx.pid") or "")
-  local cmdline = pid and (read_file("/proc/" .. pid .. "/cmdline") or ""):gsub("%z", " ")
-  if pid and cmdline:find(self.dir .. "/", 1, true) then return pid end
-end
-
-function Server:stop()
-  local pid = self:pid()
-  if pid then
-    os.execute("kill -QUIT " .. pid)
-    local deadline = socket.gettime() + 5
-    while self:pid() and socket.gettime() < deadline do socket.sleep(0.05) end
-    if self:pid() then os.execute("kill -TERM " .. pid .. " 2>/dev/null") end
-  end
-  if self.dir and self.dir:match("/truto%-bench%.[%w]+$") and not self:pid() then
-    os.execute("rm -rf -- " .. shell_quote(self.dir))
-  end
-  self.dir = nil
-end
+local nginx_process = dofile(HERE .. "/nginx_process.lua")
+local free_port, answers = nginx_process.free_port, nginx_process.answers
+local Server = nginx_process.class("truto-bench")
 
 -- M.start(repo) -> server; raises "bench/run: ..." when nginx cannot start.
 function M.start(repo)

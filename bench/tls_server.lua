@@ -89,44 +89,9 @@ local SLOW = [[
     }
 ]]
 
-local function free_port()
-  local probe = assert(socket.bind("127.0.0.1", 0))
-  local _, port = probe:getsockname()
-  probe:close()
-  return port
-end
-
-local function answers(port)
-  local c = socket.tcp()
-  c:settimeout(1)
-  local ok = c:connect("127.0.0.1", port)
-  c:close()
-  return ok ~= nil
-end
-
-local Server = {}
-Server.__index = Server
-
-function Server:pid()
-  if not self.dir then return nil end
-  local pid = tonumber(read_file(self.dir .. "/nginx.pid") or "")
-  local cmdline = pid and (read_file("/proc/" .. pid .. "/cmdline") or ""):gsub("%z", " ")
-  if pid and cmdline:find(self.dir .. "/", 1, true) then return pid end
-end
-
-function Server:stop()
-  local pid = self:pid()
-  if pid then
-    os.execute("kill -QUIT " .. pid)
-    local deadline = socket.gettime() + 5
-    while self:pid() and socket.gettime() < deadline do socket.sleep(0.02) end
-    if self:pid() then os.execute("kill -TERM " .. pid .. " 2>/dev/null") end
-  end
-  if self.dir and self.dir:match("/truto%-tls%.[%w]+$") and not self:pid() then
-    os.execute("rm -rf -- " .. quote(self.dir))
-  end
-  self.dir = nil
-end
+local nginx_process = dofile(HERE .. "/nginx_process.lua")
+local free_port, answers = nginx_process.free_port, nginx_process.answers
+local Server = nginx_process.class("truto-tls")
 
 -- Where the log ends now: count(mark) reads only what came after.
 function Server:log_mark()

@@ -1,0 +1,63 @@
+-- bench/nginx_process.lua: what the benchmark's nginx servers share
+-- (bench/server.lua, the canned plain-http one; bench/tls_server.lua, the
+-- TLS + http2 one): a free loopback port, "does it answer yet", and the
+-- server object's pid/stop, which only ever signals or removes what its own
+-- directory names. Loaded with dofile, like the servers themselves.
+local socket = require "socket"
+
+local M = {}
+
+local sh = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/../spec/support/sh.lua")
+local quote, read_file = sh.quote, sh.read_file
+
+-- M.free_port() -> a loopback port nothing listens on now.
+function M.free_port()
+  local probe = assert(socket.bind("127.0.0.1", 0))
+  local _, port = probe:getsockname()
+  probe:close()
+  return port
+end
+
+-- M.answers(port) -> true when something accepts connections there.
+function M.answers(port)
+  local c = socket.tcp()
+  c:settimeout(1)
+  local ok = c:connect("127.0.0.1", port)
+  c:close()
+  return ok ~= nil
+end
+
+-- M.class(dir_name) -> the metatable of a server whose nginx runs with
+-- prefix `self.dir`, a mktemp directory named dir_name.XXXXXX; it has
+-- pid() and stop(), and takes the server's own methods beside them.
+function M.class(dir_name)
+  local Server = {}
+  Server.__index = Server
+  local own_dir = "/" .. dir_name:gsub("%-", "%%-") .. "%.[%w]+$"
+
+  -- The pid of this server's nginx master, or nil when it is not running.
+  function Server:pid()
+    if not self.dir then return nil end
+    local pid = tonumber(read_file(self.dir .. "/nginx.pid") or "")
+    local cmdline = pid and (read_file("/proc/" .. pid .. "/cmdline") or ""):gsub("%z", " ")
+    if pid and cmdline:find(self.dir .. "/", 1, true) then return pid end
+  end
+
+  function Server:stop()
+    local pid = self:pid()
+    if pid then
+      os.execute("kill -QUIT " .. pid)
+      local deadline = socket.gettime() + 5
+      while self:pid() and socket.gettime() < deadline do socket.sleep(0.02) end
+      if self:pid() then os.execute("kill -TERM " .. pid .. " 2>/dev/null") end
+    end
+    if self.dir and self.dir:match(own_dir) and not self:pid() then
+      os.execute("rm -rf -- " .. quote(self.dir))
+    end
+    self.dir = nil
+  end
+
+  return Server
+end
+
+return M
