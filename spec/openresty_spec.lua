@@ -9,6 +9,7 @@ local socket = require "socket"
 local mock = require "spec.support.mock"
 local openresty = require "spec.support.openresty"
 local driver = require "spec.support.openresty_driver"
+local helpers = require "spec.support.helpers"
 
 local ROOT = openresty.root
 local SCHEMA_PATH = "/unified/user-directory/groups"
@@ -167,20 +168,9 @@ local function here(input)
 end
 
 local function input_for(m, fields)
-  local input = {
-    config = { token = m.token, base_url = m.url, retry_base = 0.01, retry_cap = 5 },
-    body = { name = "Engineering", description = "Builds things", remote_data = { parent_id = 7 } },
-    query = { integrated_account_id = m.accounts.coupa, group_type = "team" },
-    options = { idempotency_key = "openresty-spec-key" },
-  }
-  for k, v in pairs(fields or {}) do
-    if k == "config" or k == "options" then
-      for ck, cv in pairs(v) do input[k][ck] = cv end
-    else
-      input[k] = v
-    end
-  end
-  return input
+  return helpers.call_input(m,
+    { name = "Engineering", description = "Builds things", remote_data = { parent_id = 7 } },
+    "openresty-spec-key", fields)
 end
 
 -- What must agree between transports (messages are each transport's own

@@ -17,6 +17,7 @@ local socket = require "socket"
 local assert = require "luassert"
 local haproxy = require "spec.support.haproxy"
 local mock = require "spec.support.mock"
+local helpers = require "spec.support.helpers"
 
 local M = {}
 local ROOT = haproxy.root
@@ -75,20 +76,7 @@ function M.in_haproxy(h, input)
 end
 
 function M.input_for(m, fields)
-  local input = {
-    config = { token = m.token, base_url = m.url, retry_base = 0.01, retry_cap = 5 },
-    body = { name = "Engineering", description = "Builds things" },
-    query = { integrated_account_id = m.accounts.coupa, group_type = "team" },
-    options = { idempotency_key = "haproxy-spec-key" },
-  }
-  for k, v in pairs(fields or {}) do
-    if k == "config" or k == "options" then
-      for ck, cv in pairs(v) do input[k][ck] = cv end
-    else
-      input[k] = v
-    end
-  end
-  return input
+  return helpers.call_input(m, { name = "Engineering", description = "Builds things" }, "haproxy-spec-key", fields)
 end
 
 -- Four creates through the example's POST /groups, each answered after

@@ -37,4 +37,25 @@ function M.run_lua(code, env)
   return out, ok == true or ok == 0
 end
 
+-- M.call_input(m, body, key, fields) -> the table a host's driver runs as one
+-- create (the OpenResty and HAProxy specs): the mock's client config, `body`,
+-- Coupa's account with group_type = team, Idempotency-Key `key`; `fields`
+-- replaces body/query and is merged into config/options.
+function M.call_input(m, body, key, fields)
+  local input = {
+    config = { token = m.token, base_url = m.url, retry_base = 0.01, retry_cap = 5 },
+    body = body,
+    query = { integrated_account_id = m.accounts.coupa, group_type = "team" },
+    options = { idempotency_key = key },
+  }
+  for k, v in pairs(fields or {}) do
+    if k == "config" or k == "options" then
+      for ck, cv in pairs(v) do input[k][ck] = cv end
+    else
+      input[k] = v
+    end
+  end
+  return input
+end
+
 return M
