@@ -10,7 +10,13 @@
 --     client, wrk -c1 (the HTTP/1.1 ceiling), h2load -c1 -m1;
 --   16 in flight: create_many (default: HTTP/1.1; and forced HTTP/2),
 --     Lua-cURLv3 multi with PIPEWAIT (HTTP/2) and without HTTP/2, wrk -c16,
---     h2load -c1 -m16.
+--     h2load -c1 -m16; in two pairs by what is done with the answers:
+--     "kept" (create_many's default, every result returned; Lua-cURLv3
+--     keeps each decoded answer in an array) and "flat" (keep_results =
+--     false with on_result; Lua-cURLv3 checks each answer and drops it).
+--     Keeping 22,000 results grows the heap by ~30 MB, and a page fault on
+--     this kind of VM costs ~11 µs: the pairs keep that cost out of the
+--     comparison of the clients themselves.
 -- Per row: creates/s (median over rounds), client CPU µs per create, the
 -- ratio to the module's row of the same shape and protocol; from the
 -- server's log: connections, full and resumed handshakes, protocols, and
@@ -134,18 +140,37 @@ local ROWS = {
   { id = "truto_many_h1", shape = "many", proto = "1.1",
     label = "this module, create_many at 16 (default: HTTP/1.1)",
     cmd = "lua5.4 bench/clients/truto_many.lua %d %d 16", env = { BENCH_HTTP_VERSION = "1.1" } },
-  { id = "lcurl_multi_h2", shape = "many", proto = "2", label = "Lua-cURLv3 multi + PIPEWAIT, 16 (HTTP/2)",
+  { id = "lcurl_multi_h2_keep", shape = "many", proto = "2", label = "Lua-cURLv3 multi + PIPEWAIT, 16 (HTTP/2), kept",
+    cmd = "lua5.4 bench/clients/lcurl_multi.lua %d %d 16", lcurl = true,
+    env = { BENCH_HTTP_VERSION = "2", BENCH_KEEP_RESULTS = "1" } },
+  { id = "lcurl_multi_h1_keep", shape = "many", proto = "1.1", label = "Lua-cURLv3 multi, 16 (HTTP/1.1), kept",
+    cmd = "lua5.4 bench/clients/lcurl_multi.lua %d %d 16", lcurl = true,
+    env = { BENCH_HTTP_VERSION = "1.1", BENCH_KEEP_RESULTS = "1" } },
+  -- each answer checked and dropped: the module with keep_results = false
+  -- (and on_result) against Lua-cURLv3 dropping its answers
+  { id = "truto_many_flat", shape = "many", proto = "2", flat = true,
+    label = "this module, create_many at 16, HTTP/2, flat",
+    cmd = "lua5.4 bench/clients/truto_many.lua %d %d 16",
+    env = { BENCH_HTTP_VERSION = "2", BENCH_KEEP_RESULTS = "0" } },
+  { id = "truto_many_h1_flat", shape = "many", proto = "1.1", flat = true,
+    label = "this module, create_many at 16, HTTP/1.1, flat",
+    cmd = "lua5.4 bench/clients/truto_many.lua %d %d 16",
+    env = { BENCH_HTTP_VERSION = "1.1", BENCH_KEEP_RESULTS = "0" } },
+  { id = "lcurl_multi_h2", shape = "many", proto = "2", flat = true,
+    label = "Lua-cURLv3 multi + PIPEWAIT, 16 (HTTP/2), flat",
     cmd = "lua5.4 bench/clients/lcurl_multi.lua %d %d 16", lcurl = true, env = { BENCH_HTTP_VERSION = "2" } },
-  { id = "lcurl_multi_h1", shape = "many", proto = "1.1", label = "Lua-cURLv3 multi, 16 (HTTP/1.1)",
+  { id = "lcurl_multi_h1", shape = "many", proto = "1.1", flat = true, label = "Lua-cURLv3 multi, 16 (HTTP/1.1), flat",
     cmd = "lua5.4 bench/clients/lcurl_multi.lua %d %d 16", lcurl = true, env = { BENCH_HTTP_VERSION = "1.1" } },
   { id = "wrk16", shape = "many", proto = "1.1", label = "wrk -c16 (ceiling, HTTP/1.1)", tool = "wrk",
     ceiling = true },
   { id = "h2load16", shape = "many", proto = "2", label = "h2load -c1 -m16 (ceiling, HTTP/2)", tool = "h2load",
     ceiling = true },
 }
--- the module's row each peer is compared with
+-- the module's row each peer is compared with: same shape and protocol,
+-- and for batches the same handling of results (kept, or flat: dropped)
 local REF = { seq = { ["1.1"] = "truto_seq", ["2"] = "truto_seq_h2" },
-  many = { ["2"] = "truto_many", ["1.1"] = "truto_many_h1" } }
+  many = { ["2"] = "truto_many", ["1.1"] = "truto_many_h1" },
+  flat = { ["2"] = "truto_many_flat", ["1.1"] = "truto_many_h1_flat" } }
 
 local function count_for(row, slow)
   local n = row.shape == "seq" and SEQ_N or MANY_N
@@ -276,7 +301,7 @@ local function main()
     end
     for _, row in ipairs(active) do
       local m = med[row.id]
-      local ref = med[REF[row.shape][row.proto]]
+      local ref = med[REF[row.flat and "flat" or row.shape][row.proto]]
       local ratio = (m.rate and ref and ref.rate) and ref.rate / m.rate or nil
       local c = m.count or { connections = 0, reconnects = 0, reconnects_resumed = 0, duplicates = 0,
         protocols = {}, tls_full = 0, tls_resumed = 0 }

@@ -6,6 +6,9 @@
 -- module's.
 --   BENCH_URL=... BENCH_BODY=... BENCH_CA_FILE=... BENCH_HTTP_VERSION=2|1.1 \
 --     LUA_CPATH=<dir of lcurl.so>/?.so;; lua5.4 bench/clients/lcurl_multi.lua N WARMUP [C]
+-- BENCH_KEEP_RESULTS=1: every decoded answer kept in an array, as the
+-- module's create_many returns its results by default; otherwise each is
+-- checked and dropped.
 -- Prints "ok N SECONDS errors"; a failed transfer is counted, not retried.
 local lcurl = require "lcurl"
 local cjson = require "cjson"
@@ -27,6 +30,8 @@ local fixed = { "Authorization: Bearer " .. token, "Content-Type: application/js
 local multi = lcurl.multi()
 multi:setopt_pipelining(2) -- CURLPIPE_MULTIPLEX (lcurl has no constant for it)
 local chunks, errors = {}, 0
+local keep = os.getenv("BENCH_KEEP_RESULTS") == "1"
+local kept
 
 local function new_easy(i)
   chunks[i] = {}
@@ -53,6 +58,7 @@ end
 
 local function run(count)
   local started, done = 0, 0
+  kept = keep and {} or nil
   for i = 1, math.min(concurrency, count) do start(easies[i]); started = started + 1 end
   while done < count do
     multi:perform()
@@ -64,6 +70,7 @@ local function run(count)
       if status == 201 then
         local group = cjson.decode(table.concat(chunks[slot_of[e]]))
         if type(group) ~= "table" or not group.id then errors = errors + 1 end
+        if kept then kept[#kept + 1] = group end
       else
         errors = errors + 1
         if errors <= 3 then io.stderr:write("lcurl_multi: ", tostring(err or status), "\n") end
