@@ -8,7 +8,9 @@
 --   h1      https, HTTP/1.1 only
 --   plain   http
 -- and under /slow/... the same answer after ngx.sleep(0.02) (20 ms of server
--- delay, no echo module needed). Every request is logged to DIR/access.log
+-- delay, no echo module needed); under /echo/... a group whose name is the
+-- length of the request body received and whose description is its MD5
+-- (the specs' check that every byte of a body arrives). Every request is logged to DIR/access.log
 -- (one line: connection, its request number, TLS session reused, protocol,
 -- status, Idempotency-Key), which M.count reads.
 --
@@ -85,6 +87,17 @@ local SLOW = [[
         ngx.status = 201
         ngx.header.content_length = #group_json
         ngx.print(group_json)
+      }
+    }
+    location = /echo/unified/user-directory/groups {
+      default_type application/json;
+      client_max_body_size 16m;
+      client_body_buffer_size 16m;
+      content_by_lua_block {
+        ngx.req.read_body()
+        local body = ngx.req.get_body_data() or ""
+        ngx.status = 201
+        ngx.print('{"id":"echo","name":"' .. #body .. '","description":"' .. ngx.md5(body) .. '"}')
       }
     }
 ]]
@@ -180,7 +193,7 @@ local function make_certs(dir)
 end
 
 -- M.start{ repo =, keepalive_requests = (nginx's default 1000 when nil),
--- slow = true (the /slow routes; loads the lua module) } -> server
+-- slow = true (the /slow and /echo routes; loads the lua module) } -> server
 function M.start(opts)
   opts = opts or {}
   local repo = opts.repo or (HERE .. "/..")

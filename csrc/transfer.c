@@ -169,6 +169,12 @@ static CURLcode on_ssl_ctx(CURL *e, void *ssl_ctx, void *ud) {
   (void)e;
   (void)ud;
   SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+  /* libcurl before 8.7 sets SSL_MODE_RELEASE_BUFFERS: OpenSSL then frees
+   * a connection's record buffers whenever they empty and allocates them
+   * again for the next record, tens of KiB per request; curl 8.7 dropped
+   * it for that reason (curl commit c247827, issue 13136). A kept-alive
+   * connection keeps its buffers. */
+  SSL_CTX_clear_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_info_callback(ctx, on_ssl_info);
   return CURLE_OK;
 }
@@ -289,6 +295,11 @@ static void configure(transfer *t) {
   curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
   curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+  /* libcurl 7.x copies an HTTPS/1.1 request into an upload buffer it
+   * allocates for each transfer and frees after it, 64 KiB by default;
+   * the smallest it allows is one TLS record's worth (16 KiB): the same
+   * writes, a quarter of the memory, and no fresh heap pages per request */
+  curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
 
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, t->http_version);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
