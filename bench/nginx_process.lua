@@ -1,14 +1,35 @@
 -- bench/nginx_process.lua: what the benchmark's nginx servers share
 -- (bench/server.lua, the canned plain-http one; bench/tls_server.lua, the
--- TLS + http2 one): a free loopback port, "does it answer yet", and the
--- server object's pid/stop, which only ever signals or removes what its own
--- directory names. Loaded with dofile, like the servers themselves.
+-- TLS + http2 one): a free loopback port, starting nginx on a filled-in
+-- configuration (as which user its workers run), "does it answer yet", and
+-- the server object's pid/stop, which only ever signals or removes what its
+-- own directory names. Loaded with dofile, like the servers themselves.
 local socket = require "socket"
 
 local M = {}
 
 local sh = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/../spec/support/sh.lua")
-local quote, read_file = sh.quote, sh.read_file
+local quote, read_file, run = sh.quote, sh.read_file, sh.run
+local NGINX = io.open("/usr/sbin/nginx", "rb") and "/usr/sbin/nginx" or "nginx"
+
+-- The workers' `user` line (the rule of the mock's, mock/run). Started as
+-- root, nginx runs its workers as `nobody`, which cannot reach a file under
+-- a private directory (a checkout in /root, a TMPDIR made by mktemp -d as
+-- scripts/run-specs makes them: 0700): they then run as root too, like the
+-- rest of the run (a throwaway server on loopback). Unprivileged, nginx runs
+-- them as the caller: no line.
+local USER_LINE = select(2, run("id -u")):match("^0%s*$") and "user root;\n" or ""
+
+-- M.start_nginx(dir, conf) -> started, output: writes `conf` (a whole
+-- configuration, the workers' user line put first) to DIR/nginx.conf and
+-- starts nginx with prefix DIR, its early errors in DIR/error.log.
+function M.start_nginx(dir, conf)
+  local f = assert(io.open(dir .. "/nginx.conf", "wb"))
+  f:write(USER_LINE, conf)
+  f:close()
+  return run(quote(NGINX) .. " -p " .. quote(dir .. "/") .. " -c " .. quote(dir .. "/nginx.conf")
+    .. " -e " .. quote(dir .. "/error.log"))
+end
 
 -- M.free_port() -> a loopback port nothing listens on now.
 function M.free_port()

@@ -16,15 +16,13 @@ local socket = require "socket"
 
 local M = {}
 
-local NGINX = io.open("/usr/sbin/nginx", "rb") and "/usr/sbin/nginx" or "nginx"
-
 -- shell helpers shared with the specs (spec/support/sh.lua)
 local HERE = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local sh = dofile(HERE .. "/../spec/support/sh.lua")
 local shell_quote, read_file, run = sh.quote, sh.read_file, sh.run
 
 local nginx_process = dofile(HERE .. "/nginx_process.lua")
-local free_port, answers = nginx_process.free_port, nginx_process.answers
+local free_port, answers, start_nginx = nginx_process.free_port, nginx_process.answers, nginx_process.start_nginx
 local Server = nginx_process.class("truto-bench")
 
 -- M.start(repo) -> server; raises "bench/run: ..." when nginx cannot start.
@@ -39,9 +37,7 @@ function M.start(repo)
   -- the pages of the list, one file each, and the map from cursor to file
   local pages = dofile(repo .. "/bench/pages.lua")
   local map = {}
-  -- nginx's workers may run as another user (nobody): they must reach the files
-  os.execute("mkdir -p " .. shell_quote(server.dir .. "/pages") .. " && chmod 0755 " .. shell_quote(server.dir)
-    .. " " .. shell_quote(server.dir .. "/pages"))
+  os.execute("mkdir -p " .. shell_quote(server.dir .. "/pages"))
   for page = 1, pages.COUNT do
     local f = assert(io.open(server.dir .. "/pages/page-" .. page .. ".json", "wb"))
     f:write(pages.body(page))
@@ -54,11 +50,7 @@ function M.start(repo)
     if port ~= check_port then
       local conf = template:gsub("@([%u_]+)@", { PREFIX = server.dir, PORT = tostring(port),
         CHECK_PORT = tostring(check_port), GROUP_JSON = group, PAGE_MAP = table.concat(map, "\n") })
-      local f = assert(io.open(server.dir .. "/nginx.conf", "wb"))
-      f:write(conf)
-      f:close()
-      local started, output = run(shell_quote(NGINX) .. " -p " .. shell_quote(server.dir .. "/")
-        .. " -c " .. shell_quote(server.dir .. "/nginx.conf") .. " -e " .. shell_quote(server.dir .. "/error.log"))
+      local started, output = start_nginx(server.dir, conf)
       if started then
         local deadline = socket.gettime() + 10
         while socket.gettime() < deadline do

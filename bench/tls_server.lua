@@ -28,7 +28,6 @@ local M = {}
 local HERE = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local sh = dofile(HERE .. "/../spec/support/sh.lua")
 local quote, read_file, run = sh.quote, sh.read_file, sh.run
-local NGINX = io.open("/usr/sbin/nginx", "rb") and "/usr/sbin/nginx" or "nginx"
 local LUA_MODULES = {
   "/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so" }
 
@@ -103,7 +102,7 @@ local SLOW = [[
 ]]
 
 local nginx_process = dofile(HERE .. "/nginx_process.lua")
-local free_port, answers = nginx_process.free_port, nginx_process.answers
+local free_port, answers, start_nginx = nginx_process.free_port, nginx_process.answers, nginx_process.start_nginx
 local Server = nginx_process.class("truto-tls")
 
 -- Where the log ends now: count(mark) reads only what came after.
@@ -186,7 +185,6 @@ local function make_certs(dir)
     "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf",
     "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf"
       .. " -out server.crt",
-    "chmod 0644 server.key",
   }
   local ok, out = run("cd " .. quote(dir) .. " && " .. table.concat(cmds, " 2>&1 && ") .. " 2>&1")
   if not ok then error("tls_server: openssl failed: " .. out, 0) end
@@ -202,7 +200,7 @@ function M.start(opts)
   local ok, out = run("mktemp -d " .. quote((os.getenv("TMPDIR") or "/tmp") .. "/truto-tls.XXXXXX"))
   if not ok then error("tls_server: mktemp: " .. out, 0) end
   local server = setmetatable({ dir = out:gsub("\n$", "") }, Server)
-  os.execute("mkdir -p " .. quote(server.dir .. "/temp") .. " && chmod 0755 " .. quote(server.dir))
+  os.execute("mkdir -p " .. quote(server.dir .. "/temp"))
   make_certs(server.dir)
   server.ca_file = server.dir .. "/ca.crt"
   local slow = opts.slow ~= false and io.open(LUA_MODULES[2], "rb") ~= nil
@@ -220,11 +218,7 @@ function M.start(opts)
         H2 = tostring(p.H2), H1 = tostring(p.H1), PLAIN = tostring(p.PLAIN),
         KEEPALIVE = opts.keepalive_requests and ("keepalive_requests " .. opts.keepalive_requests .. ";") or "",
       })
-      local f = assert(io.open(server.dir .. "/nginx.conf", "wb"))
-      f:write(conf)
-      f:close()
-      local started, output = run(quote(NGINX) .. " -p " .. quote(server.dir .. "/") .. " -c "
-        .. quote(server.dir .. "/nginx.conf") .. " -e " .. quote(server.dir .. "/error.log"))
+      local started, output = start_nginx(server.dir, conf)
       if started then
         local deadline = socket.gettime() + 10
         while socket.gettime() < deadline do

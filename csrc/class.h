@@ -11,6 +11,9 @@
 
 #include "compat.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 /* Registers the class `name`: `methods` (may be NULL) become the __index
  * table, `metamethods` (may be NULL) are set on the metatable itself, and
  * __name is `name` on every Lua (5.1 too). Without a __tostring among the
@@ -27,5 +30,7 @@ void *class_check(lua_State *L, int idx, const char *name);
 
 /* The userdata at `idx` if it is of class `name`, else NULL. */
 void *class_test(lua_State *L, int idx, const char *name);
+
+#pragma GCC visibility pop
 
 #endif

@@ -9,6 +9,9 @@
 
 #include "compat.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 /* Seconds on the monotonic clock. */
 double clock_now(void);
 
@@ -21,5 +24,7 @@ long clock_milliseconds(double seconds);
 /* Sets core.now, core.sleep and core.milliseconds on the module table at
  * the stack top. */
 void clock_open(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

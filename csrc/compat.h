@@ -9,6 +9,9 @@
 #include "lua.h"
 #include "lauxlib.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 #if LUA_VERSION_NUM < 502
 /* Lua 5.1 and LuaJIT */
 #define lua_rawlen(L, i) lua_objlen((L), (i))
@@ -31,5 +34,7 @@ void *luaL_testudata(lua_State *L, int ud, const char *tname);
 #if LUA_VERSION_NUM < 504
 #define lua_newuserdatauv(L, sz, nuv) lua_newuserdata((L), (sz))
 #endif
+
+#pragma GCC visibility pop
 
 #endif

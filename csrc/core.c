@@ -60,7 +60,13 @@ static void pin_library(void) {
 #endif
 }
 
-/* The one symbol core.so exports (the Makefile hides every other). */
+/* The one symbol core.so exports. Every other name is hidden by the
+ * header that declares it (#pragma GCC visibility push(hidden) in each
+ * csrc header), not by a compiler flag: LuaRocks' builtin backend passes none,
+ * and a host exporting the same name (Neovim exports strbuf_*) would
+ * otherwise have the core's calls bound to its function. Default visibility
+ * here, so a build with -fvisibility=hidden in CFLAGS still exports it;
+ * spec/packaging_spec.lua checks every build with nm. */
 __attribute__((visibility("default"))) int luaopen_truto_core(lua_State *L);
 
 int luaopen_truto_core(lua_State *L) {

@@ -26,6 +26,7 @@
 #define SCAN_16 1
 #endif
 
+#include "class.h"
 #include "decode_json.h"
 
 #define MAX_DEPTH 1000           /* lua-cjson's limit, kept */
@@ -48,6 +49,7 @@
  * keeps it alive while the slot points into it. Slots go in pairs chosen
  * by a key's first bytes; a new key takes an empty one or pushes out the
  * older. Per Lua state, in the closure's first upvalue: no C globals. */
+#define KEY_CACHE_CLASS "truto.json_key_cache"
 #define KEY_SLOTS 128
 #define KEY_MAX 40 /* longer keys are rare and not cached */
 #define HINT_MAX 64 /* the most members a table is made for ahead */
@@ -778,8 +780,10 @@ static int core_json_decode(lua_State *L) {
 /* Sets core.json_decode on the module table at the top of the stack (its
  * array_mt, set later, is read at each call that marks arrays). */
 void decode_json_open(lua_State *L) {
-  key_cache *keys = (key_cache *)lua_newuserdatauv(L, sizeof *keys, 0);
-  memset(keys, 0, sizeof *keys);
+  /* no methods and no __gc (it holds no resource): a class all the same,
+   * so it is made as every other userdata and names itself */
+  class_register(L, KEY_CACHE_CLASS, NULL, NULL);
+  class_new(L, KEY_CACHE_CLASS, sizeof(key_cache));
   lua_createtable(L, KEY_SLOTS, 0);
   lua_pushvalue(L, -3);
   lua_pushcclosure(L, core_json_decode, 3);

@@ -7,7 +7,12 @@
 
 #include "compat.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 /* Sets core.json_decode on the table at the top of the stack. */
 void decode_json_open(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

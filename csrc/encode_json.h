@@ -6,6 +6,9 @@
 
 #include "encoder.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 /*
  * Appends the JSON of the value at `idx` to w->out: integers exact, floats
  * shortest round-trip, object keys sorted bytewise, strings strict UTF-8
@@ -17,5 +20,7 @@ int encode_json_value(encoder *w, int idx);
 
 /* Appends a JSON string (checked and escaped). 0 or -1. */
 int encode_json_string(encoder *w, const char *s, size_t n);
+
+#pragma GCC visibility pop
 
 #endif

@@ -6,6 +6,9 @@
 
 #include "encoder.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 /* Appends `sep` (if not first) and key=value, both percent-encoded. */
 void query_add_pair(encoder *w, const char *key, size_t klen, const char *val, size_t vlen);
 
@@ -26,5 +29,7 @@ int query_check_key(encoder *w, const char *s, size_t n);
 
 /* Appends one scalar (string, number, boolean) escaped; 0 or -1. */
 int encode_query_scalar(encoder *w, int idx);
+
+#pragma GCC visibility pop
 
 #endif

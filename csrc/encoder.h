@@ -13,6 +13,9 @@
 #include "compat.h"
 #include "strbuf.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 #define ENCODER_MAX_DEPTH 64      /* nesting below a top-level field */
 #define ENCODER_ERR_SIZE 1024
 #define ENCODER_STACK_KEYS 128    /* open keys whose values stay on the Lua stack */
@@ -146,5 +149,7 @@ int encoder_format_text_number(encoder *w, int idx, char *buf, size_t *len);
 static inline int encoder_is_null(lua_State *L, int idx) {
   return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
 }
+
+#pragma GCC visibility pop
 
 #endif

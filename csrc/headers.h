@@ -12,6 +12,9 @@
 
 #include "compat.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 /* Adds one field to the table on top of the stack. Empty names and names
  * of 128 bytes or more are dropped. Raises only on memory exhaustion. */
 void headers_add(lua_State *L, const char *name, size_t nlen, const char *value, size_t vlen);
@@ -21,5 +24,7 @@ void headers_add(lua_State *L, const char *name, size_t nlen, const char *value,
  * as every other transport sends it: rewrites the first into the second,
  * in place (the line only shrinks). Other lines are left as they are. */
 void headers_keep_empty_value(char *line);
+
+#pragma GCC visibility pop
 
 #endif

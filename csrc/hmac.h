@@ -9,8 +9,13 @@
 
 #include "compat.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 /* Sets core.hmac_sha256, core.hmac_sha256_verify and core.sha256 on the
  * table at the top of the stack. */
 void hmac_open(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

@@ -9,6 +9,9 @@
 
 #include "compat.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 #define HTTP_RESPONSE_CLASS "truto.http_response"
 
 /* Status and header lines an answer may have, 1xx interim heads (and
@@ -18,5 +21,7 @@
 /* Registers the parser's class and sets core.http_response([skip_body])
  * -> parser on the module table at the stack top. */
 void http_parse_open(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

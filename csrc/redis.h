@@ -9,7 +9,12 @@
 
 #include "compat.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 /* Sets core.redis_connect on the table at the top of the stack. */
 void redis_open(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

@@ -9,6 +9,9 @@
 
 #include "compat.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 /*
  * Pushes the headers table of the header block `head` (status line first):
  * an ordinary table, no metatable, every field in (lower-case names,
@@ -21,5 +24,7 @@ void response_headers_push(lua_State *L, const char *head, size_t len);
 
 /* Sets core.rate_limit_fields on the table at the top of the stack. */
 void response_headers_open(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

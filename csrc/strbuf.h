@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <string.h>
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 typedef struct strbuf {
   char *data;
   size_t len, cap;
@@ -36,5 +39,7 @@ static inline void strbuf_addc(strbuf *b, char c) {
 }
 
 static inline void strbuf_adds(strbuf *b, const char *s) { strbuf_add(b, s, strlen(s)); }
+
+#pragma GCC visibility pop
 
 #endif

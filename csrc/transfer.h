@@ -12,6 +12,9 @@
 #include "compat.h"
 #include "strbuf.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 typedef struct transfer {
   CURL *easy;
   /* the request's header list: nodes in one array over one text buffer,
@@ -98,5 +101,7 @@ int transfer_finish(lua_State *L, transfer *t, CURLcode rc);
 
 /* Registers libcurl's one-time global init. */
 void transfer_global_init(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

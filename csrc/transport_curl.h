@@ -10,6 +10,9 @@
 
 #include "compat.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 #define CURL_TRANSPORT_CLASS "truto.curl"
 #define MULTI_TRANSPORT_CLASS "truto.multi"
 #define SHARE_CLASS "truto.share"
@@ -24,5 +27,7 @@ void transport_multi_open(lua_State *L);
 /* The CURLSH of config.share (or NULL), with a registry reference in *ref
  * that keeps it alive; release with luaL_unref. */
 CURLSH *transport_share_from(lua_State *L, int config, int *ref);
+
+#pragma GCC visibility pop
 
 #endif

@@ -10,6 +10,9 @@
 
 #include "compat.h"
 
+/* hidden: core.so exports luaopen_truto_core alone (see core.c) */
+#pragma GCC visibility push(hidden)
+
 /* The length of the valid UTF-8 character at p (1 for ASCII, NUL
  * included; never more than end - p), or 0 when the bytes there are not
  * one (a bad lead byte, overlong, surrogate, past U+10FFFF, cut short). */
@@ -21,5 +24,7 @@ size_t utf8_valid_prefix(const char *s, size_t n, int refuse_nul);
 
 /* Sets core.utf8_check on the table at the top of the stack. */
 void utf8_open(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

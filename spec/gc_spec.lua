@@ -61,6 +61,39 @@ local function collected(make)
   return weak[1] == nil
 end
 
+describe("the core's own state", function()
+  -- csrc/class.c makes every userdata (class.h): the state the core's
+  -- functions keep as upvalues too, so each names its class and a new one
+  -- cannot skip the helper unseen. core.null, the one light userdata, is a
+  -- value, not state.
+  -- Lua 5.1's debug.getupvalue does not show a C function's upvalues
+  local it_upvalues = debug.getupvalue(core.uuid4, 1) ~= nil and it or pending
+  it_upvalues("is userdata made by the one class helper: each with a metatable naming its class", function()
+    local seen, classes = {}, {}
+    local function walk(value, where)
+      if seen[value] then return end
+      seen[value] = true
+      if type(value) == "table" then
+        for k, v in pairs(value) do walk(v, where .. "." .. tostring(k)) end
+      elseif type(value) == "function" then
+        for i = 1, math.huge do
+          local name, upvalue = debug.getupvalue(value, i)
+          if name == nil then break end
+          walk(upvalue, where .. " upvalue " .. i)
+        end
+      elseif type(value) == "userdata" and value ~= core.null then
+        local mt = debug.getmetatable(value)
+        assert.is_table(mt, where .. " has no metatable")
+        assert.matches("^truto%.", tostring(mt.__name))
+        classes[mt.__name] = true
+      end
+    end
+    walk(core, "core")
+    assert.is_true(classes["truto.json_key_cache"])
+    assert.is_true(classes["truto.random_pool"])
+  end)
+end)
+
 describe("garbage collection and close()", function()
   local m
 

@@ -27,6 +27,26 @@ local function load_rockspec(path)
   return spec
 end
 
+-- What the shared object at `so` exports besides luaopen_* (sorted), and
+-- whether it exports luaopen_truto_core. A Lua C module must export nothing
+-- else: a host exporting the same name (Neovim exports strbuf_*, as csrc/
+-- has) would have the core's calls bound to its function instead.
+local function other_exports(so)
+  local ok, out = sh.run("nm -D --defined-only " .. sh.quote(so))
+  assert.is_true(ok, out)
+  local others, opens = {}, false
+  for line in out:gmatch("[^\n]+") do
+    local name = assert(line:match("^%x+ %a (%S+)$"), line)
+    if name == "luaopen_truto_core" then
+      opens = true
+    elseif not name:match("^luaopen_") then
+      others[#others + 1] = name
+    end
+  end
+  table.sort(others)
+  return others, opens
+end
+
 -- The Lua modules a rockspec installs, sorted by path (each named after it).
 local function lua_modules(spec)
   local listed = {}
@@ -145,6 +165,61 @@ describe("the rockspecs", function()
   end)
 end)
 
+describe("core.so", function()
+  local abi = _VERSION:match("%d+%.%d+")
+  local dir
+  setup(function()
+    local ok
+    ok, dir = sh.run("mktemp -d")
+    assert.is_true(ok, dir)
+    dir = dir:match("^%s*(.-)%s*$")
+  end)
+  teardown(function()
+    if dir and dir:match("^/tmp/") then sh.run("rm -rf " .. sh.quote(dir)) end
+  end)
+
+  local function luarocks_variable(name)
+    local ok, value = sh.run("luarocks config variables." .. name)
+    assert.is_true(ok, value)
+    return value:match("^%s*(.-)%s*$")
+  end
+
+  -- On every Lua, LuaJIT and make check included: the rockspec gives no
+  -- compiler flags (the builtin backend takes none), so the headers alone
+  -- must hide the core's names.
+  it("exports only luaopen_truto_core when built as LuaRocks' builtin backend builds it (no -fvisibility)",
+    function()
+    local core = load_rockspec(SCM).build.modules["truto.core"]
+    local so = dir .. "/core.so"
+    -- CC, CFLAGS and LIBFLAG as luarocks uses them (e.g. "gcc", "-O2 -fPIC",
+    -- "-shared"); the incdirs/libdirs of external dependencies are the
+    -- system's own here
+    local cmd = { luarocks_variable "CC", luarocks_variable "CFLAGS", luarocks_variable "LIBFLAG",
+      "-I" .. (IS_LUAJIT and "/usr/include/luajit-2.1" or "/usr/include/lua" .. abi) }
+    for _, define in ipairs(core.defines) do cmd[#cmd + 1] = "-D" .. define end
+    for _, source in ipairs(core.sources) do cmd[#cmd + 1] = source end
+    cmd[#cmd + 1] = "-o " .. sh.quote(so)
+    for _, library in ipairs(core.libraries) do cmd[#cmd + 1] = "-l" .. library end
+    local ok, out = sh.run(table.concat(cmd, " "))
+    assert.is_true(ok, out)
+    local others, opens = other_exports(so)
+    assert.same({}, others)
+    assert.is_true(opens)
+  end)
+
+  it("exports only luaopen_truto_core as the Makefile builds it (the core these specs load)", function()
+    local so
+    for template in package.cpath:gmatch("[^;]+") do
+      local path = template:gsub("%?", "truto/core")
+      if path:match("^build/") and sh.read_file(path) then so = path break end
+    end
+    assert.is_string(so, package.cpath)
+    local others, opens = other_exports(so)
+    assert.same({}, others)
+    assert.is_true(opens)
+  end)
+end)
+
 describe("luarocks make", function()
   -- PUC Lua only: a LuaJIT user builds with OpenResty's own luarocks; and
   -- not under make check's instrumented stand-in for the interpreter
@@ -193,6 +268,12 @@ describe("luarocks make", function()
       if not symbol:match("^luaL?_") then missing[#missing + 1] = symbol end
     end
     assert.same({}, missing)
+  end)
+
+  it_puc("builds a core.so that exports only luaopen_truto_core", function()
+    local others, opens = other_exports(tree .. "/lib/lua/" .. abi .. "/truto/core.so")
+    assert.same({}, others)
+    assert.is_true(opens)
   end)
 
   it_puc("installs the truto-groups command " .. (abi == "5.4" and "that runs" or "nowhere: it needs Lua 5.4"),
