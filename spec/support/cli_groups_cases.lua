@@ -428,8 +428,10 @@ function M.sync(backend, api)
     h.seed({})
     write_file(h.tmp .. "/want.csv", "name\nLost\n")
     -- the listing, then the create's four attempts all cut off after sending
+    -- (10 ms apart at most rather than the default backoff's seconds)
     h.script({ { delay = 0 }, { reset = true }, { reset = true }, { reset = true }, { reset = true } })
-    local r = h.run({ "sync", "want.csv", "--results", "r.jsonl" })
+    local r = h.run({ "sync", "want.csv", "--results", "r.jsonl" },
+      { env = { LUA_INIT = cli.client_config_init({ retry_base = 0.01, retry_cap = 0.01 }) } })
     assert.equal(1, r.code)
     local line = change_lines(h.tmp .. "/r.jsonl")[1]
     assert.equal("unknown", line.result)
