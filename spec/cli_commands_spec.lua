@@ -2,7 +2,7 @@
 -- page of a list, CSV output, a page failing midway, progress only on a
 -- terminal, get/update/delete on the wire (method, path, escaped id, query,
 -- body or none, headers), delete's confirmation. The behaviour specs live
--- in spec/support/cli_groups_cases.lua (shared with spec/cli_fake_spec.lua).
+-- in spec/support/cli_groups_cases.lua.
 -- The command always runs as lua5.4.
 local cases = require "spec.support.cli_groups_cases"
 local backends = require "spec.support.cli_backends"

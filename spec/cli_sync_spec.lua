@@ -1,13 +1,13 @@
 -- truto-groups sync against the real mock: create, update, prune, dry run,
 -- duplicate names, --match id, a failed listing, and --resume after a
--- refused and after a lost create (spec/support/cli_groups_cases.lua,
--- shared with spec/cli_fake_spec.lua); then what `sync --prune` must be
--- trusted with (issue 18 items 1-5): an untrusted listing changes nothing,
--- a row protects the group it names, keys belong to a run (sync and
--- import), empty rows are skipped, a signal during the listing stops it
--- at once. The command always runs as lua5.4.
+-- refused and after a lost create (spec/support/cli_groups_cases.lua);
+-- then what `sync --prune` must be trusted with (issue 18 items 1-5): an
+-- untrusted listing changes nothing, a row protects the group it names,
+-- keys belong to a run (sync and import), empty rows are skipped, a signal
+-- during the listing stops it at once. The command always runs as lua5.4.
 local cjson = require "cjson"
 local cases = require "spec.support.cli_groups_cases"
+local cli = require "spec.support.cli_harness"
 local backends = require "spec.support.cli_backends"
 local sh = require "spec.support.sh"
 local BUSTED = { describe = describe, it = it, setup = setup, teardown = teardown, before_each = before_each }
@@ -21,14 +21,8 @@ end)
 describe("truto-groups sync --prune can be trusted:", function()
   local backend = backends.mock()
   local m
-  local h = cases.harness(backend, BUSTED)
+  local h = cli.new(backend, BUSTED)
   setup(function() m = backend.instance() end)
-
-  local function lines_of(text)
-    local out = {}
-    for line in (text or ""):gmatch("[^\n]+") do out[#out + 1] = cjson.decode(line) end
-    return out
-  end
 
   -- The account holds exactly these objects ({ name = ..., description = ... });
   -- the mock's records, steps, replays and faults are forgotten.
@@ -177,7 +171,7 @@ describe("truto-groups sync --prune can be trusted:", function()
       sh.write_file(h.tmp .. "/want.csv", "name\nC\n")
       local r = h.run({ "sync", "want.csv", "--results", "r.jsonl" })
       assert.equal(0, r.code, r.err)
-      local first = lines_of(sh.read_file(h.tmp .. "/r.jsonl"))
+      local first = cli.decode_lines(sh.read_file(h.tmp .. "/r.jsonl"))
       assert.is_string(first[1].run)
       assert.equal(posts()[1].headers["idempotency-key"], first[2].keys["create:C"])
       assert.equal("created", first[3].result)
@@ -189,7 +183,7 @@ describe("truto-groups sync --prune can be trusted:", function()
       local p = posts()
       assert.equal(2, #p)
       assert.are_not.equal(p[1].headers["idempotency-key"], p[2].headers["idempotency-key"])
-      assert.are_not.equal(first[1].run, lines_of(sh.read_file(h.tmp .. "/r.jsonl"))[1].run)
+      assert.are_not.equal(first[1].run, cli.decode_lines(sh.read_file(h.tmp .. "/r.jsonl"))[1].run)
     end)
 
     it("a fresh import with a new results file at the same path sends fresh keys and creates again", function()

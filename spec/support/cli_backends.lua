@@ -1,5 +1,5 @@
--- spec.support.cli_backends: the server the command-line specs of
--- spec/support/cli_groups_cases.lua run against — the real mock
+-- spec.support.cli_backends: the server the command-line specs
+-- (spec/support/cli_harness.lua) run against — the real mock
 -- (spec/support/mock.lua), started once per spec file. Spec plumbing
 -- only: never starts anything but the mock.
 local M = {}

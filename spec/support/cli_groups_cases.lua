@@ -1,7 +1,8 @@
 -- spec.support.cli_groups_cases: the behaviour specs of truto-groups' list,
 -- get, update, delete and sync, written once and run against a backend:
 -- the real mock (spec/cli_commands_spec.lua, spec/cli_sync_spec.lua,
--- through spec/support/cli_backends.lua). The command always runs as a subprocess
+-- through spec/support/cli_backends.lua), with the harness of
+-- spec/support/cli_harness.lua. The command always runs as a subprocess
 -- (lua5.4, this tree's modules); the specs assert what it printed, its exit
 -- code, and the requests the backend recorded (method, path, query,
 -- headers, body).
@@ -14,201 +15,21 @@
 -- script(steps) with the mock's steps ({ delay = 0 } answers normally,
 -- { status = N }, { reset = true }). Spec plumbing only.
 local cjson = require "cjson"
-local truto = require "truto"
 local assert = require "luassert"
 local sh = require "spec.support.sh"
-local shell_quote, read_file, write_file = sh.quote, sh.read_file, sh.write_file
+local cli = require "spec.support.cli_harness"
+local read_file, write_file = sh.read_file, sh.write_file
+local decode_lines, find, count = cli.decode_lines, cli.find, cli.count
 
 local M = {}
 
-local function capture(command)
-  local p = assert(io.popen(command))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local ROOT = capture("cd " .. shell_quote((debug.getinfo(1, "S").source:gsub("^@", ""):gsub("[^/]*$", "")))
-  .. "/../.. && pwd -P"):gsub("\n$", "")
-M.ROOT = ROOT
-local BIN = ROOT .. "/bin/truto-groups"
-local CORE = ROOT .. "/build/lua5.4/truto/core.so"
 local GROUPS = "/unified/user-directory/groups"
-
-local function decode_lines(text)
-  local lines = {}
-  for line in (text or ""):gmatch("[^\n]+") do lines[#lines + 1] = cjson.decode(line) end
-  return lines
-end
-
-local function find(list, predicate)
-  for _, v in ipairs(list) do if predicate(v) then return v end end
-end
-
-local function count(list, predicate)
-  local n = 0
-  for _, v in ipairs(list) do if predicate(v) then n = n + 1 end end
-  return n
-end
-
--- The harness: a backend, a temporary directory, the command's runner.
-local function harness(backend, api)
-  local setup, teardown, before_each = api.setup, api.teardown, api.before_each
-  local h = {}
-
-  setup(function()
-    if not read_file(CORE) then
-      assert(os.execute("make -C " .. shell_quote(ROOT) .. " LUA=lua5.4 build >/dev/null"))
-    end
-    h.server = backend.start()
-    h.tmp = capture("mktemp -d /tmp/truto-groups-cmds.XXXXXX"):gsub("\n$", "")
-  end)
-
-  teardown(function()
-    if h.client then h.client:close() end
-    backend.stop()
-    if h.tmp and h.tmp:match("^/tmp/truto%-groups%-cmds%.") then os.execute("rm -rf " .. shell_quote(h.tmp)) end
-  end)
-
-  local function environment(opts)
-    local vars = {
-      LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/?.lua;;", LUA_CPATH = ROOT .. "/build/lua5.4/?.so;;",
-      TRUTO_API_TOKEN = h.server.token, TRUTO_BASE_URL = h.server.url,
-      TRUTO_INTEGRATED_ACCOUNT_ID = h.account,
-    }
-    for k, v in pairs(h.server.env or {}) do vars[k] = v end
-    for k, v in pairs(opts and opts.env or {}) do vars[k] = v or nil end
-    local parts = { "env -u TRUTO_API_TOKEN -u TRUTO_BASE_URL -u TRUTO_INTEGRATED_ACCOUNT_ID",
-      "-u LUA_INIT -u LUA_INIT_5_4" }
-    local names = {}
-    for k in pairs(vars) do names[#names + 1] = k end
-    table.sort(names)
-    for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. shell_quote(vars[k]) end
-    return table.concat(parts, " ")
-  end
-
-  function h.command_line(argv, opts)
-    local quoted = {}
-    for i, a in ipairs(argv) do quoted[i] = shell_quote(a) end
-    return environment(opts) .. " lua5.4 " .. shell_quote(BIN) .. " " .. table.concat(quoted, " ")
-  end
-
-  -- Runs the command to its end: { code, out, err }.
-  function h.run(argv, opts)
-    opts = opts or {}
-    local stdin = "/dev/null"
-    if opts.stdin then
-      stdin = h.tmp .. "/stdin"
-      write_file(stdin, opts.stdin)
-    end
-    os.execute("cd " .. shell_quote(h.tmp) .. " && " .. h.command_line(argv, opts) .. " <" .. shell_quote(stdin)
-      .. " >out 2>err; echo $? >rc")
-    return {
-      code = tonumber(read_file(h.tmp .. "/rc")),
-      out = read_file(h.tmp .. "/out") or "",
-      err = read_file(h.tmp .. "/err") or "",
-    }
-  end
-
-  -- Runs the command on a terminal (script(1)), `typed` on its input;
-  -- returns everything the terminal showed.
-  function h.run_on_tty(argv, typed)
-    local feed = typed and ("printf " .. shell_quote(typed) .. " | ") or ""
-    os.execute("cd " .. shell_quote(h.tmp) .. " && " .. feed .. "script -qec "
-      .. shell_quote(h.command_line(argv)) .. " /dev/null " .. (typed and "" or "</dev/null ") .. ">tty.out 2>&1")
-    return read_file(h.tmp .. "/tty.out") or ""
-  end
-
-  local function wait_for(what, check, seconds)
-    local deadline = os.time() + (seconds or 60)
-    while os.time() <= deadline do
-      local value = check()
-      if value then return value end
-      os.execute("sleep 0.05")
-    end
-    error("timed out waiting for " .. what, 2)
-  end
-  h.wait_for = wait_for
-
-  -- Starts the command in its own process group, as a shell runs a
-  -- foreground job; returns the group id. h.finished() waits for its end.
-  function h.start(argv)
-    os.remove(h.tmp .. "/rc")
-    os.remove(h.tmp .. "/pid")
-    local script = "trap '' INT; echo $$ > pid; " .. h.command_line(argv) .. " </dev/null >out 2>err; echo $? > rc"
-    os.execute("cd " .. shell_quote(h.tmp) .. " && setsid sh -c " .. shell_quote(script) .. " >/dev/null 2>&1 &")
-    return wait_for("the command to start", function()
-      local pid = read_file(h.tmp .. "/pid")
-      return pid and pid:match("%d+")
-    end)
-  end
-
-  function h.finished()
-    return wait_for("the command to exit", function()
-      local rc = read_file(h.tmp .. "/rc")
-      return rc and rc:match("%d+") and {
-        code = tonumber(rc), out = read_file(h.tmp .. "/out") or "", err = read_file(h.tmp .. "/err") or "",
-      }
-    end)
-  end
-
-  function h.ctrl_c(group)
-    assert(os.execute("/bin/kill -s INT -- -" .. group) ~= false)
-  end
-
-  -- The groups of the account, as `list` prints them.
-  function h.groups()
-    local r = h.run({ "list" })
-    assert.equal(0, r.code, r.err)
-    return decode_lines(r.out)
-  end
-
-  function h.by_name(name)
-    return find(h.groups(), function(g) return g.name == name end)
-  end
-
-  -- Makes the account hold exactly these groups ({ name, description }),
-  -- through the API itself, with the library in this process (deletes
-  -- every group, then creates these in order: what `import --concurrency 1`
-  -- sends, an empty description left out, without a command process per
-  -- step), and forgets the requests that took. Returns the groups, with
-  -- their ids, as `list` prints them.
-  function h.seed(list)
-    backend.reset()
-    h.client = h.client or assert(truto.new { token = h.server.token, base_url = h.server.url })
-    local query = { integrated_account_id = h.account }
-    local old = {}
-    for g, err in h.client.groups.each(query) do
-      assert(g, tostring(err))
-      old[#old + 1] = g.id
-    end
-    for _, id in ipairs(old) do assert(h.client.groups.delete(id, query)) end
-    for _, g in ipairs(list) do
-      local description = g[2] ~= "" and g[2] or nil
-      assert(h.client.groups.create({ name = g[1], description = description }, query))
-    end
-    local groups = h.groups()
-    assert.equal(#list, #groups)
-    backend.reset()
-    return groups
-  end
-
-  function h.requests() return backend.requests() end
-  function h.script(steps) return backend.script(steps) end
-
-  before_each(function()
-    h.account = h.server.accounts.coupa
-    os.execute("rm -rf " .. shell_quote(h.tmp) .. "/*")
-  end)
-
-  return h
-end
 
 ---------------------------------------------------------------- list, get, update, delete
 
 function M.commands(backend, api)
   local describe, it = api.describe, api.it
-  local h = harness(backend, api)
+  local h = cli.new(backend, api)
 
   describe("list", function()
     it("prints every group as one JSON line, following next_cursor over every page", function()
@@ -423,7 +244,7 @@ end
 
 function M.sync(backend, api)
   local it = api.it
-  local h = harness(backend, api)
+  local h = cli.new(backend, api)
 
   local function names(groups)
     local out = {}
@@ -607,8 +428,10 @@ function M.sync(backend, api)
     h.seed({})
     write_file(h.tmp .. "/want.csv", "name\nLost\n")
     -- the listing, then the create's four attempts all cut off after sending
+    -- (10 ms apart at most rather than the default backoff's seconds)
     h.script({ { delay = 0 }, { reset = true }, { reset = true }, { reset = true }, { reset = true } })
-    local r = h.run({ "sync", "want.csv", "--results", "r.jsonl" })
+    local r = h.run({ "sync", "want.csv", "--results", "r.jsonl" },
+      { env = { LUA_INIT = cli.client_config_init({ retry_base = 0.01, retry_cap = 0.01 }) } })
     assert.equal(1, r.code)
     local line = change_lines(h.tmp .. "/r.jsonl")[1]
     assert.equal("unknown", line.result)
@@ -657,8 +480,5 @@ function M.sync(backend, api)
     assert.same({ "Slow=nil" }, names(h.groups()))
   end)
 end
-
--- the harness alone, for specs with their own cases (spec/cli_sync_spec.lua)
-M.harness = harness
 
 return M
