@@ -417,6 +417,20 @@ describe("operations", function()
         assert.is_nil(name:match("^truto%.cli%."), name .. " was loaded: " .. first)
       end
       assert.is_true(loaded["truto.transport.curl"], first)
+      assert.is_nil(loaded["truto.time"], "truto.time (HTTP dates) was loaded: " .. first)
+    end)
+
+    it("with rate_limits = false the rate budget's code is not loaded either", function()
+      local out, ok = h.run_lua([[
+        local truto = require "truto"
+        local c = assert(truto.new{ token = os.getenv("T"), base_url = os.getenv("U"),
+          integrated_account_id = os.getenv("A"), rate_limits = false })
+        assert(c.groups.create({ name = "cold" }, { group_type = "team" }))
+        io.write(tostring(package.loaded["truto.pace"]), " ", tostring(package.loaded["truto.pace.rule"]))
+      ]], { T = m.token, U = m.url, A = ACCOUNT, TRUTO_API_TOKEN = "",
+        LUA_PATH = os.getenv("LUA_PATH"), LUA_CPATH = os.getenv("LUA_CPATH") })
+      assert.is_true(ok, out)
+      assert.equal("nil nil", out)
     end)
   end)
 

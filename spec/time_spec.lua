@@ -42,7 +42,17 @@ describe("truto.time", function()
   end)
 
   it("is the one date conversion of Retry-After dates and webhooks' created_at", function()
-    assert.equal(time.http_date, response.http_date)
+    -- response.http_date hands every date to truto.time (loaded on first use)
+    for _, d in ipairs{ "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994", "Tue, 30 Feb 2027 00:00:00 GMT", "garbage", "" } do
+      assert.equal(time.http_date(d), response.http_date(d), d)
+    end
+    local calls, real = 0, time.http_date
+    time.http_date = function(v) calls = calls + 1; return real(v) end
+    local ok, err = pcall(response.http_date, "Sun, 06 Nov 1994 08:49:37 GMT")
+    time.http_date = real
+    assert(ok, err)
+    assert.equal(1, calls)
     assert.equal(time.iso8601, webhooks.parse_time)
     assert.equal(784111777, time.http_date("Sun, 06 Nov 1994 08:49:37 GMT"))
     assert.equal(784111777, time.http_date("Sunday, 06-Nov-94 08:49:37 GMT"))

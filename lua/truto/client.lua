@@ -16,7 +16,6 @@ local api = require "truto.api"
 local call = require "truto.call"
 local errors = require "truto.errors"
 local options = require "truto.options"
-local pace = require "truto.pace"
 local check_base_url = require("truto.url").check_base_url
 
 local M = {}
@@ -127,8 +126,9 @@ function M.new(config)
   -- the rate budget: Truto's limits unless told otherwise; shared by every
   -- nginx worker through a lua_shared_dict when one is named
   local limits = c.rate_limits
-  if limits == nil then limits = pace.check({}) end
-  if limits then
+  if limits ~= false then -- (rate_limits = false: truto.pace is not even loaded)
+    local pace = require "truto.pace"
+    if limits == nil then limits = pace.check({}) end
     local field, why
     c.pace, field, why = pace.open(limits, c.token, c.rate_limit_store, c.rate_limit_dict)
     if not c.pace then return bad(field, why) end

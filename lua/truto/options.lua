@@ -5,7 +5,9 @@
 -- a message it builds (strings are not echoed).
 
 local errors = require "truto.errors"
-local pace = require "truto.pace"
+
+-- truto.pace is loaded when a budget is asked for, not by rate_limits = false
+local function pace() return require "truto.pace" end
 
 local M = {}
 
@@ -118,11 +120,12 @@ local function check_option(name, spec, v)
       if has_control(v) then return bad(name, "must not contain control characters (CR, LF, NUL)") end
     end
   elseif t == "rate_limits" then
-    local limits, why = pace.check(v)
+    if v == false then return false end -- no budget
+    local limits, why = pace().check(v)
     if limits == nil then return bad(name, why) end
     return limits
   elseif t == "rate_limit_store" then
-    local store, why = pace.check_store(v)
+    local store, why = pace().check_store(v)
     if not store then return bad(name, why) end
     return store
   elseif t == "headers" then

@@ -8,7 +8,8 @@
 
 local core = require "truto.core"
 local errors = require "truto.errors"
-local time = require "truto.time"
+-- truto.time (HTTP dates) is loaded by the first Retry-After that needs it
+local function time() return require "truto.time" end
 
 local M = {}
 
@@ -32,7 +33,7 @@ local REASONS = {
 }
 
 -- Seconds since the epoch that an HTTP date names, or nil (truto.time).
-M.http_date = time.http_date
+function M.http_date(value) return time().http_date(value) end
 
 -- Retry-After as seconds from now (delta-seconds or an HTTP date; a date in
 -- the past is 0), or nil when it is neither. `now`: seconds since the epoch
@@ -43,7 +44,7 @@ function M.retry_after(value, now)
   if value:match("^%d+$") or value:match("^%d+%.%d+$") then return tonumber(value) end
   local t = M.http_date(value)
   if not t then return nil end
-  local wait = t - (now or time.now())
+  local wait = t - (now or time().now())
   return wait > 0 and wait or 0
 end
 
