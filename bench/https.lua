@@ -26,7 +26,8 @@
 -- Knobs: BENCH_ROUNDS (3), BENCH_SEQ_N (creates one at a time, 3000),
 -- BENCH_MANY_N (16 in flight, 22000), BENCH_SLOW=0 skips the delay
 -- variant, BENCH_LCURL_SRC (a Lua-cURLv3 source tree or git repository to
--- build `lcurl` from, as bench/run does).
+-- build `lcurl` from, as bench/run does), BENCH_ONLY (row ids, comma-
+-- separated: only those rows, e.g. truto_many_h1_flat,lcurl_multi_h1).
 -- Must never: bind a fixed port, signal a process it did not start, or
 -- assert a timing (targets are reported, not enforced).
 local sh = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/../spec/support/sh.lua")
@@ -55,6 +56,7 @@ local SEQ_N = tonumber(os.getenv("BENCH_SEQ_N") or "") or 3000
 local MANY_N = tonumber(os.getenv("BENCH_MANY_N") or "") or 22000
 local SLOW = os.getenv("BENCH_SLOW") ~= "0"
 local LCURL_SRC = os.getenv("BENCH_LCURL_SRC")
+local ONLY = os.getenv("BENCH_ONLY")
 
 local TARGET, BODY = call.compile(api.resources.groups.operations.create).build(payload.body, payload.query)
 assert(TARGET, BODY)
@@ -241,10 +243,14 @@ local function main()
   local lcurl_dir, why = find_lcurl()
   if not lcurl_dir then log(why) end
   local luasec = run("env LUA_CPATH=" .. quote(LUA_CPATH) .. " lua5.4 -e 'require \"ssl\"'")
-  local active = {}
+  local active, only = {}, nil
+  if ONLY then
+    only = {}
+    for id in ONLY:gmatch("[^,%s]+") do only[id] = true end
+  end
   for _, row in ipairs(ROWS) do
     local skip = (row.tool and not have(row.tool)) or (row.lcurl and not lcurl_dir)
-      or (row.id == "luasec" and not luasec)
+      or (row.id == "luasec" and not luasec) or (only and not only[row.id])
     if not skip then
       row.cpath = row.lcurl and lcurl_dir ~= "" and lcurl_dir or nil
       active[#active + 1] = row
@@ -260,12 +266,15 @@ local function main()
   for round = 1, ROUNDS do
     for _, v in ipairs(variants) do
       log(("round %d/%d, %s"):format(round, ROUNDS, v.name))
-      for _, row in ipairs(active) do
+      -- every other round in reverse order: no row always runs right after
+      -- the same other row (on two shared cores a row can leave the machine
+      -- slower or faster for the next one)
+      for k = 1, #active do
+        local row = active[round % 2 == 1 and k or #active + 1 - k]
         local base = row.proto == "2" and server.urls.h2 or server.urls.h1
         -- this module and Lua-cURLv3 choose the protocol themselves: same port
         if not row.tool and row.id ~= "luasec" then base = server.urls.h2 end
-        local res = run_row(row, base, v.slow)
-        if res then table.insert(results[v.name][row.id], res) end
+        results[v.name][row.id][round] = run_row(row, base, v.slow)
       end
     end
   end
@@ -281,39 +290,51 @@ local function main()
   end
   server:stop()
   -- report
-  local csv = { "variant,row,creates_per_s,cpu_us_per_create,ratio_to_module,errors,connections,tls_full,"
+  local csv = { "variant,row,creates_per_s,cpu_us_per_create,ratio_to_module,ratio_range,errors,connections,tls_full,"
     .. "tls_resumed,reconnects_resumed,reconnects,protocols,duplicates" }
   for _, v in ipairs(variants) do
     print(("\nHTTPS, %s (nginx defaults, TLS, http2; median of %d rounds)"):format(v.name, ROUNDS))
-    print(("%-52s %9s %8s %7s %6s %6s %11s %5s %s"):format("row", "creates/s", "cpu µs", "ratio",
-      "errors", "conns", "resumed", "dups", "protocols"))
+    print(("%-52s %9s %8s %7s %-9s %6s %6s %11s %5s %s"):format("row", "creates/s", "cpu µs", "ratio",
+      "(rounds)", "errors", "conns", "resumed", "dups", "protocols"))
     local med = {}
     for _, row in ipairs(active) do
       local runs = results[v.name][row.id]
-      local rates, cpus, errors = {}, {}, 0
-      local last = runs[#runs]
-      for _, r in ipairs(runs) do
-        rates[#rates + 1] = r.rate
-        if r.cpu_us then cpus[#cpus + 1] = r.cpu_us end
-        errors = errors + r.errors
+      local rates, cpus, errors, last = {}, {}, 0, nil
+      for round = 1, ROUNDS do
+        local r = runs[round]
+        if r then
+          rates[#rates + 1] = r.rate
+          if r.cpu_us then cpus[#cpus + 1] = r.cpu_us end
+          errors = errors + r.errors
+          last = r
+        end
       end
       med[row.id] = { rate = median(rates), cpu = median(cpus), errors = errors, count = last and last.count }
     end
     for _, row in ipairs(active) do
       local m = med[row.id]
-      local ref = med[REF[row.flat and "flat" or row.shape][row.proto]]
-      local ratio = (m.rate and ref and ref.rate) and ref.rate / m.rate or nil
+      -- the ratio: the median over rounds of the module's rate / the row's
+      -- in the same round (both ran minutes apart at most), and its range
+      local ref_id = REF[row.flat and "flat" or row.shape][row.proto]
+      local ratios = {}
+      for round = 1, ROUNDS do
+        local a, b = results[v.name][ref_id] and results[v.name][ref_id][round], results[v.name][row.id][round]
+        if a and b then ratios[#ratios + 1] = a.rate / b.rate end
+      end
+      local ratio = median(ratios)
+      table.sort(ratios)
+      local range = #ratios > 1 and ("%.2f-%.2f"):format(ratios[1], ratios[#ratios]) or ""
       local c = m.count or { connections = 0, reconnects = 0, reconnects_resumed = 0, duplicates = 0,
         protocols = {}, tls_full = 0, tls_resumed = 0 }
       local protos = {}
       for p, k in pairs(c.protocols) do protos[#protos + 1] = p .. "=" .. k end
       table.sort(protos)
-      print(("%-52s %9s %8s %7s %6d %6d %5d/%-5d %5d %s"):format(row.label:sub(1, 52),
+      print(("%-52s %9s %8s %7s %-9s %6d %6d %5d/%-5d %5d %s"):format(row.label:sub(1, 52),
         m.rate and ("%.0f"):format(m.rate) or "-", (m.cpu and not row.ceiling) and ("%.0f"):format(m.cpu) or "-",
-        ratio and ("%.2fx"):format(ratio) or "-", m.errors, c.connections, c.reconnects_resumed, c.reconnects,
-        c.duplicates, table.concat(protos, " ")))
+        ratio and ("%.2fx"):format(ratio) or "-", range, m.errors, c.connections, c.reconnects_resumed,
+        c.reconnects, c.duplicates, table.concat(protos, " ")))
       csv[#csv + 1] = table.concat({ v.name, row.id, m.rate and ("%.1f"):format(m.rate) or "",
-        m.cpu and ("%.1f"):format(m.cpu) or "", ratio and ("%.3f"):format(ratio) or "", m.errors,
+        m.cpu and ("%.1f"):format(m.cpu) or "", ratio and ("%.3f"):format(ratio) or "", range, m.errors,
         c.connections, c.tls_full, c.tls_resumed, c.reconnects_resumed, c.reconnects,
         table.concat(protos, " "), c.duplicates }, ",")
     end
@@ -322,9 +343,10 @@ local function main()
   print(("\ncold start to the first group over HTTPS (process wall, median of 20): this module %s ms, "
     .. "Lua-cURLv3 + lua-cjson %s ms%s"):format(ct and ("%.1f"):format(ct * 1000) or "-",
     cl and ("%.1f"):format(cl * 1000) or "-", (ct and cl) and (" (%.2fx)"):format(cl / ct) or ""))
-  csv[#csv + 1] = ("cold,truto,%s,,,,,,,,,,"):format(ct or "")
-  csv[#csv + 1] = ("cold,lcurl,%s,,,,,,,,,,"):format(cl or "")
-  print("\nratio: the module's rate (same shape and protocol) / the row's; > 1: the module is faster."
+  csv[#csv + 1] = ("cold,truto,%s,,,,,,,,,,,"):format(ct or "")
+  csv[#csv + 1] = ("cold,lcurl,%s,,,,,,,,,,,"):format(cl or "")
+  print("\nratio: the module's rate (same shape and protocol) / the row's, the median over rounds of the"
+    .. " ratio within each\nround (rounds: their range); > 1: the module is faster."
     .. "\nresumed: TLS sessions resumed / reconnects (connections after the first, 16 for batches), last round."
     .. "\ndups: Idempotency-Keys the server saw twice, last round. cpu µs: client user+sys per create.")
   local f = io.open(REPO .. "/bench/https.csv", "wb")
