@@ -20,11 +20,11 @@ local M = {}
 M.__index = M
 
 -- The protocol each call shape is fastest on over HTTPS, measured (README
--- "Benchmark", bench/NOTES.md): one call at a time, HTTP/1.1 (1.8-3x the
--- rate of HTTP/2 on loopback, less CPU); 16 in flight, HTTP/1.1 as well
--- (level or faster in 3 of 4 measurements, less CPU in 3 of 4, faster with
--- 20 ms of server delay in both runs). "1.1" or "2" (http_version) forces
--- one for both; HTTP/2 is negotiated only where the server offers it.
+-- "Benchmark", bench/NOTES.md): one call at a time, HTTP/1.1 (1.04-1.35x
+-- the rate of HTTP/2 on loopback for less CPU, in three runs); 16 in
+-- flight, HTTP/1.1 as well (1.12x with results kept, 1.53x without, 1.21x
+-- with 20 ms of server delay). "1.1" or "2" (http_version) forces one for
+-- both; HTTP/2 is negotiated only where the server offers it.
 M.AUTO = { single = "1.1", batch = "1.1" }
 
 function M.new(config)
