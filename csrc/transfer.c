@@ -169,9 +169,9 @@ static CURLcode on_ssl_ctx(CURL *e, void *ssl_ctx, void *ud) {
   (void)e;
   (void)ud;
   SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
-  /* libcurl before 8.7 sets SSL_MODE_RELEASE_BUFFERS: OpenSSL then frees
+  /* libcurl before 8.8 sets SSL_MODE_RELEASE_BUFFERS: OpenSSL then frees
    * a connection's record buffers whenever they empty and allocates them
-   * again for the next record, tens of KiB per request; curl 8.7 dropped
+   * again for the next record, tens of KiB per request; curl 8.8 dropped
    * it for that reason (curl commit c247827, issue 13136). A kept-alive
    * connection keeps its buffers. */
   SSL_CTX_clear_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
