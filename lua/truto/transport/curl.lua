@@ -21,10 +21,11 @@ M.__index = M
 
 -- The protocol each call shape is fastest on over HTTPS, measured (README
 -- "Benchmark", bench/NOTES.md): one call at a time, HTTP/1.1 (1.04-1.35x
--- the rate of HTTP/2 on loopback for less CPU, in three runs); 16 in
--- flight, HTTP/1.1 as well (1.12x with results kept, 1.53x without, 1.21x
--- with 20 ms of server delay). "1.1" or "2" (http_version) forces one for
--- both; HTTP/2 is negotiated only where the server offers it.
+-- the rate of HTTP/2 on loopback for less CPU, in four runs); 16 in
+-- flight, HTTP/1.1 as well (1.09-1.12x with results kept, 1.45-1.53x
+-- without, 1.16-1.21x with 20 ms of server delay). "1.1" or "2"
+-- (http_version) forces one for both; HTTP/2 is negotiated only where the
+-- server offers it.
 M.AUTO = { single = "1.1", batch = "1.1" }
 
 function M.new(config)
