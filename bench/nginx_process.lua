@@ -12,20 +12,12 @@ local sh = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .
 local quote, read_file, run = sh.quote, sh.read_file, sh.run
 local NGINX = io.open("/usr/sbin/nginx", "rb") and "/usr/sbin/nginx" or "nginx"
 
--- The workers' `user` line (the rule of the mock's, mock/run). Started as
--- root, nginx runs its workers as `nobody`, which cannot reach a file under
--- a private directory (a checkout in /root, a TMPDIR made by mktemp -d as
--- scripts/run-specs makes them: 0700): they then run as root too, like the
--- rest of the run (a throwaway server on loopback). Unprivileged, nginx runs
--- them as the caller: no line.
-local USER_LINE = select(2, run("id -u")):match("^0%s*$") and "user root;\n" or ""
-
 -- M.start_nginx(dir, conf) -> started, output: writes `conf` (a whole
 -- configuration, the workers' user line put first) to DIR/nginx.conf and
 -- starts nginx with prefix DIR, its early errors in DIR/error.log.
 function M.start_nginx(dir, conf)
   local f = assert(io.open(dir .. "/nginx.conf", "wb"))
-  f:write(USER_LINE, conf)
+  f:write(sh.nginx_user_line(), conf) -- as which user the workers run
   f:close()
   return run(quote(NGINX) .. " -p " .. quote(dir .. "/") .. " -c " .. quote(dir .. "/nginx.conf")
     .. " -e " .. quote(dir .. "/error.log"))

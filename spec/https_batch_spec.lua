@@ -92,6 +92,7 @@ describe("HTTPS against nginx closing each connection after " .. KEEPALIVE .. " 
         assert.equal(tostring(#json), group.name)
         assert.equal(md5, group.description)
       end
+      local mark = s:log_mark()
       for i, n in ipairs(sizes) do
         items[i] = { name = string.rep(string.char(96 + i), n) }
         expect(items[i], assert(c.groups.create(items[i])))
@@ -102,6 +103,11 @@ describe("HTTPS against nginx closing each connection after " .. KEEPALIVE .. " 
         expect(items[i], results[i].group)
       end
       c:close()
+      -- each sent once (and the log settled before the next case marks it)
+      local count = s:count(mark)
+      assert.equal(2 * #sizes, count.requests)
+      assert.equal(2 * #sizes, count.statuses[201])
+      assert.equal(0, count.duplicates)
     end)
   end
 

@@ -474,9 +474,9 @@ function M.create_many(c, desc, items, query, options)
     return job
   end, options, function(_, value, meta, e)
     if e then return { err = e } end
-    local r = { value = value, meta = meta }
-    if compat then r[compat] = value end
-    return r
+    -- one constructor with every field: a table that grows is rehashed
+    if compat then return { value = value, meta = meta, [compat] = value } end
+    return { value = value, meta = meta }
   end)
 end
 

@@ -51,7 +51,7 @@ end
 
 openresty.root = repo_root()
 openresty.run = run
-openresty.as_root = select(2, run("id -u")):match("^0%s*$") ~= nil
+openresty.as_root = sh.nginx_user_line() ~= ""
 
 function openresty.free_port()
   local probe = assert(socket.bind("127.0.0.1", 0))
@@ -131,7 +131,7 @@ function openresty.render(port, opts)
   -- they cannot read a checkout in a private directory (the examples say
   -- which `user` a real deployment needs)
   text = swap(text, "\nworker_processes auto;", "\nworker_processes " .. (opts.workers or 1) .. ";"
-    .. (openresty.as_root and "\nuser root;" or ""), "worker_processes line")
+    .. "\n" .. sh.nginx_user_line(), "worker_processes line")
   text = swap(text, "\n    listen 8080;", "\n    listen 127.0.0.1:" .. port .. ";\n"
     .. (opts.locations or ""), "listen line")
   if opts.ca_file then

@@ -1,6 +1,6 @@
 -- spec.support.sh: the few shell helpers the specs and the benchmark share
 -- (quoting, running a command for its status and output, reading and
--- writing whole files). Works on every Lua the suite runs on: the exit
+-- writing whole files, the `user` line of an nginx they start). Works on every Lua the suite runs on: the exit
 -- status is echoed, since Lua 5.1's pipe:close() does not report it.
 -- Never runs anything it was not handed.
 local sh = {}
@@ -26,6 +26,21 @@ function sh.read_file(path)
   local text = f:read("*a")
   f:close()
   return text
+end
+
+-- The `user` line of an nginx the specs or the benchmark start (the rule
+-- of the mock's, mock/run): started as root, nginx runs its workers as
+-- `nobody`, which cannot reach a file under a private directory (a
+-- checkout in /root, a TMPDIR made by mktemp -d as scripts/run-specs makes
+-- them: 0700); they then run as root too, like the rest of the run (a
+-- throwaway server on loopback). Unprivileged, nginx runs them as the
+-- caller: no line.
+local user_line
+function sh.nginx_user_line()
+  if user_line == nil then
+    user_line = select(2, sh.run("id -u")):match("^0%s*$") and "user root;\n" or ""
+  end
+  return user_line
 end
 
 function sh.write_file(path, text)
