@@ -1,7 +1,8 @@
 -- bench/nginx_process.lua: what the benchmark's nginx servers share
 -- (bench/server.lua, the canned plain-http one; bench/tls_server.lua, the
 -- TLS + http2 one): a free loopback port, starting nginx on a filled-in
--- configuration (as which user its workers run), "does it answer yet", and
+-- configuration (as which user its workers run) on free ports until it
+-- answers on each, "does it answer yet", and
 -- the server object's pid/stop, which only ever signals or removes what its
 -- own directory names. Loaded with dofile, like the servers themselves.
 local socket = require "socket"
@@ -38,6 +39,42 @@ function M.answers(port)
   local ok = c:connect("127.0.0.1", port)
   c:close()
   return ok ~= nil
+end
+
+-- M.start_on_ports(server, names, conf_for, who) -> ports
+-- Starts `server`'s nginx (prefix server.dir) on one free loopback port per
+-- name in `names` ({ "H2", "H1" }), the configuration conf_for(ports)
+-- makes, and waits until every port answers: ports = { H2 = 40001, ... }.
+-- A port taken meanwhile by someone else is retried with fresh ones (10
+-- attempts); any other failure stops the server and raises, `who` first.
+function M.start_on_ports(server, names, conf_for, who)
+  for _ = 1, 10 do
+    local ports, seen, distinct = {}, {}, true
+    for _, name in ipairs(names) do
+      local port = M.free_port()
+      if seen[port] then distinct = false end
+      seen[port], ports[name] = true, port
+    end
+    if distinct then
+      local started, output = M.start_nginx(server.dir, conf_for(ports))
+      if started then
+        local deadline = socket.gettime() + 10
+        while socket.gettime() < deadline do
+          local all = true
+          for _, name in ipairs(names) do all = all and M.answers(ports[name]) end
+          if all then return ports end
+          socket.sleep(0.02)
+        end
+        server:stop()
+        error(who .. ": nginx started but does not answer; see its error.log", 0)
+      elseif not output:find("in use", 1, true) then
+        server:stop()
+        error(who .. ": nginx did not start:\n" .. output, 0)
+      end
+    end
+  end
+  server:stop()
+  error(who .. ": no free loopback ports after 10 attempts", 0)
 end
 
 -- M.class(dir_name) -> the metatable of a server whose nginx runs with

@@ -12,7 +12,6 @@
 -- Must never bind a fixed port, signal any process but the nginx master
 -- whose pid file is in its own dir (checked against its command line), or
 -- delete anything but that dir.
-local socket = require "socket"
 
 local M = {}
 
@@ -22,7 +21,6 @@ local sh = dofile(HERE .. "/../spec/support/sh.lua")
 local shell_quote, read_file, run = sh.quote, sh.read_file, sh.run
 
 local nginx_process = dofile(HERE .. "/nginx_process.lua")
-local free_port, answers, start_nginx = nginx_process.free_port, nginx_process.answers, nginx_process.start_nginx
 local Server = nginx_process.class("truto-bench")
 
 -- M.start(repo) -> server; raises "bench/run: ..." when nginx cannot start.
@@ -45,33 +43,14 @@ function M.start(repo)
     assert(pages.cursors[page]:match("^[%w_-]+$"), "bench/pages.lua: a cursor nginx cannot quote")
     map[#map + 1] = ('    "%s" "page-%d.json";'):format(pages.cursors[page], page)
   end
-  for _ = 1, 10 do
-    local port, check_port = free_port(), free_port()
-    if port ~= check_port then
-      local conf = template:gsub("@([%u_]+)@", { PREFIX = server.dir, PORT = tostring(port),
-        CHECK_PORT = tostring(check_port), GROUP_JSON = group, PAGE_MAP = table.concat(map, "\n") })
-      local started, output = start_nginx(server.dir, conf)
-      if started then
-        local deadline = socket.gettime() + 10
-        while socket.gettime() < deadline do
-          if answers(port) and answers(check_port) then
-            server.port, server.check_port = port, check_port
-            server.base = "http://127.0.0.1:" .. port
-            server.check_base = "http://127.0.0.1:" .. check_port
-            return server
-          end
-          socket.sleep(0.05)
-        end
-        server:stop()
-        error("bench/run: nginx started but does not answer; see its error.log", 0)
-      elseif not output:find("in use", 1, true) then
-        server:stop()
-        error("bench/run: nginx did not start:\n" .. output, 0)
-      end
-    end
-  end
-  server:stop()
-  error("bench/run: no free loopback port after 10 attempts", 0)
+  local ports = nginx_process.start_on_ports(server, { "PORT", "CHECK_PORT" }, function(p)
+    return (template:gsub("@([%u_]+)@", { PREFIX = server.dir, PORT = tostring(p.PORT),
+      CHECK_PORT = tostring(p.CHECK_PORT), GROUP_JSON = group, PAGE_MAP = table.concat(map, "\n") }))
+  end, "bench/run")
+  server.port, server.check_port = ports.PORT, ports.CHECK_PORT
+  server.base = "http://127.0.0.1:" .. ports.PORT
+  server.check_base = "http://127.0.0.1:" .. ports.CHECK_PORT
+  return server
 end
 
 return M

@@ -102,7 +102,6 @@ local SLOW = [[
 ]]
 
 local nginx_process = dofile(HERE .. "/nginx_process.lua")
-local free_port, answers, start_nginx = nginx_process.free_port, nginx_process.answers, nginx_process.start_nginx
 local Server = nginx_process.class("truto-tls")
 
 -- Where the log ends now: count(mark) reads only what came after.
@@ -210,36 +209,17 @@ function M.start(opts)
     lua = "init_by_lua_block { group_json = [=[" .. group .. "]=] }"
   end
   local routes = ROUTES:gsub("@SLOW@", slow and SLOW or "")
-  for _ = 1, 10 do
-    local p = { H2 = free_port(), H1 = free_port(), PLAIN = free_port() }
-    if p.H2 ~= p.H1 and p.H1 ~= p.PLAIN and p.H2 ~= p.PLAIN then
-      local conf = CONF:gsub("@ROUTES@", (routes:gsub("%%", "%%%%"))):gsub("@([%u_%d]+)@", {
-        PREFIX = server.dir, LOAD = load, LUA = lua, GROUP_JSON = group,
-        H2 = tostring(p.H2), H1 = tostring(p.H1), PLAIN = tostring(p.PLAIN),
-        KEEPALIVE = opts.keepalive_requests and ("keepalive_requests " .. opts.keepalive_requests .. ";") or "",
-      })
-      local started, output = start_nginx(server.dir, conf)
-      if started then
-        local deadline = socket.gettime() + 10
-        while socket.gettime() < deadline do
-          if answers(p.H2) and answers(p.H1) and answers(p.PLAIN) then
-            server.urls = { h2 = "https://127.0.0.1:" .. p.H2, h1 = "https://127.0.0.1:" .. p.H1,
-              plain = "http://127.0.0.1:" .. p.PLAIN }
-            server.slow = slow
-            return server
-          end
-          socket.sleep(0.02)
-        end
-        server:stop()
-        error("tls_server: nginx started but does not answer", 0)
-      elseif not output:find("in use", 1, true) then
-        server:stop()
-        error("tls_server: nginx did not start:\n" .. output, 0)
-      end
-    end
-  end
-  server:stop()
-  error("tls_server: no free loopback ports after 10 attempts", 0)
+  local p = nginx_process.start_on_ports(server, { "H2", "H1", "PLAIN" }, function(ports)
+    return (CONF:gsub("@ROUTES@", (routes:gsub("%%", "%%%%"))):gsub("@([%u_%d]+)@", {
+      PREFIX = server.dir, LOAD = load, LUA = lua, GROUP_JSON = group,
+      H2 = tostring(ports.H2), H1 = tostring(ports.H1), PLAIN = tostring(ports.PLAIN),
+      KEEPALIVE = opts.keepalive_requests and ("keepalive_requests " .. opts.keepalive_requests .. ";") or "",
+    }))
+  end, "tls_server")
+  server.urls = { h2 = "https://127.0.0.1:" .. p.H2, h1 = "https://127.0.0.1:" .. p.H1,
+    plain = "http://127.0.0.1:" .. p.PLAIN }
+  server.slow = slow
+  return server
 end
 
 return M
