@@ -14,13 +14,7 @@ local body_file = os.tmpname()
 local f = assert(io.open(body_file, "wb"))
 f:write(os.getenv("BENCH_BODY"))
 f:close()
-math.randomseed(os.time())
-
-local function uuid4()
-  local r = math.random
-  return ("%08x-%04x-4%03x-%04x-%04x%08x"):format(r(0, 0xffffffff), r(0, 0xffff), r(0, 0xfff),
-    0x8000 | r(0, 0x3fff), r(0, 0xffff), r(0, 0xffffffff))
-end
+local uuid4 = dofile("bench/clients/uuid4.lua")
 
 local prefix = "curl -sS -X POST -H 'Authorization: Bearer " .. token .. "'"
   .. " -H 'Content-Type: application/json' -H 'Accept: application/json'"

@@ -14,13 +14,7 @@ local n, warmup = tonumber(arg[1]), tonumber(arg[2]) or 0
 local url, token = os.getenv("BENCH_URL"), os.getenv("BENCH_TOKEN")
 local user_agent = os.getenv("BENCH_USER_AGENT")
 local body = cjson.decode(os.getenv("BENCH_BODY"))
-math.randomseed(os.time())
-
-local function uuid4()
-  local r = math.random
-  return ("%08x-%04x-4%03x-%04x-%04x%08x"):format(r(0, 0xffffffff), r(0, 0xffff), r(0, 0xfff),
-    0x8000 | r(0, 0x3fff), r(0, 0xffff), r(0, 0xffffffff))
-end
+local uuid4 = dofile("bench/clients/uuid4.lua")
 
 local chunks, count = {}, 0
 local easy = lcurl.easy{

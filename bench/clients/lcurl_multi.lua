@@ -17,13 +17,7 @@ local n, warmup, concurrency = tonumber(arg[1]), tonumber(arg[2]) or 0, tonumber
 local url, token = os.getenv("BENCH_URL"), os.getenv("BENCH_TOKEN")
 local body = cjson.decode(os.getenv("BENCH_BODY"))
 local h2 = os.getenv("BENCH_HTTP_VERSION") == "2"
-math.randomseed(os.time())
-
-local function uuid4()
-  local r = math.random
-  return ("%08x-%04x-4%03x-%04x-%04x%08x"):format(r(0, 0xffffffff), r(0, 0xffff), r(0, 0xfff),
-    0x8000 | r(0, 0x3fff), r(0, 0xffff), r(0, 0xffffffff))
-end
+local uuid4 = dofile("bench/clients/uuid4.lua")
 
 local fixed = { "Authorization: Bearer " .. token, "Content-Type: application/json",
   "Accept: application/json", "User-Agent: " .. os.getenv("BENCH_USER_AGENT") }

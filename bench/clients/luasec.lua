@@ -20,13 +20,7 @@ local fixed = "Host: " .. host .. ":" .. port .. "\r\nAuthorization: Bearer " ..
   .. os.getenv("BENCH_USER_AGENT") .. "\r\n"
 local params = { mode = "client", protocol = "any", verify = "peer", cafile = os.getenv("BENCH_CA_FILE"),
   options = { "all", "no_sslv3" } }
-math.randomseed(os.time())
-
-local function uuid4()
-  local r = math.random
-  return ("%08x-%04x-4%03x-%04x-%04x%08x"):format(r(0, 0xffffffff), r(0, 0xffff), r(0, 0xfff),
-    0x8000 | r(0, 0x3fff), r(0, 0xffff), r(0, 0xffffffff))
-end
+local uuid4 = dofile("bench/clients/uuid4.lua")
 
 local function fail(...)
   io.stderr:write("luasec: ", ...)
